@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Create (once) the local virtual environment .venv and install freqlens into it.
+#   FREQLENS_TORCH   pip requirement used when torch is absent (default: torch==2.13.0, the CPU build;
+#                    GPU users: FREQLENS_TORCH="torch" or a CUDA wheel spec)
+#   FREQLENS_EXTRAS  extras to install (default: dev)
+#   PYTHON           interpreter used to create the venv (default: python3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+VENV="${VENV:-.venv}"
+TORCH_SPEC="${FREQLENS_TORCH:-torch==2.13.0}"
+EXTRAS="${FREQLENS_EXTRAS:-dev}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "[bootstrap] creating $VENV with $("$PY" --version 2>&1)" >&2
+    "$PY" -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
+    echo "[bootstrap] installing $TORCH_SPEC" >&2
+    "$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC"
+fi
+stamp="$VENV/.freqlens-installed"
+want="$(cat pyproject.toml | cksum | cut -d' ' -f1)-$EXTRAS"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "[bootstrap] installing freqlens[$EXTRAS] (editable)" >&2
+    "$VENV/bin/python" -m pip install --quiet -e ".[$EXTRAS]"
+    echo "$want" > "$stamp"
+fi

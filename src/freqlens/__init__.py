@@ -1,0 +1,8 @@
+"""freqlens: frequency-aware explanation of image classifiers.
+
+Subpackages (see ``DESIGN.md``): ``spectral`` (pure tensor maths), ``attribution``, ``metrics``,
+``attacks``, ``training``, ``analysis``, ``models``, ``data``, ``studies``, ``report``; the command line
+is ``freqlens`` (:mod:`freqlens.cli`).
+"""
+
+__version__ = "0.1.0"

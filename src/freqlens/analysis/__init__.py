@@ -1,0 +1,1 @@
+"""freqlens.analysis (see DESIGN.md)."""

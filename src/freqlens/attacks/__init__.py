@@ -1,0 +1,1 @@
+"""freqlens.attacks (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""freqlens.attribution (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""freqlens.data (see DESIGN.md)."""

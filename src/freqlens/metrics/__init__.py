@@ -1,0 +1,1 @@
+"""freqlens.metrics (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""freqlens.models (see DESIGN.md)."""

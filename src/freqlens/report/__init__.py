@@ -1,0 +1,1 @@
+"""freqlens.report (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""freqlens.spectral (see DESIGN.md)."""

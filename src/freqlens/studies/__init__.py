@@ -1,0 +1,1 @@
+"""freqlens.studies (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""freqlens.training (see DESIGN.md)."""

@@ -1,0 +1,35 @@
+"""Shared fixtures.
+
+``shared_data``: the test and benchmark data of ``../shared/data`` (see its README). Tests that need it
+skip with a clear reason when it is absent (a user's clone has no ``../shared``); CI always has it.
+Set ``FREQLENS_SHARED_DATA`` to point elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared_data_dir() -> Path:
+    env = os.environ.get("FREQLENS_SHARED_DATA")
+    return Path(env) if env else (REPO.parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = _shared_data_dir()
+    if not (path / "README.md").is_file():
+        pytest.skip(f"shared test data not found at {path} (set FREQLENS_SHARED_DATA); skipping")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_torch():
+    torch.manual_seed(0)
+    yield
