@@ -1,0 +1,409 @@
+"""Image folders ``root/<split>/<class>/*.(png|jpg|jpeg|bmp)``, as a directory or inside a tar archive.
+
+Classes are the sorted class-folder names over *all* splits (so train and test share labels). Grayscale
+images give 1 channel, colour images 3 (RGBA, palette, CMYK... are converted to RGB; a split that mixes
+grayscale and colour is made 3-channel). All images of a split must share one size.
+
+Archives (``.tar``, ``.tar.gz``, ``.tgz``; one extra top-level directory allowed) are read once, in a
+single streaming pass that decodes every split, and each split is cached as uint8 tensors under the cache
+directory (keyed by the archive's absolute path, size and mtime), so later loads take about a second.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import io
+import json
+import lzma
+import os
+import pickle
+import re
+import sys
+import tarfile
+import warnings
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from freqlens.data.dataset import ImageDataset
+from freqlens.errors import DataError
+from freqlens.utils import atomic_save_torch, atomic_write_json
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+CACHE_VERSION = 1
+LAYOUT_HINT = "expected layout <root>/<split>/<class>/<image>.(png|jpg|jpeg|bmp)"
+
+# one decoded image: (class folder name, sort key, H×W or H×W×3 uint8 array)
+_Record = tuple[str, str, np.ndarray]
+
+
+def is_archive(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def default_cache_dir() -> Path:
+    """``$FREQLENS_CACHE``, else ``~/.cache/freqlens``."""
+    env = os.environ.get("FREQLENS_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "freqlens"
+
+
+def _is_hidden(part: str) -> bool:
+    return part.startswith(".") or part == "__MACOSX"
+
+
+def _is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not _is_hidden(name)
+
+
+def decode_image(data: bytes, source: str) -> np.ndarray:
+    """Decode one image file: ``H×W`` uint8 for grayscale (L, 1), ``H×W×3`` for everything else."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.mode == "L":
+                array = np.asarray(image)
+            elif image.mode == "1":
+                array = np.asarray(image.convert("L"))
+            elif image.mode == "RGB":
+                array = np.asarray(image)
+            else:
+                array = np.asarray(image.convert("RGB"))
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, zlib errors... on bad files
+        raise DataError(f"{source}: corrupt or unreadable image ({type(exc).__name__}: {exc})") from exc
+    if array.dtype != np.uint8 or array.ndim not in (2, 3) or array.size == 0:
+        raise DataError(f"{source}: unsupported image ({array.dtype}, shape {array.shape})")
+    return array
+
+
+def _assemble(
+    records: list[_Record], classes: list[str], *, source: str, split: str, name: str
+) -> ImageDataset:
+    """Stack the decoded images of one split (sorted by class then file) into an ImageDataset."""
+    if not records:
+        raise DataError(f"{source}: split {split!r} contains no images ({LAYOUT_HINT})")
+    class_index = {c: i for i, c in enumerate(classes)}
+    records = sorted(records, key=lambda r: (class_index[r[0]], r[1]))
+    first_key, first = records[0][1], records[0][2]
+    height, width = first.shape[:2]
+    channels = 1
+    for _, key, array in records:
+        if array.shape[:2] != (height, width):
+            raise DataError(
+                f"{source}: images of split {split!r} differ in size: {key} is "
+                f"{array.shape[0]}×{array.shape[1]} but {first_key} is {height}×{width}; "
+                f"all images must share one size"
+            )
+        if array.ndim == 3:
+            channels = 3
+    images = np.empty((len(records), channels, height, width), dtype=np.uint8)
+    for i, (_, _, array) in enumerate(records):
+        images[i] = array if array.ndim == 2 else array.transpose(2, 0, 1)  # gray broadcasts to 3 channels
+    labels = np.fromiter((class_index[r[0]] for r in records), dtype=np.int64, count=len(records))
+    return ImageDataset(torch.from_numpy(images), torch.from_numpy(labels), classes, name=name, split=split)
+
+
+def _dataset_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".tar.gz", ".tgz", ".tar"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+# ---------------------------------------------------------------------------------------------------------
+# directories
+# ---------------------------------------------------------------------------------------------------------
+def _subdirs(path: Path) -> list[str]:
+    try:
+        return sorted(
+            entry.name for entry in os.scandir(path) if entry.is_dir() and not _is_hidden(entry.name)
+        )
+    except OSError as exc:
+        raise DataError(f"cannot list {path}: {exc.strerror or exc}") from exc
+
+
+def load_directory(root: str | os.PathLike, split: str = "train", *, progress: bool = True) -> ImageDataset:
+    """Load split ``split`` of the image folder ``root/<split>/<class>/*``."""
+    root = Path(root).expanduser()
+    splits = _subdirs(root)
+    if split not in splits:
+        raise DataError(
+            f"{root}: no split {split!r}; available splits: {', '.join(splits) or 'none'} ({LAYOUT_HINT})"
+        )
+    classes = sorted({c for s in splits for c in _subdirs(root / s)})
+    files: list[tuple[str, Path]] = []
+    for class_name in _subdirs(root / split):
+        folder = root / split / class_name
+        files.extend(
+            (class_name, folder / f)
+            for f in sorted(os.listdir(folder))
+            if _is_image_name(f) and (folder / f).is_file()
+        )
+    if not files:
+        raise DataError(f"{root / split}: no images found ({LAYOUT_HINT})")
+    records: list[_Record] = []
+    for class_name, file in tqdm(
+        files,
+        desc=f"reading {root.name}/{split}",
+        unit="img",
+        disable=not progress,
+        file=sys.stderr,
+        leave=False,
+        delay=0.5,
+    ):
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            raise DataError(f"cannot read {file}: {exc.strerror or exc}") from exc
+        records.append((class_name, str(file), decode_image(data, str(file))))
+    return _assemble(records, classes, source=str(root), split=split, name=_dataset_name(root))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# archives
+# ---------------------------------------------------------------------------------------------------------
+class _CountingReader(io.RawIOBase):
+    """Read-only byte stream that counts what it delivers and reports progress."""
+
+    def __init__(self, stream: BinaryIO, bar: tqdm | None = None) -> None:
+        self._stream = stream
+        self._bar = bar
+        self.delivered = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self.delivered += len(data)
+        if self._bar is not None:
+            self._bar.update(len(data))
+        return data
+
+    def readinto(self, buffer) -> int:  # pragma: no cover - tarfile uses read()
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _decompressor(head: bytes, raw: BinaryIO) -> BinaryIO:
+    """Wrap ``raw`` in the decompressor that its first bytes ``head`` call for (gzip, bz2, xz), or not."""
+    if head[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if head[:3] == b"BZh":
+        return bz2.BZ2File(raw, mode="rb")
+    if head[:6] == b"\xfd7zXZ\x00":
+        return lzma.LZMAFile(raw, mode="rb")
+    return raw
+
+
+def decode_archive(
+    path: str | os.PathLike, *, progress: bool = True
+) -> tuple[dict[str, list[_Record]], list[str]]:
+    """Decode every image of the archive in one streaming pass. Returns ``({split: records}, classes)``."""
+    path = Path(path)
+    entries: list[tuple[tuple[str, ...], str, np.ndarray]] = []
+    try:
+        total = path.stat().st_size
+        with (
+            open(path, "rb") as raw_file,
+            tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                file=sys.stderr,
+                desc=f"decoding {path.name}",
+                disable=not progress,
+                leave=False,
+                delay=0.5,
+            ) as bar,
+        ):
+            head = raw_file.read(6)
+            raw_file.seek(0)
+            stream = _decompressor(head, _CountingReader(raw_file, bar))
+            counter = _CountingReader(stream)
+            # streaming mode ("r|"): a single forward pass, no seeking, members read in archive order
+            with tarfile.open(fileobj=counter, mode="r|*") as archive:
+                for member in archive:
+                    if not member.isfile():
+                        continue
+                    parts = tuple(p for p in PurePosixPath(member.name).parts if p not in ("", ".", "/"))
+                    if not parts or not _is_image_name(parts[-1]) or any(_is_hidden(p) for p in parts):
+                        continue
+                    handle = archive.extractfile(member)
+                    data = handle.read() if handle is not None else b""
+                    if len(data) != member.size:
+                        raise DataError(f"{path}: truncated archive (member {member.name} is incomplete)")
+                    entries.append((parts, member.name, decode_image(data, f"{path}:{member.name}")))
+                end_of_data = archive.offset
+            # A tar cut at a member boundary ends without its end-of-archive block, which tarfile accepts
+            # silently: demand that block. Draining the decompressor also checks the gzip CRC and length.
+            if counter.delivered < end_of_data + tarfile.BLOCKSIZE:
+                raise DataError(
+                    f"{path}: truncated archive (no end-of-archive marker after {end_of_data} bytes)"
+                )
+            while stream.read(1 << 20):
+                pass
+    except DataError:
+        raise
+    except (tarfile.TarError, EOFError, zlib.error, OSError, lzma.LZMAError) as exc:
+        raise DataError(f"{path}: corrupt or truncated archive ({type(exc).__name__}: {exc})") from exc
+    if not entries:
+        raise DataError(f"{path}: no images found in the archive ({LAYOUT_HINT})")
+    # layout: split/class/file, optionally below one common top-level directory
+    depths = {len(parts) for parts, _, _ in entries}
+    tops = {parts[0] for parts, _, _ in entries}
+    if depths == {3}:
+        strip = 0
+    elif depths == {4} and len(tops) == 1:
+        strip = 1
+    else:
+        odd = next(n for p, n, _ in entries if len(p) not in (3, 4)) if depths - {3, 4} else entries[0][1]
+        raise DataError(
+            f"{path}: unexpected archive layout (e.g. {odd}); {LAYOUT_HINT}, optionally inside "
+            f"one top-level directory"
+        )
+    records: dict[str, list[_Record]] = defaultdict(list)
+    for parts, member_name, array in entries:
+        split, class_name = parts[strip], parts[strip + 1]
+        records[split].append((class_name, member_name, array))
+    classes = sorted({r[0] for split_records in records.values() for r in split_records})
+    return dict(records), classes
+
+
+def _cache_stem(path: Path) -> str:
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|v{CACHE_VERSION}"
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", _dataset_name(path))[:60]
+    return f"{readable}-{digest}"
+
+
+def archive_cache_paths(
+    path: str | os.PathLike, split: str, cache_dir: str | os.PathLike | None = None
+) -> tuple[Path, Path]:
+    """``(index json, split tensor file)`` of the cache of ``path`` (keyed by abs path, size, mtime, split)."""
+    path = Path(path).expanduser()
+    folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    stem = _cache_stem(path)
+    safe_split = re.sub(r"[^A-Za-z0-9_.-]+", "_", split)
+    split_hash = hashlib.sha256(split.encode("utf-8")).hexdigest()[:8]
+    return (
+        folder / "datasets" / f"{stem}.json",
+        folder / "datasets" / f"{stem}-{safe_split}-{split_hash}.pt",
+    )
+
+
+def _read_index(index_path: Path) -> dict | None:
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(index, dict) or not isinstance(index.get("splits"), list):
+        return None
+    return index
+
+
+def _read_split_cache(file: Path, split: str, name: str) -> ImageDataset | None:
+    if not file.is_file():
+        return None
+    try:
+        payload = torch.load(file, map_location="cpu", weights_only=True)
+        return ImageDataset(payload["images"], payload["labels"], payload["classes"], name=name, split=split)
+    except (OSError, RuntimeError, EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as exc:
+        # a damaged cache is rebuilt, never fatal (DataError is a ValueError)
+        warnings.warn(
+            f"ignoring unreadable dataset cache {file} ({exc}); decoding the archive again", stacklevel=3
+        )
+        return None
+
+
+def _write_caches(
+    path: Path,
+    datasets: Iterable[ImageDataset],
+    splits: list[str],
+    classes: list[str],
+    cache_dir: str | os.PathLike | None,
+) -> None:
+    try:
+        index_path = None
+        for dataset in datasets:
+            index_path, file = archive_cache_paths(path, dataset.split, cache_dir)
+            atomic_save_torch(
+                file,
+                {
+                    "images": dataset.images,
+                    "labels": dataset.labels,
+                    "classes": dataset.classes,
+                    "split": dataset.split,
+                },
+            )
+        if index_path is not None:  # the index last: it vouches for complete split files
+            atomic_write_json(
+                index_path,
+                {
+                    "source": str(path.resolve()),
+                    "splits": splits,
+                    "classes": classes,
+                    "version": CACHE_VERSION,
+                },
+            )
+    except OSError as exc:
+        warnings.warn(
+            f"could not write the dataset cache for {path} ({exc}); the next load decodes it again",
+            stacklevel=3,
+        )
+
+
+def load_archive(
+    path: str | os.PathLike,
+    split: str = "train",
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> ImageDataset:
+    """Load split ``split`` of an image-folder archive, from the cache when it is there."""
+    path = Path(path).expanduser()
+    name = _dataset_name(path)
+    index_path, split_file = archive_cache_paths(path, split, cache_dir)
+    index = _read_index(index_path)
+    if index is not None:
+        if split not in index["splits"]:
+            raise DataError(f"{path}: no split {split!r}; available splits: {', '.join(index['splits'])}")
+        cached = _read_split_cache(split_file, split, name)
+        if cached is not None:
+            return cached
+    records, classes = decode_archive(path, progress=progress)
+    splits = sorted(records)
+    datasets = {s: _assemble(records[s], classes, source=f"{path}", split=s, name=name) for s in splits}
+    _write_caches(path, datasets.values(), splits, classes, cache_dir)
+    if split not in datasets:
+        raise DataError(f"{path}: no split {split!r}; available splits: {', '.join(splits)}")
+    return datasets[split]
+
+
+def load_image_folder(
+    path: str | os.PathLike,
+    split: str = "train",
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> ImageDataset:
+    """An image folder given as a directory or as a ``.tar``/``.tar.gz``/``.tgz`` archive."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return load_directory(path, split, progress=progress)
+    if path.is_file() and is_archive(path):
+        return load_archive(path, split, cache_dir=cache_dir, progress=progress)
+    if path.exists():
+        raise DataError(f"{path}: not an image folder nor a .tar/.tar.gz/.tgz archive ({LAYOUT_HINT})")
+    raise DataError(f"{path}: no such file or directory")

@@ -1,0 +1,77 @@
+"""``load_dataset``: one entry point for MNIST, CIFAR-10, the demo sample and image folders/archives."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from freqlens.data.cifar import load_cifar10
+from freqlens.data.dataset import ImageDataset
+from freqlens.data.folder import load_image_folder
+from freqlens.data.mnist import load_demo, load_mnist
+from freqlens.errors import DataError
+
+#: Datasets known by name (anything else must be a path to an image folder or archive).
+DATASET_NAMES = ("mnist", "cifar10", "demo")
+STANDARD_SPLITS = ("train", "test")
+
+
+def default_data_root(name: str) -> Path:
+    """``$FREQLENS_DATA/<name>``, else ``~/.cache/freqlens/data/<name>``."""
+    env = os.environ.get("FREQLENS_DATA")
+    base = Path(env).expanduser() if env else Path.home() / ".cache" / "freqlens" / "data"
+    return base / name
+
+
+def load_dataset(
+    name_or_path: str | os.PathLike,
+    split: str = "train",
+    root: str | os.PathLike | None = None,
+    download: bool = False,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> ImageDataset:
+    """Load a whole dataset split into memory as an :class:`ImageDataset` (uint8 ``N×C×H×W``).
+
+    ``name_or_path``: ``"mnist"`` (idx files in ``root``), ``"cifar10"`` (python batches in ``root``),
+    ``"demo"`` (the MNIST sample shipped in the package), or a path to an image folder
+    ``<root>/<split>/<class>/*.png|jpg|jpeg|bmp`` given as a directory or a ``.tar``/``.tar.gz``/``.tgz``
+    archive (decoded once, then read from the cache in ``cache_dir``, default ``$FREQLENS_CACHE`` or
+    ``~/.cache/freqlens``). ``root`` defaults to ``$FREQLENS_DATA/<name>`` or ``~/.cache/freqlens/data/<name>``;
+    ``download=True`` fetches missing MNIST / CIFAR-10 files from the official sources (checksummed).
+    Every user error (unknown name, missing or corrupt file, bad split) is a :class:`DataError`.
+    """
+    if not isinstance(split, str) or not split:
+        raise DataError(f"split must be a non-empty string, got {split!r}")
+    key = name_or_path.strip().lower() if isinstance(name_or_path, str) else None
+    if key in DATASET_NAMES:
+        if split not in STANDARD_SPLITS:
+            raise DataError(f"unknown split {split!r} for {key}; choose one of {', '.join(STANDARD_SPLITS)}")
+        if key == "demo":
+            return load_demo(split)
+        data_root = Path(root).expanduser() if root is not None else default_data_root(key)
+        if key == "mnist":
+            return load_mnist(split, data_root, download=download, progress=progress)
+        return load_cifar10(split, data_root, download=download, progress=progress)
+    path = Path(name_or_path).expanduser()
+    if root is not None and not path.is_absolute() and not path.exists():
+        path = Path(root).expanduser() / path
+    if path.exists():
+        return load_image_folder(path, split, cache_dir=cache_dir, progress=progress)
+    text = str(name_or_path)
+    if (
+        not isinstance(name_or_path, str)
+        or os.sep in text
+        or "/" in text
+        or text.lower().endswith((".tar", ".tar.gz", ".tgz"))
+    ):
+        raise DataError(
+            f"{path}: no such file or folder (expected an image folder <root>/<split>/<class>/"
+            f"*.png|jpg or a .tar/.tar.gz archive of one)"
+        )
+    raise DataError(
+        f"unknown dataset {str(name_or_path)!r}: not one of {', '.join(DATASET_NAMES)} and no such "
+        f"file or folder (give an image folder <root>/<split>/<class>/*.png|jpg or a .tar/.tar.gz "
+        f"archive of one)"
+    )
