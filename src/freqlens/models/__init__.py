@@ -1,1 +1,26 @@
-"""freqlens.models (see DESIGN.md)."""
+"""Model zoo for 28/32-pixel classifiers, input normalisation, pooling swap and checkpoints.
+
+``build(name, in_channels, num_classes)`` makes ``mlp, fcnn, lenet, vgg11, vgg16, resnet18,
+resnet_small, vit_tiny, convnext_tiny``; every model takes ``B×C×H×W`` pixels in [0, 1] (wrap with
+:class:`Normalized` or pass ``mean``/``std``) and carries the spec from which :func:`load` rebuilds it.
+"""
+
+from freqlens.models.checkpoint import checkpoint_dict, load, load_state, read_checkpoint, save_model
+from freqlens.models.normalized import Normalized
+from freqlens.models.pooling import swap_pooling
+from freqlens.models.registry import MODEL_NAMES, build, features, model_spec, num_parameters
+
+__all__ = [
+    "MODEL_NAMES",
+    "Normalized",
+    "build",
+    "checkpoint_dict",
+    "features",
+    "load",
+    "load_state",
+    "model_spec",
+    "num_parameters",
+    "read_checkpoint",
+    "save_model",
+    "swap_pooling",
+]

@@ -1,0 +1,225 @@
+"""The model zoo: ``build(name, ...)``, the spec each built model carries, penultimate features."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from torch import Tensor, nn
+
+from freqlens.errors import ModelError
+from freqlens.models.base import ZooNet, as_size
+from freqlens.models.convnext import ConvNeXtTiny
+from freqlens.models.fcnn import FCNN
+from freqlens.models.lenet import LeNet
+from freqlens.models.mlp import MLP
+from freqlens.models.normalized import Normalized
+from freqlens.models.pooling import SWAP_MODES, swap_pooling
+from freqlens.models.resnet import ResNet
+from freqlens.models.vgg import VGG
+from freqlens.models.vit import ViTTiny
+
+#: name -> (class, arguments fixed by the name, defaults that differ from the class defaults)
+_REGISTRY: dict[str, tuple[type[ZooNet], dict[str, Any], dict[str, Any]]] = {
+    "mlp": (MLP, {}, {}),
+    "fcnn": (FCNN, {}, {}),
+    "lenet": (LeNet, {}, {}),
+    "vgg11": (VGG, {"depth": 11}, {}),
+    "vgg16": (VGG, {"depth": 16}, {}),
+    "resnet18": (ResNet, {}, {"widths": [64, 128, 256, 512], "blocks": [2, 2, 2, 2]}),
+    "resnet_small": (ResNet, {}, {"widths": [32, 64, 128], "blocks": [1, 1, 2]}),
+    "vit_tiny": (ViTTiny, {}, {}),
+    "convnext_tiny": (ConvNeXtTiny, {}, {}),
+}
+
+#: Names accepted by :func:`build`.
+MODEL_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+
+_COMMON = ("in_channels", "num_classes", "image_size")
+_SPEC_ATTR = "freqlens_spec"
+
+
+def _plain(value: Any, where: str) -> Any:
+    """``value`` as plain Python (``None``/bool/int/float/str, lists, str-keyed dicts)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ModelError(f"{where} must be finite, got {value!r}")
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(item, where) for item in value]
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        return {key: _plain(item, f"{where}.{key}") for key, item in value.items()}
+    raise ModelError(
+        f"{where} must be plain Python (None, bool, int, float, str, list, dict) so that checkpoints can "
+        f"be loaded with weights_only=True; got {type(value).__name__}"
+    )
+
+
+def _channel_values(values: Any, what: str, in_channels: int) -> list[float] | None:
+    if values is None:
+        return None
+    if isinstance(values, Tensor):
+        values = values.detach().cpu().reshape(-1).tolist()
+    if isinstance(values, (int, float)) and not isinstance(values, bool):
+        values = [values] * in_channels
+    if not isinstance(values, Sequence) or isinstance(values, (str, bytes)):
+        raise ModelError(f"{what} must be a list of {in_channels} float(s), got {values!r}")
+    if len(values) != in_channels:
+        raise ModelError(f"{what} must have one value per input channel ({in_channels}), got {list(values)!r}")
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in values):
+        raise ModelError(f"{what} must hold finite numbers, got {list(values)!r}")
+    return [float(v) for v in values]
+
+
+def canonical_spec(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``{"name", "kwargs"}`` with every argument of ``build(name, **kwargs)`` filled in (defaults
+    included) as plain Python; :class:`ModelError` for an unknown name or argument."""
+    if not isinstance(name, str) or name.strip().lower() not in _REGISTRY:
+        raise ModelError(f"unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}")
+    name = name.strip().lower()
+    cls, fixed, defaults = _REGISTRY[name]
+    kwargs = dict(kwargs)
+    in_channels = kwargs.pop("in_channels", 3)
+    num_classes = kwargs.pop("num_classes", 10)
+    image_size = kwargs.pop("image_size", None)
+    mean, std = kwargs.pop("mean", None), kwargs.pop("std", None)
+    pooling = kwargs.pop("pooling", None)
+    for key, value in (("in_channels", in_channels), ("num_classes", num_classes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ModelError(f"{name}: {key} must be a positive int, got {value!r}")
+    height, width = as_size(28 if in_channels == 1 else 32) if image_size is None else as_size(image_size)
+    if (mean is None) != (std is None):
+        raise ModelError(f"{name}: give both mean and std (per-channel normalisation) or neither")
+    mean = _channel_values(mean, f"{name}: mean", in_channels)
+    std = _channel_values(std, f"{name}: std", in_channels)
+    if std is not None and min(std) <= 0:
+        raise ModelError(f"{name}: std must be positive, got {std!r}")
+    if pooling is not None and pooling not in SWAP_MODES:
+        raise ModelError(f"{name}: pooling must be None or one of {SWAP_MODES}, got {pooling!r}")
+
+    parameters = inspect.signature(cls.__init__).parameters
+    accepted = [key for key in parameters if key not in ("self", *_COMMON, *fixed)]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        extra = ", ".join(accepted) if accepted else "none"
+        raise ModelError(
+            f"{name}: unknown argument(s) {', '.join(unknown)}; accepted: in_channels, num_classes, "
+            f"image_size, mean, std, pooling, and for {name}: {extra}"
+        )
+    own = {key: kwargs.get(key, defaults.get(key, parameters[key].default)) for key in accepted}
+    full = {
+        "in_channels": in_channels, "num_classes": num_classes, "image_size": [height, width],
+        "mean": mean, "std": std, "pooling": pooling, **own,
+    }
+    return {"name": name, "kwargs": _plain(full, name)}
+
+
+def build(
+    name: str,
+    in_channels: int = 3,
+    num_classes: int = 10,
+    image_size: int | tuple[int, int] | None = None,
+    *,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    pooling: str | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build a zoo model for ``B×in_channels×H×W`` pixels in [0, 1].
+
+    Names: ``mlp, fcnn, lenet, vgg11, vgg16, resnet18, resnet_small, vit_tiny, convnext_tiny``.
+    ``image_size`` (int or ``(H, W)``; default 28 for one channel, else 32) fixes the input size of
+    ``mlp`` and ``vit_tiny``; the conv nets take any size from their ``min_size`` up (>= 28 always).
+    ``mean``/``std`` wrap the network in :class:`Normalized`; ``pooling="avg"`` applies
+    :func:`swap_pooling`. Architecture arguments (e.g. ``widths``, ``dim``) go in ``kwargs``.
+
+    The result carries ``model.freqlens_spec = {"name", "kwargs"}`` (all arguments, plain Python), from
+    which :func:`freqlens.models.load` rebuilds it.
+    """
+    spec = canonical_spec(
+        name,
+        dict(in_channels=in_channels, num_classes=num_classes, image_size=image_size, mean=mean, std=std,
+             pooling=pooling, **kwargs),
+    )
+    cls, fixed, _ = _REGISTRY[spec["name"]]
+    args = dict(spec["kwargs"])
+    mean, std, pooling = args.pop("mean"), args.pop("std"), args.pop("pooling")
+    args["image_size"] = tuple(args["image_size"])
+    net: nn.Module = cls(**args, **fixed)
+    if pooling is not None:
+        net = swap_pooling(net, pooling)
+    model = net if mean is None else Normalized(net, mean, std)
+    setattr(model, _SPEC_ATTR, spec)
+    return model
+
+
+def model_spec(model: nn.Module) -> dict[str, Any]:
+    """A copy of ``{"name": ..., "kwargs": {...}}`` of a model made by :func:`build` (also when it was
+    then wrapped by ``Normalized`` or passed through ``swap_pooling``)."""
+    spec = getattr(model, _SPEC_ATTR, None)
+    if isinstance(spec, dict):
+        return copy.deepcopy(spec)
+    if isinstance(model, Normalized):
+        inner = getattr(model.model, _SPEC_ATTR, None)
+        if isinstance(inner, dict) and inner["kwargs"].get("mean") is None:
+            spec = copy.deepcopy(inner)
+            spec["kwargs"]["mean"] = [float(v) for v in model.mean.tolist()]
+            spec["kwargs"]["std"] = [float(v) for v in model.std.tolist()]
+            return spec
+    raise ModelError(
+        f"this {type(model).__name__} was not built by freqlens.models.build, so it has no name and "
+        f"arguments to rebuild it from; build it with freqlens.models.build(name, ...)"
+    )
+
+
+def describe_spec(spec: dict[str, Any]) -> str:
+    """``'vgg11' (in_channels=3, num_classes=10, ...)`` for error messages."""
+    args = ", ".join(f"{key}={value!r}" for key, value in spec.get("kwargs", {}).items())
+    return f"{spec.get('name')!r} ({args})"
+
+
+def features(model: nn.Module, x: Tensor) -> Tensor:
+    """``B×D`` penultimate features of ``x`` (pixels): the input of the model's final classifier layer.
+
+    :class:`Normalized` wrappers are applied then unwrapped; zoo models use their
+    ``forward_features``; other models fall back to the input of their last ``nn.Linear`` module
+    (in registration order), captured by a hook during a forward pass.
+    """
+    if isinstance(model, Normalized):
+        return features(model.model, model.normalize(x))
+    forward_features = getattr(model, "forward_features", None)
+    if callable(forward_features):
+        return forward_features(x)
+    linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
+    if not linears:
+        raise ModelError(
+            f"features: {type(model).__name__} has neither forward_features nor an nn.Linear layer whose "
+            "input could serve as penultimate features"
+        )
+    captured: list[Tensor] = []
+
+    def hook(_module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        captured.append(inputs[0])
+
+    with contextlib.ExitStack() as stack:
+        handle = linears[-1].register_forward_pre_hook(hook)
+        stack.callback(handle.remove)
+        model(x)
+    if not captured:
+        raise ModelError(f"features: the last nn.Linear of {type(model).__name__} was not called in forward")
+    return captured[-1].flatten(1)
+
+
+def num_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameter elements (shared parameters counted once)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+__all__ = ["MODEL_NAMES", "build", "canonical_spec", "describe_spec", "features", "model_spec",
+           "num_parameters"]
