@@ -3,8 +3,8 @@ the demo sample shipped in the package. Everything loads into an in-memory :clas
 (uint8 ``N×C×H×W`` images, int64 labels, class names); user errors raise :class:`freqlens.errors.DataError`.
 """
 
-from freqlens.data.dataset import ImageDataset
+from freqlens.data.dataset import ImageDataset, normalization_stats
 from freqlens.data.download import MIRRORS, download_url
 from freqlens.data.loader import DATASET_NAMES, default_data_root, load_dataset
 
-__all__ = ["DATASET_NAMES", "MIRRORS", "ImageDataset", "default_data_root", "download_url", "load_dataset"]
+__all__ = ["normalization_stats", "DATASET_NAMES", "MIRRORS", "ImageDataset", "default_data_root", "download_url", "load_dataset"]

@@ -135,3 +135,23 @@ class ImageDataset(Dataset):
             f"ImageDataset(name={self.name!r}, split={self.split!r}, n={len(self)}, "
             f"image={c}×{h}×{w} uint8, classes={len(self.classes)} [{shown}])"
         )
+
+
+def normalization_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation of a uint8 ``N×C×H×W`` tensor, in [0, 1] units.
+
+    Streams over chunks of ``chunk`` images in float64 so a 50,000-image split needs no float copy.
+    """
+    if images.dim() != 4:
+        raise DataError(f"expected N×C×H×W images, got shape {tuple(images.shape)}")
+    channels = images.shape[1]
+    total = torch.zeros(channels, dtype=torch.float64)
+    total_sq = torch.zeros(channels, dtype=torch.float64)
+    for start in range(0, images.shape[0], chunk):
+        part = images[start : start + chunk].transpose(0, 1).reshape(channels, -1).double() / 255.0
+        total += part.sum(dim=1)
+        total_sq += (part * part).sum(dim=1)
+    count = images.shape[0] * images.shape[2] * images.shape[3]
+    mean = total / count
+    std = (total_sq / count - mean * mean).clamp_min(0).sqrt().clamp_min(1e-6)
+    return mean.tolist(), std.tolist()

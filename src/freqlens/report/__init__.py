@@ -1,1 +1,6 @@
-"""freqlens.report (see DESIGN.md)."""
+"""Figures (matplotlib) and the static HTML report; reads artefacts only."""
+
+from freqlens.report.figures import attribution_grid, training_curves
+from freqlens.report.html import find_studies, write_report
+
+__all__ = ["attribution_grid", "training_curves", "find_studies", "write_report"]

@@ -1,1 +1,5 @@
-"""freqlens.studies (see DESIGN.md)."""
+"""One module per study: config dataclass -> run -> artefacts (json / png) -> report."""
+
+from freqlens.studies.demo import DemoConfig, run_demo
+
+__all__ = ["DemoConfig", "run_demo"]

@@ -1,0 +1,5 @@
+import sys
+
+from freqlens.cli import main
+
+sys.exit(main())

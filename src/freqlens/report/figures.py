@@ -1,0 +1,109 @@
+"""Matplotlib figures written as PNG files (headless ``Agg`` backend).
+
+Every function takes plain tensors / lists, writes one PNG atomically and returns its path.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from freqlens.utils import atomic_write_bytes
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path) -> Path:
+    plt = _pyplot()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def _image_for_display(image: torch.Tensor) -> np.ndarray:
+    """C×H×W in [0, 1] → H×W (gray) or H×W×3 array."""
+    image = image.detach().float().cpu().clamp(0, 1)
+    if image.shape[0] == 1:
+        return image[0].numpy()
+    return image.permute(1, 2, 0).numpy()
+
+
+def _signed_limit(maps: torch.Tensor) -> float:
+    """Symmetric colour limit: the 99th percentile of |map| (robust to a few extreme pixels)."""
+    values = maps.detach().abs().flatten().float()
+    limit = float(torch.quantile(values, 0.99)) if values.numel() else 1.0
+    return limit if limit > 0 else 1.0
+
+
+def attribution_grid(
+    images: torch.Tensor,
+    rows: Sequence[tuple[str, torch.Tensor]],
+    path: str | Path,
+    *,
+    titles: Sequence[str] | None = None,
+    title: str | None = None,
+    max_columns: int = 16,
+) -> Path:
+    """Grid with the input images on top and one row per attribution method.
+
+    ``images``: ``B×C×H×W`` in [0, 1]; ``rows``: (label, ``B×H×W`` signed map) pairs drawn with a
+    diverging colour map centred at zero (red positive, blue negative).
+    """
+    plt = _pyplot()
+    count = min(images.shape[0], max_columns)
+    fig, axes = plt.subplots(
+        1 + len(rows), count, figsize=(1.3 * count, 1.4 * (1 + len(rows))), squeeze=False
+    )
+    for column in range(count):
+        axis = axes[0, column]
+        shown = _image_for_display(images[column])
+        axis.imshow(shown, cmap="gray" if shown.ndim == 2 else None, vmin=0, vmax=1)
+        if titles is not None:
+            axis.set_title(titles[column], fontsize=7)
+    axes[0, 0].set_ylabel("input", fontsize=8)
+    for row, (label, maps) in enumerate(rows, start=1):
+        limit = _signed_limit(maps[:count])
+        for column in range(count):
+            axes[row, column].imshow(
+                maps[column].detach().float().cpu().numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit
+            )
+        axes[row, 0].set_ylabel(label, fontsize=8)
+    for axis in axes.flat:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def training_curves(history: Sequence[dict], path: str | Path, *, title: str | None = None) -> Path:
+    """Loss and accuracy per epoch (train and validation) from a training ``history``."""
+    plt = _pyplot()
+    epochs = [entry["epoch"] for entry in history]
+    fig, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(8, 3))
+    loss_axis.plot(epochs, [e["train_loss"] for e in history], "o-", label="train")
+    accuracy_axis.plot(epochs, [e["train_accuracy"] for e in history], "o-", label="train")
+    if any(e.get("val_loss") is not None for e in history):
+        loss_axis.plot(epochs, [e["val_loss"] for e in history], "s--", label="validation")
+        accuracy_axis.plot(epochs, [e["val_accuracy"] for e in history], "s--", label="validation")
+    loss_axis.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
+    accuracy_axis.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1))
+    for axis in (loss_axis, accuracy_axis):
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)

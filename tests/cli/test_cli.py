@@ -1,0 +1,90 @@
+"""The command line: help, user errors (one line, exit 2, no traceback), train and demo end to end."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from freqlens.cli import main, number
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "freqlens", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_help_lists_commands():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("demo", "train", "report"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["train", "--dataset", "no-such-dataset", "--model", "lenet", "--out", "{tmp}/r"], "no-such-dataset"),
+        (["train", "--dataset", "demo", "--model", "no-such-model", "--out", "{tmp}/r"], "no-such-model"),
+        (["train", "--dataset", "{tmp}/missing.tar.gz", "--model", "lenet", "--out", "{tmp}/r"], "missing.tar.gz"),
+        (["train", "--dataset", "{tmp}/corrupt.tar.gz", "--model", "lenet", "--out", "{tmp}/r"], "corrupt.tar.gz"),
+        (["report", "{tmp}/empty"], "no study results"),
+    ],
+)
+def test_user_errors_print_one_line_and_exit_2(tmp_path, args, fragment):
+    (tmp_path / "corrupt.tar.gz").write_bytes(b"\x1f\x8b\x08\x00 this is not a tarball")
+    (tmp_path / "empty").mkdir()
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    fragment = fragment.replace("{tmp}", str(tmp_path))
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("freqlens: error:"), result.stderr
+    assert fragment in lines[0]
+
+
+def test_number_accepts_fractions():
+    assert number("8/255") == pytest.approx(8 / 255)
+    assert number("0.5") == 0.5
+    with pytest.raises(Exception):
+        number("eight")
+
+
+def test_train_writes_checkpoints_and_history(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--dataset", "demo", "--model", "lenet", "--epochs", "2", "--out", str(out), "--quiet"])
+    assert code == 0
+    history = json.loads((out / "history.json").read_text())
+    assert [entry["epoch"] for entry in history] == [1, 2]
+    assert history[-1]["val_accuracy"] > 0.5  # 10 classes: chance is 0.1
+    from freqlens.models import load
+
+    model = load(out / "best.pt")
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    assert "best test accuracy" in capsys.readouterr().out
+    # --resume on a finished run trains nothing more and keeps the history
+    assert main(["train", "--dataset", "demo", "--model", "lenet", "--epochs", "2", "--out", str(out),
+                 "--quiet", "--resume"]) == 0
+    assert json.loads((out / "history.json").read_text()) == history
+
+
+def test_demo_writes_self_contained_report(tmp_path):
+    result = run_cli("demo", "--out", str(tmp_path), "--quiet")
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "report.html").read_text()
+    images = re.findall(r"<img src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
+    assert len(images) >= 2
+    import base64
+
+    assert all(base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n" for data in images)
+    results = json.loads((tmp_path / "demo" / "results.json").read_text())
+    assert results["summary"]["test accuracy (best checkpoint)"] > 0.8
+    saved = torch.load(tmp_path / "demo" / "saliency.pt", weights_only=True)
+    assert saved["maps"].shape == (16, 1, 28, 28)
+    assert "<script" not in page.lower()
