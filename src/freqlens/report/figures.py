@@ -49,7 +49,7 @@ def _signed_limit(maps: torch.Tensor) -> float:
 
 def attribution_grid(
     images: torch.Tensor,
-    rows: Sequence[tuple[str, torch.Tensor]],
+    rows: Sequence[tuple[str, torch.Tensor] | tuple[str, torch.Tensor, str]],
     path: str | Path,
     *,
     titles: Sequence[str] | None = None,
@@ -58,8 +58,10 @@ def attribution_grid(
 ) -> Path:
     """Grid with the input images on top and one row per attribution method.
 
-    ``images``: ``B×C×H×W`` in [0, 1]; ``rows``: (label, ``B×H×W`` signed map) pairs drawn with a
-    diverging colour map centred at zero (red positive, blue negative).
+    ``images``: ``B×C×H×W`` in [0, 1]; ``rows``: ``(label, B×H×W map)`` or ``(label, maps, kind)``.
+    ``kind="signed"`` (default) draws a diverging colour map centred at zero (red positive, blue
+    negative); ``kind="magnitude"`` draws non-negative values (e.g. a log power spectrum) with a
+    sequential colour map scaled per row.
     """
     plt = _pyplot()
     count = min(images.shape[0], max_columns)
@@ -73,12 +75,15 @@ def attribution_grid(
         if titles is not None:
             axis.set_title(titles[column], fontsize=7)
     axes[0, 0].set_ylabel("input", fontsize=8)
-    for row, (label, maps) in enumerate(rows, start=1):
-        limit = _signed_limit(maps[:count])
+    for row, (label, maps, *kind) in enumerate(rows, start=1):
+        shown = maps[:count].detach().float().cpu()
+        if (kind[0] if kind else "signed") == "signed":
+            limit = _signed_limit(shown)
+            style = {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
+        else:
+            style = {"cmap": "magma", "vmin": float(shown.min()), "vmax": float(shown.max())}
         for column in range(count):
-            axes[row, column].imshow(
-                maps[column].detach().float().cpu().numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit
-            )
+            axes[row, column].imshow(shown[column].numpy(), **style)
         axes[row, 0].set_ylabel(label, fontsize=8)
     for axis in axes.flat:
         axis.set_xticks([])

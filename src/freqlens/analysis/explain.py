@@ -1,0 +1,78 @@
+"""Explain a batch of images with one method, optionally filtered by FORGrad (fixed σ or σ* searched
+on a held-out calibration set): the computation behind ``freqlens explain``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from freqlens.attribution import reduce_channels
+from freqlens.attribution.base import resolve_target
+from freqlens.attribution.registry import canonical_method, make_explainer
+from freqlens.spectral import lowpass, power_spectrum
+
+from .sigma_search import SigmaSearch, search_sigma
+
+
+@dataclass
+class Explanation:
+    """Maps of one method on ``images`` (``B×C×H×W``), with the FORGrad-filtered maps when asked."""
+
+    method: str
+    images: Tensor
+    target: Tensor
+    maps: Tensor
+    forgrad_maps: Tensor | None = None
+    sigma: float | None = None
+    shape: str = "box"
+    search: SigmaSearch | None = field(default=None, repr=False)
+
+    def log_spectrum(self) -> Tensor:
+        """``log(1 + power spectrum)`` of the channel-summed maps, ``B×H×W`` (DC at the centre)."""
+        return torch.log1p(power_spectrum(reduce_channels(self.maps, "sum")))
+
+
+def explain_images(
+    model: nn.Module,
+    images: Tensor,
+    method: str,
+    *,
+    target: Tensor | None = None,
+    forgrad: float | str | None = None,
+    shape: str = "box",
+    calibration: tuple[Tensor, Tensor | None] | None = None,
+    sigmas: list[float] | None = None,
+    steps: int = 20,
+    batch_size: int | None = None,
+    seed: int = 0,
+) -> Explanation:
+    """Explain ``images`` with ``method`` (a name of :data:`freqlens.attribution.registry.METHODS`).
+
+    ``target=None``: the predicted classes. ``forgrad``: ``None`` (no filtering), a σ in cycles per
+    image, or ``"auto"`` = σ* of :func:`search_sigma` on ``calibration = (images, target or None)``,
+    images that are not the explained ones (held out), with Deletion/Insertion of ``steps`` steps.
+    """
+    method = canonical_method(method)
+    generator = torch.Generator(device=images.device).manual_seed(seed)
+    explainer = make_explainer(method, model, batch_size=batch_size, generator=generator)
+    target = resolve_target(model, images, target, batch_size)
+    maps = explainer(images, target)
+    result = Explanation(method=method, images=images, target=target, maps=maps, shape=shape)
+    if forgrad is None:
+        return result
+    if forgrad == "auto":
+        if calibration is None:
+            raise ValueError("forgrad='auto' needs a held-out calibration set (images, target)")
+        calibration_images, calibration_target = calibration
+        search = search_sigma(
+            explainer, model, calibration_images, calibration_target, sigmas=sigmas, shape=shape, steps=steps,
+            batch_size=batch_size,
+        )
+        result.search, sigma = search, float(search.sigma_star)
+    else:
+        sigma = float(forgrad)
+    result.sigma = sigma
+    result.forgrad_maps = lowpass(maps, sigma, shape)  # = FORGrad(explainer, sigma, shape) without recomputing
+    return result
