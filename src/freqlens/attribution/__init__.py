@@ -1,1 +1,44 @@
-"""freqlens.attribution (see DESIGN.md)."""
+"""freqlens.attribution: explainers (one family per module), the noise tunnel and the FORGrad wrapper.
+
+Every explainer maps ``inputs`` (``B×C×H×W``, pixels in [0, 1]) and ``target`` (``LongTensor[B]`` or
+``None`` = predicted class) to attribution maps, ``B×C×H×W`` for gradient methods, ``B×1×H×W`` for the
+others; see :mod:`freqlens.attribution.base` and DESIGN.md.
+"""
+
+from ._batching import auto_batch_size
+from .base import SCORES, Explainer, PassCount, count_passes
+from .forgrad import FORGrad
+from .gradcam import GradCAM, GradCAMPlusPlus
+from .gradient import GradientInput, Saliency, input_gradients
+from .hsic import HSICAttribution
+from .integrated_gradients import IntegratedGradients
+from .noise_tunnel import NoiseTunnel, SmoothGrad, SmoothGradSq, VarGrad
+from .occlusion import Occlusion
+from .reduce import REDUCTIONS, reduce_channels
+from .rise import RISE
+from .sobol import SobolAttribution
+
+__all__ = [
+    "REDUCTIONS",
+    "RISE",
+    "SCORES",
+    "Explainer",
+    "FORGrad",
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "GradientInput",
+    "HSICAttribution",
+    "IntegratedGradients",
+    "NoiseTunnel",
+    "Occlusion",
+    "PassCount",
+    "Saliency",
+    "SmoothGrad",
+    "SmoothGradSq",
+    "SobolAttribution",
+    "VarGrad",
+    "auto_batch_size",
+    "count_passes",
+    "input_gradients",
+    "reduce_channels",
+]

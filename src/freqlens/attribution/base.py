@@ -4,16 +4,29 @@ An explainer is built around a model (``Explainer(model, ...)``) or around anoth
 tunnel, FORGrad) and maps ``inputs`` (``B×C×H×W`` float, pixels in [0, 1]) and ``target``
 (``LongTensor[B]`` or ``None`` = predicted class) to attribution maps (``B×C×H×W`` for per-channel
 gradient methods, ``B×1×H×W`` otherwise). ``explainer(inputs, target)`` is ``explainer.attribute(...)``.
+
+Stochastic explainers (noise tunnels, RISE, Sobol, HSIC...) draw from a ``torch.Generator``: either an
+``attribute(..., generator=...)`` argument or a ``generator`` attribute; :func:`call_explainer` hands a
+generator to either kind. Also here: the score of a target (:func:`select_score`: logit, probability
+or log-probability) and :func:`count_passes`, which counts the images a model forwards / back-propagates.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
+
+_T = TypeVar("_T")
+
+#: Scores an explainer can explain: the raw logit, the softmax probability or its logarithm.
+SCORES = ("logit", "prob", "log_prob")
 
 
 class Explainer(ABC):
@@ -33,8 +46,8 @@ class Explainer(ABC):
     def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
         """Return attribution maps for ``inputs`` (``B×C×H×W``) and ``target``."""
 
-    def __call__(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
-        return self.attribute(inputs, target)
+    def __call__(self, inputs: Tensor, target: Tensor | int | None = None, **kwargs: object) -> Tensor:
+        return self.attribute(inputs, target, **kwargs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -114,3 +127,131 @@ def check_target_range(target: Tensor, num_classes: int) -> None:
     """Raise ``ValueError`` when a class index is not below ``num_classes``."""
     if target.numel() and int(target.max()) >= num_classes:
         raise ValueError(f"target class {int(target.max())} is out of range for a model with {num_classes} outputs")
+
+
+def check_score(score: str) -> str:
+    """Return ``score`` if it is one of :data:`SCORES`, else raise ``ValueError``."""
+    if score not in SCORES:
+        raise ValueError(f"unknown score {score!r}; expected one of {', '.join(SCORES)}")
+    return score
+
+
+def select_score(logits: Tensor, target: Tensor, score: str = "logit") -> Tensor:
+    """The target's score per row of ``logits`` (``B×K``): logit, softmax probability or log-probability.
+
+    Checks the target range against ``K`` (``ValueError``). Returns ``Tensor[B]``.
+    """
+    if logits.dim() != 2:
+        raise ValueError(f"the model must return logits of shape B×num_classes, got shape {tuple(logits.shape)}")
+    check_target_range(target, logits.shape[1])
+    if score == "prob":
+        logits = logits.softmax(dim=1)
+    elif score == "log_prob":
+        logits = logits.log_softmax(dim=1)
+    elif score != "logit":
+        check_score(score)
+    return logits.gather(1, target[:, None]).squeeze(1)
+
+
+def progress_bar(items: Iterable[_T], total: int, enabled: bool, desc: str) -> Iterable[_T]:
+    """Wrap ``items`` in a tqdm bar on stderr when ``enabled`` and there is more than one item."""
+    if not enabled or total <= 1:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, total=total, desc=desc, leave=False)
+
+
+@dataclass
+class PassCount:
+    """Images that went through a model's forward / backward passes inside :func:`count_passes`."""
+
+    forward: int = 0
+    backward: int = 0
+    forward_calls: int = 0
+    backward_calls: int = 0
+
+
+@contextlib.contextmanager
+def count_passes(model: nn.Module) -> Iterator[PassCount]:
+    """Count images through ``model``'s forward (and backward) passes while the block runs.
+
+    ``forward`` adds the batch size of every call of ``model`` (its first positional input);
+    ``backward`` adds the batch size whenever a gradient flows back through its output. The forward
+    hook is always removed; backward hooks live on the outputs' graph and stop counting on exit.
+
+    >>> with count_passes(model) as count:
+    ...     Saliency(model)(x)
+    >>> count.forward, count.backward
+    """
+    count = PassCount()
+    active = True
+
+    def on_forward(module: nn.Module, args: tuple, output: object) -> None:
+        batch = args[0].shape[0] if args and isinstance(args[0], Tensor) and args[0].dim() else 1
+        count.forward += batch
+        count.forward_calls += 1
+        if isinstance(output, Tensor) and output.requires_grad:
+
+            def on_backward(grad: Tensor) -> None:
+                if active:
+                    count.backward += batch
+                    count.backward_calls += 1
+
+            output.register_hook(on_backward)
+
+    handle = model.register_forward_hook(on_forward)
+    try:
+        yield count
+    finally:
+        active = False
+        handle.remove()
+
+
+def is_stochastic(explainer: object) -> bool:
+    """Whether ``explainer`` draws random numbers (noise tunnels, RISE, Sobol, ...).
+
+    Its ``stochastic`` attribute when it has one; else ``True`` when its ``attribute`` takes a
+    ``generator`` argument or it holds a ``generator`` attribute.
+    """
+    flag = getattr(explainer, "stochastic", None)
+    if flag is not None:
+        return bool(flag)
+    return _takes_generator(explainer) or hasattr(explainer, "generator")
+
+
+def _takes_generator(explainer: object) -> bool:
+    try:
+        parameters = inspect.signature(explainer.attribute).parameters  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return "generator" in parameters
+
+
+def call_explainer(
+    explainer: object, inputs: Tensor, target: Tensor | int | None, generator: torch.Generator | None = None
+) -> Tensor:
+    """``explainer.attribute(inputs, target)`` with ``generator`` handed over when it can take one.
+
+    Passed as the ``generator=`` argument of ``attribute`` when it has one, else set as the
+    explainer's ``generator`` attribute for the duration of the call (and restored). Ignored for a
+    ``None`` generator or an explainer that takes none.
+    """
+    attribute = explainer.attribute  # type: ignore[attr-defined]
+    if generator is None:
+        return attribute(inputs, target)
+    if _takes_generator(explainer):
+        return attribute(inputs, target, generator=generator)
+    if hasattr(explainer, "generator"):
+        saved = explainer.generator  # type: ignore[attr-defined]
+        explainer.generator = generator  # type: ignore[attr-defined]
+        try:
+            return attribute(inputs, target)
+        finally:
+            explainer.generator = saved  # type: ignore[attr-defined]
+    return attribute(inputs, target)
+
+
+def accumulation_dtype(device: torch.device) -> torch.dtype:
+    """float64 for running sums, except on devices without it (MPS: float32)."""
+    return torch.float32 if device.type == "mps" else torch.float64

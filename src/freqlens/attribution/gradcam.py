@@ -1,0 +1,178 @@
+"""Class activation maps: GradCAM (Selvaraju et al., ICCV 2017) and GradCAM++ (Chattopadhay et al.,
+WACV 2018).
+
+A forward hook on a convolutional ``layer`` captures its activations ``A`` (``B×K×h×w``); the gradient
+``g = ∂y_c/∂A`` of the target logit follows by autograd. The map is ``ReLU(Σ_k w_k A_k)`` upsampled
+bilinearly to the input size (``B×1×H×W``):
+
+* GradCAM: ``w_k = mean_ij g_kij``;
+* GradCAM++: ``w_k = Σ_ij α_kij ReLU(g_kij)`` with the closed form obtained for ``S = exp(y_c)``:
+  ``α = g² / (2 g² + Σ_ab A_kab · g³)`` (0 where the denominator vanishes). The common factor
+  ``exp(y_c)`` of the first-order term is dropped (it only rescales each map).
+
+``layer`` is a sub-module of the model, its dotted name (``"body.3"``), or ``None`` for the last
+:class:`torch.nn.Conv2d` of the model; a model without convolution (MLP) or with attention modules
+(ViT: its convolution is only the patch embedding) raises :class:`~freqlens.errors.ModelError` (a
+``ValueError``) unless ``layer`` is given. The hook lives in a context manager and is
+removed even if the forward pass raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from freqlens.attribution._batching import check_batch_size, resolve_batch_size
+from freqlens.attribution.base import (
+    Explainer,
+    check_inputs,
+    check_target_range,
+    chunks,
+    eval_mode,
+    progress_bar,
+    resolve_target,
+)
+from freqlens.errors import ModelError
+
+
+def _is_attention(module: nn.Module) -> bool:
+    attention_types = (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+    return isinstance(module, attention_types) or "attention" in type(module).__name__.lower()
+
+
+def find_layer(model: nn.Module, layer: nn.Module | str | None) -> nn.Module:
+    """Resolve ``layer`` (module, dotted name or ``None`` = last ``nn.Conv2d``) inside ``model``."""
+    if layer is None:
+        if any(_is_attention(module) for module in model.modules()):
+            raise ModelError(
+                f"GradCAM cannot pick a layer of {type(model).__name__} automatically: it is a transformer "
+                "(it has attention modules; a convolution there is only the patch embedding) and CAM methods "
+                "apply to CNNs; pass layer=... explicitly to force a B×K×h×w feature map"
+            )
+        convs = [module for module in model.modules() if isinstance(module, nn.Conv2d)]
+        if not convs:
+            raise ModelError(
+                f"GradCAM needs a convolutional layer, but {type(model).__name__} has no nn.Conv2d "
+                "(CAM methods do not apply to MLPs or vision transformers); pass layer=... explicitly "
+                "to use another B×K×h×w feature map"
+            )
+        return convs[-1]
+    if isinstance(layer, str):
+        try:
+            return model.get_submodule(layer)
+        except AttributeError:
+            names = [name for name, _ in model.named_modules() if name]
+            raise ModelError(
+                f"{type(model).__name__} has no sub-module named {layer!r}; known names: {', '.join(names[:30])}"
+                + (" ..." if len(names) > 30 else "")
+            ) from None
+    if isinstance(layer, nn.Module):
+        if not any(module is layer for module in model.modules()):
+            raise ModelError(f"the layer {type(layer).__name__} is not a sub-module of {type(model).__name__}")
+        return layer
+    raise ModelError(f"layer must be an nn.Module, a dotted name or None, got {type(layer).__name__}")
+
+
+@contextlib.contextmanager
+def capture_output(layer: nn.Module) -> Iterator[list[Tensor]]:
+    """Record the outputs of ``layer`` in the yielded list while the block runs; the hook is always removed.
+
+    The hook hands a clone downstream, so in-place operations that follow the layer (``ReLU(inplace=True)``)
+    do not alter the captured activations.
+    """
+    outputs: list[Tensor] = []
+
+    def hook(module: nn.Module, args: object, output: object) -> object:
+        if not isinstance(output, Tensor):
+            raise ModelError(f"the CAM layer {type(module).__name__} must return a tensor, got {type(output).__name__}")
+        outputs.append(output)
+        return output.clone()
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        yield outputs
+    finally:
+        handle.remove()
+
+
+class GradCAM(Explainer):
+    """GradCAM maps ``B×1×H×W`` (Selvaraju et al. 2017).
+
+    Args:
+        model: a CNN returning ``B×num_classes`` logits.
+        layer: ``nn.Module`` of the model, its dotted name, or ``None`` = the last ``nn.Conv2d``.
+        batch_size: max images per forward/backward pass (``None``: automatic, see ``_batching``).
+        progress: show a tqdm bar over the chunks.
+    """
+
+    per_channel = False
+    family = "cam"
+
+    def __init__(
+        self, model: nn.Module, layer: nn.Module | str | None = None, batch_size: int | None = None,
+        progress: bool = False,
+    ) -> None:
+        super().__init__(model)
+        self.layer = find_layer(model, layer)
+        self.batch_size = check_batch_size(batch_size)
+        self.progress = progress
+
+    @staticmethod
+    def _weights(activations: Tensor, gradients: Tensor) -> Tensor:
+        """Channel weights ``B×K`` from activations and gradients ``B×K×h×w``."""
+        return gradients.mean(dim=(2, 3))
+
+    def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
+        inputs = check_inputs(inputs).detach()
+        if target is not None:
+            target = resolve_target(self.model, inputs, target)
+        maps = []
+        with eval_mode(self.model), capture_output(self.layer) as captured, torch.enable_grad():
+            chunk = resolve_batch_size(self.batch_size, self.model, inputs)
+            parts = list(chunks(inputs.shape[0], chunk))
+            for part in progress_bar(parts, len(parts), self.progress, type(self).__name__):
+                captured.clear()
+                x = inputs[part].clone().requires_grad_(True)
+                logits = self.model(x)
+                if logits.dim() != 2:
+                    raise ValueError(f"the model must return B×num_classes logits, got shape {tuple(logits.shape)}")
+                if not captured:
+                    raise ModelError(f"the CAM layer {type(self.layer).__name__} was not called during the forward pass")
+                activations = captured[-1]
+                if activations.dim() != 4:
+                    raise ModelError(
+                        f"CAM methods need a B×K×h×w feature map, but layer {type(self.layer).__name__} "
+                        f"returns shape {tuple(activations.shape)} (not a convolutional layer?)"
+                    )
+                if target is None:
+                    part_target = logits.argmax(dim=1)
+                else:
+                    part_target = target[part]
+                    check_target_range(part_target, logits.shape[1])
+                score = logits.gather(1, part_target[:, None]).sum()
+                (gradients,) = torch.autograd.grad(score, activations)
+                activations = activations.detach()
+                weights = self._weights(activations, gradients)
+                cam = torch.relu((weights[:, :, None, None] * activations).sum(dim=1, keepdim=True))
+                maps.append(F.interpolate(cam, size=inputs.shape[-2:], mode="bilinear", align_corners=False))
+                captured.clear()
+        return torch.cat(maps)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(layer={type(self.layer).__name__})"
+
+
+class GradCAMPlusPlus(GradCAM):
+    """GradCAM++ maps ``B×1×H×W`` (Chattopadhay et al. 2018), closed-form ``α`` from the ``exp`` score."""
+
+    @staticmethod
+    def _weights(activations: Tensor, gradients: Tensor) -> Tensor:
+        grad2 = gradients**2
+        grad3 = grad2 * gradients
+        denominator = 2 * grad2 + activations.sum(dim=(2, 3), keepdim=True) * grad3
+        alpha = grad2 / torch.where(denominator != 0, denominator, torch.ones_like(denominator))
+        return (alpha * torch.relu(gradients)).sum(dim=(2, 3))

@@ -1,0 +1,135 @@
+"""RISE: Randomized Input Sampling for Explanation (Petsiuk, Das & Saenko, BMVC 2018).
+
+``n_masks`` random binary ``grid×grid`` grids (each cell kept with probability ``p``) are upsampled
+bilinearly to ``(grid+1)·cell`` pixels (``cell = ceil(H/grid)``) and cropped at a random shift in
+``[0, cell)``, giving smooth masks ``M_i`` in ``[0, 1]``. The saliency of a pixel is the Monte-Carlo
+estimate of ``E[f_c(x ⊙ M) · M] / p``::
+
+    S = 1 / (n_masks · p) · Σ_i f_c(x ⊙ M_i) M_i
+
+(normalised by ``n_masks · p``, the expected mask sum, as in the paper; not by the observed sum of
+masks). ``f_c`` is the softmax probability of the target class by default (the paper), or its logit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from freqlens.attribution._batching import check_batch_size, resolve_batch_size
+from freqlens.attribution.base import Explainer, accumulation_dtype, check_inputs, check_score
+from freqlens.attribution.occlusion import (
+    _baseline_tensor,
+    _check_positive_int,
+    _clean_scores,
+    _stream_scores,
+)
+
+
+def _generator_device(generator: torch.Generator | None, fallback: torch.device) -> torch.device:
+    return fallback if generator is None else generator.device
+
+
+class RISE(Explainer):
+    """RISE saliency maps ``B×1×H×W``.
+
+    Args:
+        model: classifier returning ``B×num_classes`` logits.
+        n_masks: number of random masks (seed 001 uses 8000 forwards per image).
+        grid: side ``s`` of the low-resolution binary grid (paper: 7).
+        p: probability that a grid cell is kept.
+        score: ``"prob"`` (default, the paper), ``"logit"`` or ``"log_prob"``.
+        baseline: value of the masked-out pixels (the paper: 0).
+        batch_size: max masked images per forward pass (``None``: automatic, see ``_batching``).
+        generator: ``torch.Generator`` for the masks; the same seed gives the same maps.
+        progress: show a tqdm bar over the forward chunks.
+
+    The low-resolution grids (``n_masks×s×s`` bits) and shifts are drawn up-front; the full-resolution
+    masks are built chunk by chunk, so memory does not grow with ``n_masks``.
+    """
+
+    per_channel = False
+    family = "black-box"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        n_masks: int = 8000,
+        grid: int = 7,
+        p: float = 0.5,
+        score: str = "prob",
+        baseline: float | Tensor = 0.0,
+        batch_size: int | None = None,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> None:
+        super().__init__(model)
+        self.n_masks = _check_positive_int(n_masks, "n_masks")
+        self.grid = _check_positive_int(grid, "grid")
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
+            raise ValueError(f"p must be a probability in (0, 1], got {p!r}")
+        self.p = float(p)
+        self.score = check_score(score)
+        self.baseline = baseline
+        self.batch_size = check_batch_size(batch_size)
+        self.generator = generator
+        self.progress = progress
+
+    def _draw(self, height: int, width: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, int, int]:
+        """Low-resolution grids ``n×s×s`` and the shifts ``n`` (rows, cols), on ``device``."""
+        gen_device = _generator_device(self.generator, device)
+        cell_h, cell_w = math.ceil(height / self.grid), math.ceil(width / self.grid)
+        size = (self.n_masks, self.grid, self.grid)
+        grids = torch.rand(size, generator=self.generator, device=gen_device) < self.p
+        shift_h = torch.randint(0, cell_h, (self.n_masks,), generator=self.generator, device=gen_device)
+        shift_w = torch.randint(0, cell_w, (self.n_masks,), generator=self.generator, device=gen_device)
+        return grids.to(device), shift_h.to(device), shift_w.to(device), cell_h, cell_w
+
+    def masks(self, height: int, width: int, device: torch.device | str = "cpu") -> Tensor:
+        """All ``n_masks×1×H×W`` masks at once (for inspection and tests; ``attribute`` streams them)."""
+        device = torch.device(device)
+        maker = self._mask_maker(height, width, device)
+        return maker(torch.arange(self.n_masks, device=device))
+
+    def _mask_maker(self, height: int, width: int, device: torch.device):
+        grids, shift_h, shift_w, cell_h, cell_w = self._draw(height, width, device)
+        up = ((self.grid + 1) * cell_h, (self.grid + 1) * cell_w)
+        rows = torch.arange(height, device=device)
+        cols = torch.arange(width, device=device)
+
+        def masks_for(ids: Tensor) -> Tensor:
+            low = grids[ids][:, None].float()
+            big = F.interpolate(low, size=up, mode="bilinear", align_corners=False)[:, 0]
+            r = (shift_h[ids][:, None] + rows[None, :])[:, :, None]
+            c = (shift_w[ids][:, None] + cols[None, :])[:, None, :]
+            k = torch.arange(ids.shape[0], device=device)[:, None, None]
+            return big[k, r, c][:, None]
+
+        return masks_for
+
+    def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
+        inputs = check_inputs(inputs).detach()
+        batch, _, height, width = inputs.shape
+        chunk = resolve_batch_size(self.batch_size, self.model, inputs, backward=False)
+        target, _ = _clean_scores(self.model, inputs, target, self.score, chunk)
+        masks_for = self._mask_maker(height, width, inputs.device)
+        saliency = torch.zeros(batch, height * width, dtype=accumulation_dtype(inputs.device), device=inputs.device)
+
+        def accumulate(images: Tensor, scores: Tensor, masks: Tensor) -> None:
+            # images of a chunk form a contiguous run: one (span×k) @ (k×HW) product per chunk
+            first, last = int(images[0]), int(images[-1])
+            weights = saliency.new_zeros(last - first + 1, scores.shape[0])
+            weights[images - first, torch.arange(scores.shape[0], device=scores.device)] = scores.to(saliency.dtype)
+            saliency[first : last + 1] += weights @ masks.reshape(masks.shape[0], -1).to(saliency.dtype)
+
+        _stream_scores(
+            self.model, inputs, _baseline_tensor(self.baseline, inputs), target, self.n_masks, masks_for,
+            self.score, chunk, on_chunk=accumulate, progress=self.progress, desc="RISE",
+        )
+        return (saliency / (self.n_masks * self.p)).to(inputs.dtype).view(batch, 1, height, width)
+
+    def __repr__(self) -> str:
+        return f"RISE(n_masks={self.n_masks}, grid={self.grid}, p={self.p}, score={self.score!r})"

@@ -1,0 +1,146 @@
+"""Sobol attribution (Fel, Cadène, Chalvidal, Cord, Vigouroux & Serre, NeurIPS 2021,
+"Look at the variance! Efficient black-box explanations with Sobol-based sensitivity analysis").
+
+The image is cut into a ``grid×grid`` lattice of cells; each cell ``i`` is modulated by a real mask
+value ``X_i ∈ [0, 1]`` (``"inpainting"``: ``x ⊙ M``, ``"blur"``: ``x ⊙ M + blur(x) ⊙ (1 − M)``, with
+``M`` the nearest-neighbour upsampling of the cell values). Designs come from a scrambled Sobol
+sequence in ``[0, 1]^{2d}`` (``d = grid²``, :class:`torch.quasirandom.SobolEngine` seeded from the
+generator): the first ``d`` coordinates form matrix ``A``, the last ``d`` matrix ``B``, and
+``C_i = A`` with column ``i`` taken from ``B``. With ``N = nb_design`` the cost is ``N·(d + 2)``
+forwards per image. The **total** Sobol index of cell ``i`` uses the Jansen (1999) estimator::
+
+    ST_i = Σ_j (f(A_j) − f(C_i,j))² / (2 N · V),   V = unbiased variance of f over the 2N points of A and B
+
+The ``grid×grid`` indices are upsampled bilinearly to ``H×W``: ``B×1×H×W`` maps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from freqlens.attribution._batching import check_batch_size, resolve_batch_size
+from freqlens.attribution.base import Explainer, check_inputs, check_score
+from freqlens.attribution.occlusion import (
+    _check_positive_int,
+    _clean_scores,
+    _references,
+    _stream_scores,
+)
+
+PERTURBATIONS = ("inpainting", "blur")
+
+
+def _seed_from(generator: torch.Generator | None) -> int:
+    """A 63-bit seed drawn from ``generator`` (or from the global RNG when ``None``)."""
+    device = "cpu" if generator is None else generator.device
+    return int(torch.randint(0, 2**62, (1,), generator=generator, device=device).item())
+
+
+def _check_grid(grid: int, height: int, width: int) -> None:
+    if grid > min(height, width):
+        raise ValueError(f"grid={grid} has more cells than the image has pixels per side ({height}×{width})")
+
+
+def _upsample_cells(cells: Tensor, height: int, width: int) -> Tensor:
+    """``k×d`` cell values (``d = g²``) -> ``k×1×H×W`` piecewise-constant masks (nearest neighbour)."""
+    grid = math.isqrt(cells.shape[1])
+    return F.interpolate(cells.view(-1, 1, grid, grid), size=(height, width), mode="nearest")
+
+
+def _cells_to_map(values: Tensor, height: int, width: int) -> Tensor:
+    """``B×d`` per-cell scores -> ``B×1×H×W`` maps, upsampled bilinearly."""
+    grid = math.isqrt(values.shape[1])
+    return F.interpolate(values.view(-1, 1, grid, grid), size=(height, width), mode="bilinear", align_corners=False)
+
+
+def sobol_designs(grid: int, nb_design: int, generator: torch.Generator | None = None) -> Tensor:
+    """The ``N·(d+2)×d`` design matrix ``[A; B; C_1; …; C_d]`` (``d = grid²``) in ``[0, 1]``."""
+    dim = grid * grid
+    engine = torch.quasirandom.SobolEngine(2 * dim, scramble=True, seed=_seed_from(generator))
+    points = engine.draw(nb_design, dtype=torch.float64)
+    a, b = points[:, :dim], points[:, dim:]
+    # C[i] = A with column i replaced by B's column i, stacked as d blocks of N rows
+    eye = torch.eye(dim, dtype=torch.bool)
+    c = torch.where(eye[:, None, :], b[None], a[None]).reshape(dim * nb_design, dim)
+    return torch.cat([a, b, c]).float()
+
+
+def jansen_total_indices(scores: Tensor, nb_design: int, eps: float = 1e-12) -> Tensor:
+    """Total Sobol indices ``B×d`` from the scores ``B×N(d+2)`` ordered as :func:`sobol_designs`."""
+    batch, total = scores.shape
+    dim = total // nb_design - 2
+    f_a = scores[:, :nb_design]
+    f_ab = scores[:, : 2 * nb_design]
+    f_c = scores[:, 2 * nb_design :].reshape(batch, dim, nb_design)
+    variance = f_ab.var(dim=1, unbiased=True).clamp_min(eps)
+    return ((f_a[:, None, :] - f_c) ** 2).sum(dim=2) / (2 * nb_design * variance[:, None])
+
+
+class SobolAttribution(Explainer):
+    """Total Sobol indices of ``grid×grid`` image cells (Fel et al. 2021), ``B×1×H×W``.
+
+    Args:
+        model: classifier returning ``B×num_classes`` logits.
+        grid: cells per side (``d = grid²`` variables).
+        nb_design: ``N``, quasi-Monte-Carlo points per matrix (a power of two keeps Sobol balance).
+        perturbation: ``"inpainting"`` (masked pixels go to ``baseline``) or ``"blur"``.
+        baseline: value of masked pixels for inpainting (number or broadcastable tensor).
+        blur_sigma: Gaussian blur std in pixels for ``"blur"`` (``None`` = max(H, W)/16).
+        score: ``"logit"`` (default), ``"prob"`` or ``"log_prob"``.
+        batch_size: max perturbed images per forward pass (``None``: automatic, see ``_batching``).
+        generator: seeds the scrambling of the Sobol sequence (same seed, same maps).
+        progress: show a tqdm bar over the forward chunks.
+    """
+
+    per_channel = False
+    family = "black-box"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        grid: int = 8,
+        nb_design: int = 32,
+        perturbation: str = "inpainting",
+        baseline: float | Tensor = 0.0,
+        blur_sigma: float | None = None,
+        score: str = "logit",
+        batch_size: int | None = None,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> None:
+        super().__init__(model)
+        self.grid = _check_positive_int(grid, "grid")
+        self.nb_design = _check_positive_int(nb_design, "nb_design")
+        if perturbation not in PERTURBATIONS:
+            raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got {perturbation!r}")
+        self.perturbation = perturbation
+        self.baseline = baseline
+        self.blur_sigma = blur_sigma
+        self.score = check_score(score)
+        self.batch_size = check_batch_size(batch_size)
+        self.generator = generator
+        self.progress = progress
+
+    def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
+        inputs = check_inputs(inputs).detach()
+        height, width = inputs.shape[-2:]
+        _check_grid(self.grid, height, width)
+        designs = sobol_designs(self.grid, self.nb_design, self.generator).to(inputs.device)
+        chunk = resolve_batch_size(self.batch_size, self.model, inputs, backward=False)
+        target, _ = _clean_scores(self.model, inputs, target, self.score, chunk)
+        references = _references(self.perturbation, inputs, self.baseline, self.blur_sigma)
+        scores = _stream_scores(
+            self.model, inputs, references, target, designs.shape[0],
+            lambda ids: _upsample_cells(designs[ids], height, width), self.score, chunk,
+            progress=self.progress, desc="Sobol",
+        )
+        indices = jansen_total_indices(scores, self.nb_design)
+        return _cells_to_map(indices, height, width)
+
+    def __repr__(self) -> str:
+        return (f"SobolAttribution(grid={self.grid}, nb_design={self.nb_design}, "
+                f"perturbation={self.perturbation!r}, score={self.score!r})")

@@ -1,0 +1,129 @@
+"""RISE: mask properties, agreement with the explicit Monte-Carlo formula, localisation, seeding,
+batch-size independence and streaming."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from freqlens.attribution.rise import RISE
+
+
+class Quadrants(nn.Module):
+    """``logit_q = sum of the pixels of quadrant q`` (0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2] // 2, x.shape[-1] // 2
+        parts = [x[..., :h, :w], x[..., :h, w:], x[..., h:, :w], x[..., h:, w:]]
+        return torch.stack([part.sum(dim=(1, 2, 3)) for part in parts], dim=1)
+
+
+def quadrant_mask(q: int, height: int, width: int) -> Tensor:
+    h, w = height // 2, width // 2
+    mask = torch.zeros(height, width, dtype=torch.bool)
+    mask[slice(0, h) if q < 2 else slice(h, height), slice(0, w) if q % 2 == 0 else slice(w, width)] = True
+    return mask
+
+
+class SmallCNN(nn.Module):
+    def __init__(self, channels: int = 3, classes: int = 5) -> None:
+        super().__init__()
+        torch.manual_seed(4)
+        self.body = nn.Sequential(nn.Conv2d(channels, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                                  nn.Flatten(), nn.Linear(16, classes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize(("height", "width", "grid", "p"), [(16, 16, 4, 0.5), (13, 17, 3, 0.3), (28, 28, 7, 0.5)])
+def test_masks_are_smooth_binary_grids_with_keep_rate_p(height: int, width: int, grid: int, p: float) -> None:
+    masks = RISE(nn.Identity(), n_masks=3000, grid=grid, p=p, generator=seeded()).masks(height, width)
+    assert masks.shape == (3000, 1, height, width)
+    assert masks.min() >= 0 and masks.max() <= 1
+    assert abs(masks.mean().item() - p) < 0.02
+    # bilinear upsampling: intermediate values exist, and neighbouring pixels differ by at most one step
+    assert ((masks > 0.05) & (masks < 0.95)).any()
+    cell = -(-height // grid)
+    assert (masks[..., 1:, :] - masks[..., :-1, :]).abs().max() <= 1.0 / cell * (grid + 1) / grid + 1e-5
+
+
+def test_masks_depend_on_the_seed_only() -> None:
+    first = RISE(nn.Identity(), n_masks=20, grid=4, generator=seeded(7)).masks(16, 16)
+    again = RISE(nn.Identity(), n_masks=20, grid=4, generator=seeded(7)).masks(16, 16)
+    other = RISE(nn.Identity(), n_masks=20, grid=4, generator=seeded(8)).masks(16, 16)
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+
+
+@pytest.mark.parametrize("score", ["prob", "logit"])
+def test_saliency_is_the_explicit_monte_carlo_sum(score: str) -> None:
+    model = SmallCNN().eval()
+    x = torch.rand(3, 3, 12, 12, generator=seeded(1))
+    target = torch.tensor([0, 4, 2])
+    n, p = 50, 0.4
+    maps = RISE(model, n_masks=n, grid=3, p=p, score=score, generator=seeded(5), batch_size=16)(x, target)
+    masks = RISE(model, n_masks=n, grid=3, p=p, generator=seeded(5)).masks(12, 12)
+    expected = []
+    with torch.no_grad():
+        for image, cls in zip(x, target):
+            logits = model(image[None] * masks)
+            values = logits.softmax(1) if score == "prob" else logits
+            expected.append((values[:, cls].view(n, 1, 1, 1) * masks).sum(0) / (n * p))
+    torch.testing.assert_close(maps, torch.stack(expected), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("quadrant", [0, 3])
+def test_map_peaks_in_the_quadrant_that_carries_the_evidence(quadrant: int) -> None:
+    x = torch.rand(2, 1, 16, 16, generator=seeded(quadrant))
+    maps = RISE(Quadrants(), n_masks=400, grid=4, score="logit", generator=seeded())(x, torch.full((2,), quadrant))
+    inside = quadrant_mask(quadrant, 16, 16)
+    for image in maps[:, 0]:
+        assert image[inside].mean() > image[~inside].mean() + 1.0
+
+
+def test_same_seed_same_maps_and_batch_size_independence() -> None:
+    model = SmallCNN().eval()
+    x = torch.rand(4, 3, 10, 10, generator=seeded(2))
+    reference = RISE(model, n_masks=30, grid=3, generator=seeded(3))(x)
+    assert torch.equal(RISE(model, n_masks=30, grid=3, generator=seeded(3))(x), reference)
+    assert not torch.allclose(RISE(model, n_masks=30, grid=3, generator=seeded(4))(x), reference)
+    for batch_size in (1, 3, 7):
+        maps = RISE(model, n_masks=30, grid=3, batch_size=batch_size, generator=seeded(3))(x)
+        torch.testing.assert_close(maps, reference, rtol=1e-5, atol=1e-7)
+    # the masks are shared by the images of a batch: one image alone gives its own map
+    torch.testing.assert_close(RISE(model, n_masks=30, grid=3, generator=seeded(3))(x[2:3]), reference[2:3])
+
+
+def test_streams_masks_in_chunks_and_restores_mode() -> None:
+    model = SmallCNN()
+    model.train()
+    sizes: list[int] = []
+    handle = model.register_forward_pre_hook(lambda module, args: sizes.append(args[0].shape[0]))
+    maps = RISE(model, n_masks=100, grid=3, batch_size=16, generator=seeded())(torch.rand(2, 3, 9, 9))
+    handle.remove()
+    assert maps.shape == (2, 1, 9, 9)
+    assert max(sizes) <= 16
+    assert sum(sizes) == 2 + 2 * 100
+    assert model.training and all(module.training for module in model.modules())
+
+
+def test_invalid_arguments() -> None:
+    model = SmallCNN().eval()
+    with pytest.raises(ValueError, match="probability"):
+        RISE(model, p=0.0)
+    with pytest.raises(ValueError, match="probability"):
+        RISE(model, p=1.5)
+    with pytest.raises(ValueError, match="n_masks"):
+        RISE(model, n_masks=0)
+    with pytest.raises(ValueError, match="grid"):
+        RISE(model, grid=-2)
+    with pytest.raises(ValueError, match="B×C×H×W"):
+        RISE(model, n_masks=4)(torch.rand(3, 8, 8))
+    with pytest.raises(ValueError, match="out of range"):
+        RISE(model, n_masks=4)(torch.rand(1, 3, 8, 8), torch.tensor([9]))
