@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= demo-out
 
-.PHONY: demo test bootstrap lint bench e2e clean
+.PHONY: demo test bootstrap lint bench clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -11,7 +11,8 @@ bootstrap:
 demo: bootstrap        ## the main job on the embedded sample -> $(OUT)/report.html
 	$(VENV)/bin/freqlens demo --out $(OUT)
 
-test: bootstrap        ## the whole test suite
+test:                  ## the whole test suite (with the peers extra: Captum / Quantus cross-checks)
+	@FREQLENS_EXTRAS=$${FREQLENS_EXTRAS:-dev,peers} bash scripts/bootstrap.sh
 	$(PY) -m pytest -q
 
 lint: bootstrap

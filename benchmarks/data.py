@@ -11,6 +11,7 @@ import tempfile
 import time
 
 from _common import SHARED_DATA, write_result
+
 from freqlens.data import load_dataset
 
 

@@ -13,8 +13,8 @@ import argparse
 import sys
 
 import torch
-
 from _common import SHARED_DATA, write_result
+
 from freqlens.data import load_dataset, normalization_stats
 from freqlens.models import build, num_parameters
 from freqlens.training import train

@@ -2,7 +2,8 @@
 # Create (once) the local virtual environment .venv and install freqlens into it.
 #   FREQLENS_TORCH   pip requirement used when torch is absent (default: torch==2.13.0, the CPU build;
 #                    GPU users: FREQLENS_TORCH="torch" or a CUDA wheel spec)
-#   FREQLENS_EXTRAS  extras to install (default: dev)
+#   FREQLENS_EXTRAS  extras to install (default: dev; `make test` uses dev,peers for the Captum/Quantus
+#                    cross-checks)
 #   PYTHON           interpreter used to create the venv (default: python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,8 +20,8 @@ if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
     echo "[bootstrap] installing $TORCH_SPEC" >&2
     "$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC"
 fi
-stamp="$VENV/.freqlens-installed"
-want="$(cat pyproject.toml | cksum | cut -d' ' -f1)-$EXTRAS"
+stamp="$VENV/.freqlens-installed-${EXTRAS//,/-}"
+want="$(cksum < pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "[bootstrap] installing freqlens[$EXTRAS] (editable)" >&2
     "$VENV/bin/python" -m pip install --quiet -e ".[$EXTRAS]"

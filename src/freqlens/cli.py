@@ -126,8 +126,6 @@ def _forgrad_value(text: str) -> float | str:
 def _cmd_explain(args: argparse.Namespace) -> int:
     import math
 
-    import torch
-
     from freqlens.analysis.explain import explain_images
     from freqlens.attribution import reduce_channels
     from freqlens.attribution.registry import canonical_method

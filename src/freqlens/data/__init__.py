@@ -7,4 +7,4 @@ from freqlens.data.dataset import ImageDataset, normalization_stats
 from freqlens.data.download import MIRRORS, download_url
 from freqlens.data.loader import DATASET_NAMES, default_data_root, load_dataset
 
-__all__ = ["normalization_stats", "DATASET_NAMES", "MIRRORS", "ImageDataset", "default_data_root", "download_url", "load_dataset"]
+__all__ = ["DATASET_NAMES", "MIRRORS", "ImageDataset", "default_data_root", "download_url", "load_dataset", "normalization_stats"]

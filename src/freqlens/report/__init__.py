@@ -3,4 +3,4 @@
 from freqlens.report.figures import attribution_grid, training_curves
 from freqlens.report.html import find_studies, write_report
 
-__all__ = ["attribution_grid", "training_curves", "find_studies", "write_report"]
+__all__ = ["attribution_grid", "find_studies", "training_curves", "write_report"]
