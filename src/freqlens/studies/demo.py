@@ -26,7 +26,7 @@ class DemoConfig:
     """Every number of the demo in one place."""
 
     model: str = "lenet"
-    epochs: int = 4
+    epochs: int = 8
     batch_size: int = 64
     lr: float = 1e-3
     n_explain: int = 16
