@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
 from _common import SHARED_DATA, write_result
 
-from freqlens.data import load_dataset, normalization_stats
-from freqlens.models import build, num_parameters
+from freqlens.data import load_dataset
+from freqlens.models import num_parameters
+from freqlens.studies.common import model_for_dataset
 from freqlens.training import train
 
 CASES = {
@@ -29,10 +29,7 @@ def run_case(key: str, epochs: int, out_root: str) -> dict:
     dataset, root, model_name = CASES[key]
     train_set = load_dataset(dataset, "train", root=root)
     test_set = load_dataset(dataset, "test", root=root)
-    mean, std = normalization_stats(train_set.images)
-    torch.manual_seed(0)
-    model = build(model_name, in_channels=train_set.images.shape[1], num_classes=len(train_set.classes),
-                  image_size=tuple(train_set.images.shape[-2:]), mean=mean, std=std)
+    model = model_for_dataset(model_name, train_set, seed=0)
     history = train(model, train_set, test_set, epochs=epochs, out_dir=f"{out_root}/{key}", seed=0)
     seconds = [entry["seconds"] for entry in history]
     return {

@@ -66,10 +66,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import torch
 
-    from freqlens.data import load_dataset, normalization_stats
-    from freqlens.models import build
+    from freqlens.data import load_dataset
+    from freqlens.studies.common import model_for_dataset
     from freqlens.training import Standard, train
 
     train_set = load_dataset(args.dataset, split="train", root=args.data_dir, download=args.download)
@@ -77,16 +76,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.mode != "standard":
         raise FreqlensError(f"training mode {args.mode!r} is not available in this version")
     device = _resolve_device(args.device)
-    mean, std = normalization_stats(train_set.images)
-    torch.manual_seed(args.seed)
-    model = build(
-        args.model,
-        in_channels=train_set.images.shape[1],
-        num_classes=len(train_set.classes),
-        image_size=tuple(train_set.images.shape[-2:]),
-        mean=mean,
-        std=std,
-    ).to(device)
+    model = model_for_dataset(args.model, train_set, seed=args.seed).to(device)
     history = train(
         model,
         train_set,

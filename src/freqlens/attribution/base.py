@@ -23,6 +23,28 @@ from typing import TypeVar
 import torch
 from torch import Tensor, nn
 
+# re-exported: part of the explainer toolkit (shared with metrics and training through freqlens.utils)
+from freqlens.utils.tensors import check_inputs, chunks, eval_mode, predict, resolve_target
+
+__all__ = [
+    "SCORES",
+    "Explainer",
+    "PassCount",
+    "accumulation_dtype",
+    "call_explainer",
+    "check_inputs",
+    "check_score",
+    "check_target_range",
+    "chunks",
+    "count_passes",
+    "eval_mode",
+    "is_stochastic",
+    "predict",
+    "progress_bar",
+    "resolve_target",
+    "select_score",
+]
+
 _T = TypeVar("_T")
 
 #: Scores an explainer can explain: the raw logit, the softmax probability or its logarithm.
@@ -51,76 +73,6 @@ class Explainer(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
-
-
-def check_inputs(inputs: Tensor, name: str = "inputs") -> Tensor:
-    """Validate a ``B×C×H×W`` floating batch without NaN/inf; returns it unchanged."""
-    if not isinstance(inputs, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(inputs).__name__}")
-    if inputs.dim() != 4:
-        raise ValueError(f"{name} must have shape B×C×H×W, got shape {tuple(inputs.shape)}")
-    if not inputs.is_floating_point():
-        raise ValueError(f"{name} must be a floating tensor with pixels in [0, 1], got dtype {inputs.dtype}")
-    if inputs.shape[0] == 0:
-        raise ValueError(f"{name} is an empty batch")
-    if not torch.isfinite(inputs).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return inputs
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode for the duration of the block, then restore every module's flag."""
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, flag in flags:
-            module.training = flag
-
-
-def chunks(total: int, batch_size: int | None) -> Iterator[slice]:
-    """Slices ``[start, stop)`` covering ``range(total)`` with at most ``batch_size`` items each."""
-    step = total if batch_size is None else int(batch_size)
-    if step <= 0:
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size}")
-    for start in range(0, total, step):
-        yield slice(start, min(start + step, total))
-
-
-@torch.no_grad()
-def predict(model: nn.Module, inputs: Tensor, batch_size: int | None = None) -> Tensor:
-    """Logits of ``model`` on ``inputs`` (eval mode), computed in chunks of ``batch_size``."""
-    with eval_mode(model):
-        return torch.cat([model(inputs[part]) for part in chunks(inputs.shape[0], batch_size)])
-
-
-def resolve_target(
-    model: nn.Module, inputs: Tensor, target: Tensor | int | None, batch_size: int | None = None
-) -> Tensor:
-    """Return the target classes as a ``LongTensor[B]`` on the inputs' device.
-
-    ``None`` means the model's predicted class; an ``int`` is broadcast to the batch. Raises
-    ``ValueError`` for a wrong length or a class index outside ``[0, num_classes)``.
-    """
-    batch = inputs.shape[0]
-    if target is None:
-        return predict(model, inputs, batch_size).argmax(dim=1)
-    if isinstance(target, int):
-        target = torch.full((batch,), target, dtype=torch.long, device=inputs.device)
-    if not isinstance(target, Tensor):
-        target = torch.as_tensor(target)
-    if target.dim() == 0:
-        target = target.expand(batch)
-    if target.dim() != 1 or target.shape[0] != batch:
-        raise ValueError(f"target must be a LongTensor of shape [{batch}], got shape {tuple(target.shape)}")
-    if target.is_floating_point() or target.dtype == torch.bool:
-        raise ValueError(f"target must hold integer class indices, got dtype {target.dtype}")
-    target = target.to(device=inputs.device, dtype=torch.long)
-    if (target < 0).any():
-        raise ValueError(f"target holds a negative class index: {target.min().item()}")
-    return target
 
 
 def check_target_range(target: Tensor, num_classes: int) -> None:

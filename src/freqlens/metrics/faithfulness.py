@@ -19,16 +19,23 @@ helpers below (target resolution, channel reduction, chunking) are shared by the
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
-from collections.abc import Iterator
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
+
+from freqlens.utils.tensors import (
+    REDUCTIONS,
+    check_inputs,
+    chunks,
+    eval_mode,
+    reduce_channels,
+    resolve_target,
+)
 
 __all__ = [
     "REDUCTIONS",
@@ -41,8 +48,6 @@ __all__ = [
 
 #: Target scores the metrics can read from the model output.
 SCORES = ("prob", "logit")
-#: Channel reductions of ``B×C×H×W`` maps (same names as ``freqlens.attribution.reduce_channels``).
-REDUCTIONS = ("sum", "mean", "abs_sum", "abs_mean", "max_abs")
 #: Correlations of :func:`mufidelity`.
 CORRELATIONS = ("pearson", "spearman")
 
@@ -52,21 +57,6 @@ Baseline = float | Tensor | Literal["blur"]
 # --------------------------------------------------------------------------------------------------
 # Shared private helpers (used by every metric of this subpackage)
 # --------------------------------------------------------------------------------------------------
-def _check_inputs(inputs: object, name: str = "inputs") -> Tensor:
-    """Validate a finite, floating ``B×C×H×W`` batch (B ≥ 1)."""
-    if not isinstance(inputs, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(inputs).__name__}")
-    if inputs.dim() != 4:
-        raise ValueError(f"{name} must have shape B×C×H×W, got shape {tuple(inputs.shape)}")
-    if not inputs.is_floating_point():
-        raise ValueError(f"{name} must be a floating tensor with pixels in [0, 1], got dtype {inputs.dtype}")
-    if inputs.shape[0] == 0:
-        raise ValueError(f"{name} is an empty batch")
-    if not bool(torch.isfinite(inputs).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return inputs
-
-
 def _check_model(model: object) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -88,23 +78,6 @@ def _check_score(score: str) -> str:
     return score
 
 
-def _chunks(total: int, size: int) -> Iterator[slice]:
-    for start in range(0, total, size):
-        yield slice(start, min(start + size, total))
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode for the block; every submodule's ``training`` flag is restored afterwards."""
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, flag in flags:
-            module.training = flag
-
-
 def _logits(model: nn.Module, batch: Tensor) -> Tensor:
     out = model(batch)
     if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != batch.shape[0]:
@@ -123,50 +96,6 @@ def _target_score(logits: Tensor, target: Tensor, score: str) -> Tensor:
     if score == "prob":
         values = values.softmax(dim=1)
     return values.gather(1, target[:, None])[:, 0]
-
-
-@torch.no_grad()
-def _predicted(model: nn.Module, inputs: Tensor, batch_size: int) -> Tensor:
-    """Predicted classes of ``inputs`` (the caller holds eval mode)."""
-    return torch.cat([_logits(model, inputs[part]).argmax(dim=1) for part in _chunks(inputs.shape[0], batch_size)])
-
-
-def _resolve_target(model: nn.Module, inputs: Tensor, target: Tensor | int | None, batch_size: int) -> Tensor:
-    """``LongTensor[B]`` on the inputs' device; ``None`` = the predicted class, an int is broadcast."""
-    batch = inputs.shape[0]
-    if target is None:
-        return _predicted(model, inputs, batch_size)
-    if isinstance(target, bool):
-        raise TypeError("target must hold integer class indices, got a bool")
-    if isinstance(target, int):
-        target = torch.full((batch,), target, dtype=torch.long, device=inputs.device)
-    if not isinstance(target, Tensor):
-        target = torch.as_tensor(target)
-    if target.dim() == 0:
-        target = target.expand(batch)
-    if target.dim() != 1 or target.shape[0] != batch:
-        raise ValueError(f"target must be a LongTensor of shape [{batch}], got shape {tuple(target.shape)}")
-    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
-        raise ValueError(f"target must hold integer class indices, got dtype {target.dtype}")
-    target = target.to(device=inputs.device, dtype=torch.long)
-    if bool((target < 0).any()):
-        raise ValueError(f"target holds a negative class index: {int(target.min())}")
-    return target
-
-
-def _reduce_channels(maps: Tensor, how: str) -> Tensor:
-    """``B×C×H×W`` → ``B×H×W`` by ``how`` in :data:`REDUCTIONS` (``sum`` keeps the sign)."""
-    if how == "sum":
-        return maps.sum(dim=1)
-    if how == "mean":
-        return maps.mean(dim=1)
-    if how == "abs_sum":
-        return maps.abs().sum(dim=1)
-    if how == "abs_mean":
-        return maps.abs().mean(dim=1)
-    if how == "max_abs":
-        return maps.abs().amax(dim=1)
-    raise ValueError(f"unknown channel reduction {how!r}; expected one of {', '.join(REDUCTIONS)}")
 
 
 def _check_attributions(attributions: object, inputs: Tensor, reduce: str) -> Tensor:
@@ -198,7 +127,7 @@ def _check_attributions(attributions: object, inputs: Tensor, reduce: str) -> Te
         maps = maps.to(inputs.dtype)
     if not bool(torch.isfinite(maps).all()):
         raise ValueError("attributions contain NaN or infinite values")
-    return _reduce_channels(maps.detach(), reduce)
+    return reduce_channels(maps.detach(), reduce)
 
 
 def _gaussian_blur(inputs: Tensor, sigma: float, truncate: float = 4.0) -> Tensor:
@@ -291,7 +220,7 @@ def _perturbation_curve(
     progress: bool,
 ) -> Tensor | tuple[Tensor, Tensor]:
     model = _check_model(model)
-    inputs = _check_inputs(inputs)
+    inputs = check_inputs(inputs)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     score = _check_score(score)
@@ -309,11 +238,11 @@ def _perturbation_curve(
     counts = _pixel_counts(steps, pixels, inputs.device)
 
     per_image = steps + 1
-    with _eval_mode(model):
-        target = _resolve_target(model, inputs, target, chunk)
+    with eval_mode(model):
+        target = resolve_target(model, inputs, target, chunk)
         curves = torch.empty(batch * per_image, dtype=_result_dtype(inputs), device=inputs.device)
         with _progress(batch * per_image, mode, progress) as bar:
-            for part in _chunks(batch * per_image, chunk):
+            for part in chunks(batch * per_image, chunk):
                 pair = torch.arange(part.start, part.stop, device=inputs.device)
                 image, step = pair // per_image, pair % per_image
                 selected = (ranks[image] < counts[step, None]).view(-1, 1, height, width)
@@ -475,7 +404,7 @@ def mufidelity(
     ``B``). ``B·(samples + 1)`` images go through the model (plus ``B`` when ``target`` is ``None``).
     """
     model = _check_model(model)
-    inputs = _check_inputs(inputs)
+    inputs = check_inputs(inputs)
     score = _check_score(score)
     if corr not in CORRELATIONS:
         raise ValueError(f"unknown correlation {corr!r}; expected one of {', '.join(CORRELATIONS)}")
@@ -501,16 +430,16 @@ def mufidelity(
     cell_mass.index_add_(1, cell_of_pixel, saliency.reshape(batch, -1).double())
     removed_mass = (removed.double() * cell_mass[:, None, :]).sum(dim=2)
 
-    with _eval_mode(model):
-        target = _resolve_target(model, inputs, target, chunk)
+    with eval_mode(model):
+        target = resolve_target(model, inputs, target, chunk)
         clean = torch.empty(batch, dtype=torch.float64, device=inputs.device)
         masked = torch.empty(batch * samples, dtype=torch.float64, device=inputs.device)
         flat_removed = removed.view(batch * samples, cells)
         with _progress(batch * (samples + 1), "mufidelity", progress) as bar:
-            for part in _chunks(batch, chunk):
+            for part in chunks(batch, chunk):
                 clean[part] = _target_score(_logits(model, inputs[part]), target[part], score).double()
                 bar.update(part.stop - part.start)
-            for part in _chunks(batch * samples, chunk):
+            for part in chunks(batch * samples, chunk):
                 pair = torch.arange(part.start, part.stop, device=inputs.device)
                 image = pair // samples
                 hidden = flat_removed[part][:, cell_of_pixel].view(-1, 1, height, width)

@@ -11,15 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .faithfulness import (
-    _check_batch_size,
-    _check_inputs,
-    _check_model,
-    _chunks,
-    _eval_mode,
-    _logits,
-    _resolve_target,
-)
+from freqlens.utils.tensors import check_inputs, chunks, eval_mode, resolve_target
+
+from .faithfulness import _check_batch_size, _check_model, _logits
 
 __all__ = ["vii", "vii_per_image"]
 
@@ -58,14 +52,14 @@ def vii_per_image(
     sign vector is all zeros (``x = x̄``, or a zero gradient) gets 0.
     """
     model = _check_model(model)
-    inputs = _check_inputs(inputs)
+    inputs = check_inputs(inputs)
     mean_image = _check_mean_image(mean_image, inputs)
     batch = inputs.shape[0]
     chunk = _check_batch_size(batch_size, batch)
     values = torch.empty(batch, dtype=torch.float64, device=inputs.device)
-    with _eval_mode(model):
-        target = _resolve_target(model, inputs, target, chunk)
-        for part in _chunks(batch, chunk):
+    with eval_mode(model):
+        target = resolve_target(model, inputs, target, chunk)
+        for part in chunks(batch, chunk):
             images = inputs[part].detach().clone().requires_grad_(True)
             with torch.enable_grad():
                 logits = _logits(model, images)

@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 
 from freqlens.attribution import Saliency, reduce_channels
-from freqlens.data import load_dataset, normalization_stats
-from freqlens.models import build, load
+from freqlens.data import load_dataset
+from freqlens.models import load
 from freqlens.report import attribution_grid, training_curves, write_report
+from freqlens.studies.common import model_for_dataset
 from freqlens.training import evaluate, train
 from freqlens.utils import atomic_save_torch, atomic_write_json
 
@@ -43,16 +44,7 @@ def run_demo(out_dir: str | Path, config: DemoConfig | None = None, *, progress:
 
     train_set = load_dataset("demo", split="train")
     test_set = load_dataset("demo", split="test")
-    mean, std = normalization_stats(train_set.images)
-    torch.manual_seed(config.seed)
-    model = build(
-        config.model,
-        in_channels=train_set.images.shape[1],
-        num_classes=len(train_set.classes),
-        image_size=tuple(train_set.images.shape[-2:]),
-        mean=mean,
-        std=std,
-    )
+    model = model_for_dataset(config.model, train_set, seed=config.seed)
     history = train(
         model,
         train_set,

@@ -22,13 +22,13 @@ Contract with :func:`freqlens.training.train`:
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
+
+from freqlens.utils.tensors import eval_mode
 
 
 @runtime_checkable
@@ -100,17 +100,9 @@ def describe_mode(mode: Any) -> dict[str, Any]:
     return {"name": mode_name(mode), **{k: v for k, v in description.items() if k != "name"}}
 
 
-@contextlib.contextmanager
-def evaluating(model: nn.Module) -> Iterator[nn.Module]:
-    """Context manager: ``model`` in eval mode inside, each submodule's own train/eval flag restored
-    on exit (for modes that run the model, e.g. an attack, in the middle of a training step)."""
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, flag in flags:
-            module.training = flag
+#: Context manager: ``model`` in eval mode inside, each submodule's own train/eval flag restored on
+#: exit (for modes that run the model, e.g. an attack, in the middle of a training step).
+evaluating = eval_mode
 
 
 __all__ = ["Standard", "TrainingMode", "describe_mode", "evaluating", "mode_name"]
