@@ -34,7 +34,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _resolve_device(name: str | None):
+def resolve_device(name: str | None):
     """``None`` → CUDA when available, else CPU; a bad name is a user error."""
     import torch
 
@@ -49,7 +49,7 @@ def _resolve_device(name: str | None):
     return device
 
 
-def _add_dataset_flags(parser: argparse.ArgumentParser) -> None:
+def add_dataset_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dataset", required=True, help="mnist, cifar10, demo, or a path to an image folder / .tar(.gz)"
     )
@@ -75,7 +75,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     val_set = load_dataset(args.dataset, split=args.val_split, root=args.data_dir, download=args.download)
     if args.mode != "standard":
         raise FreqlensError(f"training mode {args.mode!r} is not available in this version")
-    device = _resolve_device(args.device)
+    device = resolve_device(args.device)
     model = model_for_dataset(args.model, train_set, seed=args.seed).to(device)
     history = train(
         model,
@@ -128,7 +128,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         method = canonical_method(args.method)
     except ValueError as error:
         raise FreqlensError(str(error)) from None
-    device = _resolve_device(args.device)
+    device = resolve_device(args.device)
     model = load(args.checkpoint, map_location=device)
     dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
     needed = args.n_images + (args.calibration if args.forgrad == "auto" else 0)
@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_cmd_demo)
 
     trainer = commands.add_parser("train", help="train a model: OUT/best.pt, OUT/last.pt, OUT/history.json")
-    _add_dataset_flags(trainer)
+    add_dataset_flags(trainer)
     trainer.add_argument("--model", required=True, help="mlp, fcnn, lenet, vgg11, vgg16, resnet18, resnet_small, ...")
     trainer.add_argument("--mode", default="standard", choices=["standard", "noise-modulation", "adversarial"])
     trainer.add_argument("--epochs", type=positive_int, default=10)
@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     explain = commands.add_parser("explain", help="attribution maps (+ FORGrad) of N images: OUT/maps.pt, grids")
     explain.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by freqlens train")
-    _add_dataset_flags(explain)
+    add_dataset_flags(explain)
     explain.add_argument("--split", default="test")
     explain.add_argument("--method", required=True, help="saliency, gradient_input, integrated_gradients, "
                          "smoothgrad, smoothgrad_sq, vargrad, gradcam, gradcam_pp, occlusion, rise, sobol, hsic")
@@ -243,6 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--device", default=None)
     explain.add_argument("--out", type=Path, required=True)
     explain.set_defaults(run=_cmd_explain)
+
+    import importlib
+
+    from freqlens.commands import COMMAND_MODULES
+
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(f"freqlens.commands.{module_name}").add_parser(commands)
 
     report = commands.add_parser("report", help="(re)build DIR/report.html from the study results in DIR")
     report.add_argument("dir", type=Path)
