@@ -1,0 +1,53 @@
+"""The static report: built from artefacts only, self-contained, escaped, claims marked."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import torch
+
+from freqlens.errors import FreqlensError
+from freqlens.report import attribution_grid, find_studies, write_report
+
+
+def _study(root, name, **results):
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({"study": name, **results}))
+    return folder
+
+
+def test_report_embeds_figures_and_marks_claims(tmp_path):
+    folder = _study(
+        tmp_path, "b-study", title="B <study>",
+        figures=[{"file": "grid.png", "caption": "maps & spectra"}, {"file": "absent.png", "caption": "x"}],
+        claims=[
+            {"claim": "smooth beats noisy", "seed": "001", "figure": "3", "measured": 0.2, "expected": "< 0.5", "holds": True},
+            {"claim": "never true", "seed": "001", "figure": "4", "measured": 2.0, "expected": "< 1", "holds": False},
+        ],
+        tables=[{"title": "T", "columns": ["a", "b"], "rows": [[1, 0.123456]]}],
+        command="freqlens study x",
+    )
+    grid = attribution_grid(torch.rand(3, 1, 8, 8), [("m", torch.randn(3, 8, 8)), ("p", torch.rand(3, 8, 8), "magnitude")],
+                            folder / "grid.png")
+    _study(tmp_path, "a-study", title="A")
+    page = write_report(tmp_path).read_text()
+    assert page.index("<h2 id='a-study'>A</h2>") < page.index("<h2 id='b-study'>B &lt;study&gt;</h2>")
+    embedded = page.split("data:image/png;base64,")[1].split("'")[0]
+    assert base64.b64decode(embedded) == grid.read_bytes()
+    assert "maps &amp; spectra" in page
+    assert "missing figure absent.png" in page
+    assert page.count("class='holds'") == 1 and page.count("class='fails'") == 2  # one failed claim + one missing figure
+    assert "0.1235" in page and "freqlens study x" in page
+    assert "<script" not in page.lower()
+
+
+def test_report_errors(tmp_path):
+    with pytest.raises(FreqlensError, match="no study results"):
+        write_report(tmp_path)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "results.json").write_text("{not json")
+    with pytest.raises(FreqlensError, match="cannot read study results"):
+        find_studies(tmp_path)
