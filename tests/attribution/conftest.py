@@ -111,6 +111,40 @@ def make_images(batch: int = 4, shape: tuple[int, int, int] = (3, 16, 16), seed:
     return images * spans
 
 
+class Quadrants(nn.Module):
+    """``logit_q = sum of the pixels of quadrant q`` (0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2] // 2, x.shape[-1] // 2
+        parts = [x[..., :h, :w], x[..., :h, w:], x[..., h:, :w], x[..., h:, w:]]
+        return torch.stack([part.sum(dim=(1, 2, 3)) for part in parts], dim=1)
+
+
+def quadrant_mask(q: int, height: int, width: int) -> Tensor:
+    """Boolean ``height×width`` mask of quadrant ``q`` (numbered as in :class:`Quadrants`)."""
+    h, w = height // 2, width // 2
+    mask = torch.zeros(height, width, dtype=torch.bool)
+    mask[slice(0, h) if q < 2 else slice(h, height), slice(0, w) if q % 2 == 0 else slice(w, width)] = True
+    return mask
+
+
+class SmallReLUCNN(nn.Module):
+    """Conv → ReLU → 2×2 average pool → linear, initialised from ``torch.manual_seed(seed)``."""
+
+    def __init__(self, channels: int = 3, classes: int = 5, seed: int = 5) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.body = nn.Sequential(nn.Conv2d(channels, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                                  nn.Flatten(), nn.Linear(16, classes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
 @pytest.fixture(autouse=True)
 def _single_thread():
     """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine OpenMP barriers make

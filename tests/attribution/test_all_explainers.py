@@ -27,14 +27,12 @@ from freqlens.attribution.rise import RISE
 from freqlens.attribution.sobol import SobolAttribution
 from freqlens.models import build
 
+from .conftest import seeded
+
 MODELS = ("mlp", "lenet", "resnet_small", "vit_tiny")
 CONV_NETS = {"lenet", "resnet_small"}
 SIZES = (28, 32, 33)
 BATCH_CHANNELS = list(itertools.product((1, 7), (1, 3)))
-
-
-def seeded(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def smoothgrad(model: nn.Module) -> object:

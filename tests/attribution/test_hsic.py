@@ -10,36 +10,7 @@ from torch import Tensor, nn
 
 from freqlens.attribution.hsic import HSICAttribution, binary_designs, hsic_binary, median_bandwidth
 
-
-class Quadrants(nn.Module):
-    """``logit_q = sum of the pixels of quadrant q`` (0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        h, w = x.shape[-2] // 2, x.shape[-1] // 2
-        parts = [x[..., :h, :w], x[..., :h, w:], x[..., h:, :w], x[..., h:, w:]]
-        return torch.stack([part.sum(dim=(1, 2, 3)) for part in parts], dim=1)
-
-
-def quadrant_mask(q: int, height: int, width: int) -> Tensor:
-    h, w = height // 2, width // 2
-    mask = torch.zeros(height, width, dtype=torch.bool)
-    mask[slice(0, h) if q < 2 else slice(h, height), slice(0, w) if q % 2 == 0 else slice(w, width)] = True
-    return mask
-
-
-class SmallCNN(nn.Module):
-    def __init__(self, channels: int = 3, classes: int = 5) -> None:
-        super().__init__()
-        torch.manual_seed(6)
-        self.body = nn.Sequential(nn.Conv2d(channels, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
-                                  nn.Flatten(), nn.Linear(16, classes))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.body(x)
-
-
-def seeded(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+from .conftest import Quadrants, SmallReLUCNN, quadrant_mask, seeded
 
 
 def naive_hsic(x: np.ndarray, y: np.ndarray) -> float:
@@ -113,7 +84,7 @@ def test_map_peaks_in_the_quadrant_that_carries_the_evidence(quadrant: int, pert
 
 @pytest.mark.parametrize("sampler", ["lhs", "sobol"])
 def test_same_seed_same_maps_and_batch_size_independence(sampler: str) -> None:
-    model = SmallCNN().eval()
+    model = SmallReLUCNN(seed=6).eval()
     x = torch.rand(3, 3, 10, 10, generator=seeded(2))
 
     def explain(seed: int, batch_size: int | None = None) -> Tensor:
@@ -130,7 +101,7 @@ def test_same_seed_same_maps_and_batch_size_independence(sampler: str) -> None:
 
 
 def test_invalid_arguments() -> None:
-    model = SmallCNN().eval()
+    model = SmallReLUCNN(seed=6).eval()
     with pytest.raises(ValueError, match="sampler"):
         HSICAttribution(model, sampler="random")
     with pytest.raises(ValueError, match="nb_design"):

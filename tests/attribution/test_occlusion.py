@@ -9,6 +9,8 @@ from torch import Tensor, nn
 
 from freqlens.attribution.occlusion import Occlusion, _patch_starts
 
+from .conftest import Quadrants, quadrant_mask
+
 
 class Linear(nn.Module):
     """``f(x) = W · flatten(x) + b`` with random weights."""
@@ -22,24 +24,6 @@ class Linear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x.flatten(1) @ self.weight.flatten(1).T + self.bias
-
-
-class Quadrants(nn.Module):
-    """``logit_q = sum of the pixels of quadrant q`` (0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        h, w = x.shape[-2] // 2, x.shape[-1] // 2
-        parts = [x[..., :h, :w], x[..., :h, w:], x[..., h:, :w], x[..., h:, w:]]
-        return torch.stack([part.sum(dim=(1, 2, 3)) for part in parts], dim=1)
-
-
-def quadrant_mask(q: int, height: int, width: int) -> Tensor:
-    h, w = height // 2, width // 2
-    mask = torch.zeros(height, width, dtype=torch.bool)
-    rows = slice(0, h) if q < 2 else slice(h, height)
-    cols = slice(0, w) if q % 2 == 0 else slice(w, width)
-    mask[rows, cols] = True
-    return mask
 
 
 class SmallCNN(nn.Module):

@@ -5,40 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from freqlens.attribution.rise import RISE
 
-
-class Quadrants(nn.Module):
-    """``logit_q = sum of the pixels of quadrant q`` (0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        h, w = x.shape[-2] // 2, x.shape[-1] // 2
-        parts = [x[..., :h, :w], x[..., :h, w:], x[..., h:, :w], x[..., h:, w:]]
-        return torch.stack([part.sum(dim=(1, 2, 3)) for part in parts], dim=1)
-
-
-def quadrant_mask(q: int, height: int, width: int) -> Tensor:
-    h, w = height // 2, width // 2
-    mask = torch.zeros(height, width, dtype=torch.bool)
-    mask[slice(0, h) if q < 2 else slice(h, height), slice(0, w) if q % 2 == 0 else slice(w, width)] = True
-    return mask
-
-
-class SmallCNN(nn.Module):
-    def __init__(self, channels: int = 3, classes: int = 5) -> None:
-        super().__init__()
-        torch.manual_seed(4)
-        self.body = nn.Sequential(nn.Conv2d(channels, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
-                                  nn.Flatten(), nn.Linear(16, classes))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.body(x)
-
-
-def seeded(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+from .conftest import Quadrants, SmallReLUCNN, quadrant_mask, seeded
 
 
 @pytest.mark.parametrize(("height", "width", "grid", "p"), [(16, 16, 4, 0.5), (13, 17, 3, 0.3), (28, 28, 7, 0.5)])
@@ -63,7 +34,7 @@ def test_masks_depend_on_the_seed_only() -> None:
 
 @pytest.mark.parametrize("score", ["prob", "logit"])
 def test_saliency_is_the_explicit_monte_carlo_sum(score: str) -> None:
-    model = SmallCNN().eval()
+    model = SmallReLUCNN(seed=4).eval()
     x = torch.rand(3, 3, 12, 12, generator=seeded(1))
     target = torch.tensor([0, 4, 2])
     n, p = 50, 0.4
@@ -88,7 +59,7 @@ def test_map_peaks_in_the_quadrant_that_carries_the_evidence(quadrant: int) -> N
 
 
 def test_same_seed_same_maps_and_batch_size_independence() -> None:
-    model = SmallCNN().eval()
+    model = SmallReLUCNN(seed=4).eval()
     x = torch.rand(4, 3, 10, 10, generator=seeded(2))
     reference = RISE(model, n_masks=30, grid=3, generator=seeded(3))(x)
     assert torch.equal(RISE(model, n_masks=30, grid=3, generator=seeded(3))(x), reference)
@@ -101,7 +72,7 @@ def test_same_seed_same_maps_and_batch_size_independence() -> None:
 
 
 def test_streams_masks_in_chunks_and_restores_mode() -> None:
-    model = SmallCNN()
+    model = SmallReLUCNN(seed=4)
     model.train()
     sizes: list[int] = []
     handle = model.register_forward_pre_hook(lambda module, args: sizes.append(args[0].shape[0]))
@@ -114,7 +85,7 @@ def test_streams_masks_in_chunks_and_restores_mode() -> None:
 
 
 def test_invalid_arguments() -> None:
-    model = SmallCNN().eval()
+    model = SmallReLUCNN(seed=4).eval()
     with pytest.raises(ValueError, match="probability"):
         RISE(model, p=0.0)
     with pytest.raises(ValueError, match="probability"):

@@ -9,36 +9,7 @@ from torch import Tensor, nn
 
 from freqlens.attribution.sobol import SobolAttribution, jansen_total_indices, sobol_designs
 
-
-class Quadrants(nn.Module):
-    """``logit_q = sum of the pixels of quadrant q`` (0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        h, w = x.shape[-2] // 2, x.shape[-1] // 2
-        parts = [x[..., :h, :w], x[..., :h, w:], x[..., h:, :w], x[..., h:, w:]]
-        return torch.stack([part.sum(dim=(1, 2, 3)) for part in parts], dim=1)
-
-
-def quadrant_mask(q: int, height: int, width: int) -> Tensor:
-    h, w = height // 2, width // 2
-    mask = torch.zeros(height, width, dtype=torch.bool)
-    mask[slice(0, h) if q < 2 else slice(h, height), slice(0, w) if q % 2 == 0 else slice(w, width)] = True
-    return mask
-
-
-class SmallCNN(nn.Module):
-    def __init__(self, channels: int = 3, classes: int = 5) -> None:
-        super().__init__()
-        torch.manual_seed(5)
-        self.body = nn.Sequential(nn.Conv2d(channels, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
-                                  nn.Flatten(), nn.Linear(16, classes))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.body(x)
-
-
-def seeded(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+from .conftest import Quadrants, SmallReLUCNN, quadrant_mask, seeded
 
 
 def test_design_matrices_follow_the_pick_freeze_scheme() -> None:
@@ -107,7 +78,7 @@ def test_map_peaks_in_the_quadrant_that_carries_the_evidence(quadrant: int, pert
 
 
 def test_same_seed_same_maps_and_batch_size_independence() -> None:
-    model = SmallCNN().eval()
+    model = SmallReLUCNN(seed=5).eval()
     x = torch.rand(2, 3, 10, 10, generator=seeded(2))
     reference = SobolAttribution(model, grid=2, nb_design=8, generator=seeded(3))(x)
     assert reference.shape == (2, 1, 10, 10)
@@ -119,7 +90,7 @@ def test_same_seed_same_maps_and_batch_size_independence() -> None:
 
 
 def test_forward_count_and_chunking() -> None:
-    model = SmallCNN()
+    model = SmallReLUCNN(seed=5)
     sizes: list[int] = []
     handle = model.register_forward_pre_hook(lambda module, args: sizes.append(args[0].shape[0]))
     SobolAttribution(model, grid=3, nb_design=4, batch_size=10, generator=seeded())(torch.rand(2, 3, 9, 9))
@@ -129,7 +100,7 @@ def test_forward_count_and_chunking() -> None:
 
 
 def test_invalid_arguments() -> None:
-    model = SmallCNN().eval()
+    model = SmallReLUCNN(seed=5).eval()
     with pytest.raises(ValueError, match="perturbation"):
         SobolAttribution(model, perturbation="noise")
     with pytest.raises(ValueError, match="nb_design"):
