@@ -21,15 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from freqlens.attribution._batching import check_batch_size, resolve_batch_size
-from freqlens.attribution.base import Explainer, check_inputs, check_score
-from freqlens.attribution.occlusion import (
-    _check_positive_int,
-    _clean_scores,
-    _references,
-    _stream_scores,
-)
-from freqlens.attribution.sobol import PERTURBATIONS, _cells_to_map, _check_grid, _seed_from, _upsample_cells
+from freqlens.attribution.sobol import CellMaskExplainer, _seed_from
 
 SAMPLERS = ("lhs", "sobol")
 
@@ -95,7 +87,7 @@ def hsic_binary(masks: Tensor, outputs: Tensor, bandwidth: float | None = None) 
     return torch.cat(results)
 
 
-class HSICAttribution(Explainer):
+class HSICAttribution(CellMaskExplainer):
     """HSIC dependence between each ``grid×grid`` cell and the target score (Novello et al. 2022).
 
     Args:
@@ -115,8 +107,7 @@ class HSICAttribution(Explainer):
         progress: show a tqdm bar over the forward chunks.
     """
 
-    per_channel = False
-    family = "black-box"
+    name = "HSIC"
 
     def __init__(
         self,
@@ -133,9 +124,8 @@ class HSICAttribution(Explainer):
         generator: torch.Generator | None = None,
         progress: bool = False,
     ) -> None:
-        super().__init__(model)
-        self.grid = _check_positive_int(grid, "grid")
-        self.nb_design = _check_positive_int(nb_design, "nb_design")
+        super().__init__(model, grid, nb_design, perturbation, baseline, blur_sigma, score, batch_size, generator,
+                         progress)
         if self.nb_design < 2:
             raise ValueError(f"nb_design must be at least 2, got {nb_design}")
         if sampler not in SAMPLERS:
@@ -144,31 +134,12 @@ class HSICAttribution(Explainer):
         if output_bandwidth is not None and not output_bandwidth > 0:
             raise ValueError(f"output_bandwidth must be positive, got {output_bandwidth!r}")
         self.output_bandwidth = output_bandwidth
-        if perturbation not in PERTURBATIONS:
-            raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got {perturbation!r}")
-        self.perturbation = perturbation
-        self.baseline = baseline
-        self.blur_sigma = blur_sigma
-        self.score = check_score(score)
-        self.batch_size = check_batch_size(batch_size)
-        self.generator = generator
-        self.progress = progress
 
-    def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
-        inputs = check_inputs(inputs).detach()
-        height, width = inputs.shape[-2:]
-        _check_grid(self.grid, height, width)
-        designs = binary_designs(self.grid, self.nb_design, self.sampler, self.generator).to(inputs.device)
-        chunk = resolve_batch_size(self.batch_size, self.model, inputs, backward=False)
-        target, _ = _clean_scores(self.model, inputs, target, self.score, chunk)
-        references = _references(self.perturbation, inputs, self.baseline, self.blur_sigma)
-        scores = _stream_scores(
-            self.model, inputs, references, target, self.nb_design,
-            lambda ids: _upsample_cells(designs[ids], height, width), self.score, chunk,
-            progress=self.progress, desc="HSIC",
-        )
-        values = hsic_binary(designs.to(scores.dtype), scores, self.output_bandwidth)
-        return _cells_to_map(values, height, width)
+    def designs(self) -> Tensor:
+        return binary_designs(self.grid, self.nb_design, self.sampler, self.generator)
+
+    def estimate(self, designs: Tensor, scores: Tensor) -> Tensor:
+        return hsic_binary(designs.to(scores.dtype), scores, self.output_bandwidth)
 
     def __repr__(self) -> str:
         return (f"HSICAttribution(grid={self.grid}, nb_design={self.nb_design}, sampler={self.sampler!r}, "

@@ -80,30 +80,22 @@ def jansen_total_indices(scores: Tensor, nb_design: int, eps: float = 1e-12) -> 
     return ((f_a[:, None, :] - f_c) ** 2).sum(dim=2) / (2 * nb_design * variance[:, None])
 
 
-class SobolAttribution(Explainer):
-    """Total Sobol indices of ``grid×grid`` image cells (Fel et al. 2021), ``B×1×H×W``.
-
-    Args:
-        model: classifier returning ``B×num_classes`` logits.
-        grid: cells per side (``d = grid²`` variables).
-        nb_design: ``N``, quasi-Monte-Carlo points per matrix (a power of two keeps Sobol balance).
-        perturbation: ``"inpainting"`` (masked pixels go to ``baseline``) or ``"blur"``.
-        baseline: value of masked pixels for inpainting (number or broadcastable tensor).
-        blur_sigma: Gaussian blur std in pixels for ``"blur"`` (``None`` = max(H, W)/16).
-        score: ``"logit"`` (default), ``"prob"`` or ``"log_prob"``.
-        batch_size: max perturbed images per forward pass (``None``: automatic, see ``_batching``).
-        generator: seeds the scrambling of the Sobol sequence (same seed, same maps).
-        progress: show a tqdm bar over the forward chunks.
-    """
+class CellMaskExplainer(Explainer):
+    """Template of the black-box methods that perturb a ``grid×grid`` lattice of cells with a batch of
+    mask designs (Sobol, HSIC): subclasses give :meth:`designs` (``N×grid×grid`` cell values in
+    [0, 1]) and :meth:`estimate` (``B×N`` scores → ``B×grid×grid`` cell importances); the forwards of
+    the ``B×N`` perturbed images are streamed in chunks of ``batch_size``."""
 
     per_channel = False
     family = "black-box"
+    #: label of the progress bar
+    name = "cells"
 
     def __init__(
         self,
         model: nn.Module,
-        grid: int = 8,
-        nb_design: int = 32,
+        grid: int,
+        nb_design: int,
         perturbation: str = "inpainting",
         baseline: float | Tensor = 0.0,
         blur_sigma: float | None = None,
@@ -125,21 +117,67 @@ class SobolAttribution(Explainer):
         self.generator = generator
         self.progress = progress
 
+    def designs(self) -> Tensor:
+        raise NotImplementedError
+
+    def estimate(self, designs: Tensor, scores: Tensor) -> Tensor:
+        raise NotImplementedError
+
     def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
         inputs = check_inputs(inputs).detach()
         height, width = inputs.shape[-2:]
         _check_grid(self.grid, height, width)
-        designs = sobol_designs(self.grid, self.nb_design, self.generator).to(inputs.device)
+        designs = self.designs().to(inputs.device)
         chunk = resolve_batch_size(self.batch_size, self.model, inputs, backward=False)
         target, _ = _clean_scores(self.model, inputs, target, self.score, chunk)
         references = _references(self.perturbation, inputs, self.baseline, self.blur_sigma)
         scores = _stream_scores(
             self.model, inputs, references, target, designs.shape[0],
             lambda ids: _upsample_cells(designs[ids], height, width), self.score, chunk,
-            progress=self.progress, desc="Sobol",
+            progress=self.progress, desc=self.name,
         )
-        indices = jansen_total_indices(scores, self.nb_design)
-        return _cells_to_map(indices, height, width)
+        return _cells_to_map(self.estimate(designs, scores), height, width)
+
+
+class SobolAttribution(CellMaskExplainer):
+    """Total Sobol indices of ``grid×grid`` image cells (Fel et al. 2021), ``B×1×H×W``.
+
+    Args:
+        model: classifier returning ``B×num_classes`` logits.
+        grid: cells per side (``d = grid²`` variables).
+        nb_design: ``N``, quasi-Monte-Carlo points per matrix (a power of two keeps Sobol balance).
+        perturbation: ``"inpainting"`` (masked pixels go to ``baseline``) or ``"blur"``.
+        baseline: value of masked pixels for inpainting (number or broadcastable tensor).
+        blur_sigma: Gaussian blur std in pixels for ``"blur"`` (``None`` = max(H, W)/16).
+        score: ``"logit"`` (default), ``"prob"`` or ``"log_prob"``.
+        batch_size: max perturbed images per forward pass (``None``: automatic, see ``_batching``).
+        generator: seeds the scrambling of the Sobol sequence (same seed, same maps).
+        progress: show a tqdm bar over the forward chunks.
+    """
+
+    name = "Sobol"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        grid: int = 8,
+        nb_design: int = 32,
+        perturbation: str = "inpainting",
+        baseline: float | Tensor = 0.0,
+        blur_sigma: float | None = None,
+        score: str = "logit",
+        batch_size: int | None = None,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> None:
+        super().__init__(model, grid, nb_design, perturbation, baseline, blur_sigma, score, batch_size, generator,
+                         progress)
+
+    def designs(self) -> Tensor:
+        return sobol_designs(self.grid, self.nb_design, self.generator)
+
+    def estimate(self, designs: Tensor, scores: Tensor) -> Tensor:
+        return jansen_total_indices(scores, self.nb_design)
 
     def __repr__(self) -> str:
         return (f"SobolAttribution(grid={self.grid}, nb_design={self.nb_design}, "
