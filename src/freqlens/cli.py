@@ -65,23 +65,46 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_mode(args: argparse.Namespace, model):
+    """The training mode of ``freqlens train`` from its flags (``model``: the model being trained)."""
+    from freqlens.training import Adversarial, NoiseModulation, Standard
+
+    if args.mode == "standard":
+        return Standard()
+    if args.mode == "noise-modulation":
+        return NoiseModulation(beta=args.beta, noise=args.noise)  # TrainingConfigError: one-line exit 2
+    if not args.eps > 0 or (args.alpha is not None and not args.alpha > 0):
+        raise FreqlensError(f"--eps and --alpha must be positive, got {args.eps} and {args.alpha}")
+    if args.attack == "fast-fgsm":
+        if args.attack_norm != "inf":
+            raise FreqlensError("--attack fast-fgsm is an L∞ attack; use --attack-norm inf or --attack pgd")
+        return Adversarial.fast(eps=args.eps, alpha=1.25 * args.eps if args.alpha is None else args.alpha)
+    from freqlens.attacks import FGSM, PGD
+
+    if args.attack == "fgsm":
+        if args.attack_norm != "inf":
+            raise FreqlensError("--attack fgsm is an L∞ attack; use --attack-norm inf or --attack pgd")
+        return Adversarial(FGSM(model, eps=args.eps))
+    alpha = 2 / 255 if args.alpha is None else args.alpha
+    return Adversarial(PGD(model, eps=args.eps, alpha=alpha, steps=args.steps, norm=args.attack_norm))
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
 
     from freqlens.data import load_dataset
     from freqlens.studies.common import model_for_dataset
-    from freqlens.training import Standard, train
+    from freqlens.training import train
 
     train_set = load_dataset(args.dataset, split="train", root=args.data_dir, download=args.download)
     val_set = load_dataset(args.dataset, split=args.val_split, root=args.data_dir, download=args.download)
-    if args.mode != "standard":
-        raise FreqlensError(f"training mode {args.mode!r} is not available in this version")
     device = resolve_device(args.device)
     model = model_for_dataset(args.model, train_set, seed=args.seed).to(device)
+    mode = _training_mode(args, model)
     history = train(
         model,
         train_set,
         val_set,
-        mode=Standard(),
+        mode=mode,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -91,6 +114,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=device,
         progress=not args.quiet,
+        max_batches_per_epoch=args.max_batches,
     )
     best = max((e["val_accuracy"] for e in history if e.get("val_accuracy") is not None), default=None)
     last = history[-1] if history else {}
@@ -209,7 +233,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataset_flags(trainer)
     trainer.add_argument("--model", required=True, help="mlp, fcnn, lenet, vgg11, vgg16, resnet18, resnet_small, ...")
     trainer.add_argument("--mode", default="standard", choices=["standard", "noise-modulation", "adversarial"])
+    trainer.add_argument("--beta", type=number, default=0.5,
+                         help="noise modulation: constant ratio β of the carrier, in [0, 1] (default 0.5)")
+    trainer.add_argument("--noise", default="gaussian",
+                         help="noise modulation carrier: gaussian, uniform, laplace, gamma, exponential, rayleigh")
+    trainer.add_argument("--attack", default="pgd", choices=["pgd", "fgsm", "fast-fgsm"],
+                         help="adversarial training attack (default pgd: Madry PGD-AT)")
+    trainer.add_argument("--eps", type=number, default=8 / 255,
+                         help="adversarial budget ε in pixel units [0, 1] (default 8/255; pick e.g. 0.3 for MNIST)")
+    trainer.add_argument("--alpha", type=number, default=None,
+                         help="attack step size (default 2/255 for pgd, 1.25·ε for fast-fgsm)")
+    trainer.add_argument("--steps", type=positive_int, default=7, help="PGD steps (default 7)")
+    trainer.add_argument("--attack-norm", default="inf", choices=["inf", "2"], help="PGD threat model (default inf)")
     trainer.add_argument("--epochs", type=positive_int, default=10)
+    trainer.add_argument("--max-batches", type=positive_int, default=None,
+                         help="advanced: at most this many batches per epoch (quick runs)")
     trainer.add_argument("--batch-size", type=positive_int, default=64)
     trainer.add_argument("--lr", type=number, default=1e-3)
     trainer.add_argument(
