@@ -1,0 +1,138 @@
+"""Shared machinery of the attacks: input / label validation, eval mode, input gradients, random draws.
+
+Every attack is called as ``attack(x, y) -> x_adv`` (or ``attack.attack(x, y)``) with ``x`` a
+``B×C×H×W`` float batch in [0, 1] and ``y`` a ``LongTensor[B]`` (true classes; target classes when
+``targeted=True``). The model is held in eval mode during the attack (every submodule's flag restored
+after), gradients are taken with :func:`torch.autograd.grad` w.r.t. the input only, so no parameter
+``.grad`` is ever created or changed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from freqlens.utils.tensors import check_inputs, eval_mode
+
+__all__ = ["Attack", "check_images", "check_labels", "input_gradient", "per_image_norm", "rand"]
+
+
+def check_images(inputs: Tensor, name: str = "inputs") -> Tensor:
+    """``check_inputs`` plus the pixel range: values must lie in [0, 1]."""
+    check_inputs(inputs, name)
+    if bool((inputs < 0).any()) or bool((inputs > 1).any()):
+        low, high = float(inputs.min()), float(inputs.max())
+        raise ValueError(f"{name} must hold pixels in [0, 1], got values in [{low:.4g}, {high:.4g}]")
+    return inputs
+
+
+def check_labels(labels: Tensor, batch: int, num_classes: int, device: torch.device, name: str = "labels") -> Tensor:
+    """Validate ``labels`` as integer class indices ``[B]`` in ``[0, num_classes)``; returns a LongTensor on ``device``."""
+    if not isinstance(labels, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of class indices, got {type(labels).__name__}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
+    if labels.dim() != 1 or labels.shape[0] != batch:
+        raise ValueError(f"{name} must have shape [{batch}], got shape {tuple(labels.shape)}")
+    if bool((labels < 0).any()) or bool((labels >= num_classes).any()):
+        raise ValueError(
+            f"{name} must lie in [0, {num_classes}) for a model with {num_classes} classes, "
+            f"got values in [{int(labels.min())}, {int(labels.max())}]"
+        )
+    return labels.to(device=device, dtype=torch.long)
+
+
+def per_image_norm(values: Tensor, norm: str) -> Tensor:
+    """``[B]`` L∞ (``"inf"``) or L2 (``"2"``) norm of each image of ``values`` (``B×…``)."""
+    flat = values.flatten(1)
+    return flat.abs().amax(dim=1) if norm == "inf" else flat.norm(dim=1)
+
+
+def rand(shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor, normal: bool = False) -> Tensor:
+    """Uniform [0, 1) (or standard normal) draws on ``like``'s device and dtype, from ``generator``
+    (which may live on another device; the draws are made there and moved)."""
+    device = generator.device if generator is not None else like.device
+    draw = torch.randn if normal else torch.rand
+    return draw(shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
+
+
+def input_gradient(model: nn.Module, inputs: Tensor, loss_fn) -> tuple[Tensor, Tensor]:
+    """``(∇ₓ Σ loss_fn(model(x)), logits)`` w.r.t. the input only (parameters untouched)."""
+    x = inputs.detach().requires_grad_(True)
+    with torch.enable_grad():
+        logits = model(x)
+        loss = loss_fn(logits).sum()
+        (grad,) = torch.autograd.grad(loss, x)
+    return grad.detach(), logits.detach()
+
+
+def cross_entropy(labels: Tensor):
+    """Per-image cross-entropy w.r.t. ``labels`` (a closure for :func:`input_gradient`)."""
+    return lambda logits: F.cross_entropy(logits, labels, reduction="none")
+
+
+def check_number(name: str, value: float, minimum: float = 0.0, strict: bool = True) -> float:
+    value = float(value)
+    ok = value > minimum if strict else value >= minimum
+    if not ok or not math.isfinite(value):
+        relation = ">" if strict else "≥"
+        raise ValueError(f"{name} must be a finite number {relation} {minimum}, got {value}")
+    return value
+
+
+def check_count(name: str, value: int, minimum: int = 1) -> int:
+    if isinstance(value, bool) or int(value) != value or int(value) < minimum:
+        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
+    return int(value)
+
+
+class Attack:
+    """Base class: validates the inputs, holds the model in eval mode and calls :meth:`_run`.
+
+    ``targeted=False``: ``y`` are the true classes and the attack tries to leave them;
+    ``targeted=True``: ``y`` are the target classes and the attack tries to reach them.
+    """
+
+    def __init__(self, model: nn.Module, targeted: bool = False) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.model = model
+        self.targeted = bool(targeted)
+
+    def __call__(self, inputs: Tensor, labels: Tensor) -> Tensor:
+        return self.attack(inputs, labels)
+
+    def attack(self, inputs: Tensor, labels: Tensor) -> Tensor:
+        """Adversarial examples ``B×C×H×W`` in [0, 1] for ``inputs`` (same shape, dtype, device)."""
+        check_images(inputs)
+        with eval_mode(self.model), torch.no_grad():
+            logits = self.model(inputs[:1])
+            if not isinstance(logits, Tensor) or logits.dim() != 2:
+                raise ValueError("the model must return logits of shape [batch, classes]")
+            labels = check_labels(labels, inputs.shape[0], logits.shape[1], inputs.device,
+                                  "targets" if self.targeted else "labels")
+            with torch.no_grad():
+                adversarial = self._run(inputs.detach(), labels)
+        return adversarial.detach().clamp(0.0, 1.0)
+
+    def _run(self, inputs: Tensor, labels: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _successful(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """``[B]`` bool: misclassified (untargeted) or classified as the target (targeted)."""
+        predicted = logits.argmax(dim=1)
+        return predicted == labels if self.targeted else predicted != labels
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={v!r}" for k, v in self._settings().items())
+        return f"{type(self).__name__}({settings})"
+
+    def _settings(self) -> dict:
+        return {"targeted": self.targeted}
+
+    def describe(self) -> dict:
+        """Name and settings (JSON-able) of the attack."""
+        return {"name": type(self).__name__, **self._settings()}

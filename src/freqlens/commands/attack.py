@@ -1,0 +1,160 @@
+"""``freqlens attack``: robust accuracy of a checkpoint under an attack, and the RCT map (seed 003).
+
+Writes ``OUT/attack.json`` (clean / robust accuracy, success rate, mean perturbation norms, SimBA
+queries, settings), ``OUT/rct.pt`` (the RCT map ``[H, W]`` and the per-image outcome) and
+``OUT/rct.png`` (heat map with a colour bar, DC at the top left).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+from pathlib import Path
+
+from freqlens.cli import add_dataset_flags, number, positive_int, resolve_device
+from freqlens.errors import FreqlensError
+
+ATTACKS = ("fgsm", "pgd", "pgd-l2", "cw", "simba", "lfpgd")
+DEFAULT_EPS = {"fgsm": 8 / 255, "pgd": 8 / 255, "lfpgd": 8 / 255, "pgd-l2": 0.5, "simba": 0.2}
+DEFAULT_STEPS = {"pgd": 10, "pgd-l2": 10, "lfpgd": 10, "cw": 100, "simba": 1000}
+
+
+def make_attack(name: str, model, *, eps: float | None = None, steps: int | None = None, alpha: float | None = None,
+                c: float = 1.0, kappa: float = 0.0, lr: float = 0.01, cutoff: int = 8, basis: str = "dct",
+                order: str = "diagonal", restarts: int = 1, generator=None):
+    """The attack ``name`` (one of :data:`ATTACKS`) with the command's defaults; ``steps`` is SimBA's
+    query budget. Unknown names raise :class:`FreqlensError`."""
+    from freqlens.attacks import CW, FGSM, PGD, LowFrequencyPGD, SimBA
+
+    name = name.strip().lower()
+    if name not in ATTACKS:
+        raise FreqlensError(f"unknown attack {name!r}; expected one of {', '.join(ATTACKS)}")
+    eps = DEFAULT_EPS.get(name, 0.0) if eps is None else eps
+    steps = DEFAULT_STEPS.get(name, 1) if steps is None else steps
+    alpha = (eps / 4 if name != "pgd-l2" else eps / 5) if alpha is None else alpha
+    try:
+        if name == "fgsm":
+            return FGSM(model, eps=eps)
+        if name in ("pgd", "pgd-l2"):
+            return PGD(model, eps=eps, alpha=alpha, steps=steps, norm="inf" if name == "pgd" else "2",
+                       restarts=restarts, generator=generator)
+        if name == "lfpgd":
+            return LowFrequencyPGD(model, eps=eps, alpha=alpha, steps=steps, cutoff=cutoff, restarts=restarts,
+                                   generator=generator)
+        if name == "cw":
+            return CW(model, c=c, kappa=kappa, steps=steps, lr=lr)
+        return SimBA(model, eps=eps, max_queries=steps, basis=basis, order=order, generator=generator)
+    except ValueError as error:
+        raise FreqlensError(f"{name}: {error}") from None
+
+
+def rct_figure(rct_map, path: Path, *, log_scale: bool = False, title: str | None = None) -> Path:
+    """Heat map of an RCT map ``[H, W]`` with a colour bar, written atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    from freqlens.utils import atomic_write_bytes
+
+    values = rct_map.detach().cpu().double().numpy()
+    norm = None
+    if log_scale:
+        positive = values[values > 0]
+        low = float(positive.min()) if positive.size else 1e-12
+        norm = LogNorm(vmin=low, vmax=max(float(values.max()), low * 10))
+        values = values.clip(min=low)
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    image = ax.imshow(values, cmap="viridis", norm=norm, interpolation="nearest")
+    fig.colorbar(image, ax=ax, label="relative change" + (" (log)" if log_scale else ""))
+    ax.set_xlabel("horizontal frequency j")
+    ax.set_ylabel("vertical frequency i")
+    ax.set_title(title or "RCT (DCT relative change)")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    import torch
+
+    from freqlens.attacks import run_attack
+    from freqlens.data import load_dataset
+    from freqlens.models import load
+    from freqlens.spectral import rct
+    from freqlens.utils import atomic_save_torch, atomic_write_json
+
+    generator = torch.Generator().manual_seed(args.seed)
+    device = resolve_device(args.device)
+    model = load(args.checkpoint, map_location=device)
+    attack = make_attack(args.attack, model, eps=args.eps, steps=args.steps, alpha=args.alpha, c=args.c,
+                         kappa=args.kappa, lr=args.lr, cutoff=args.cutoff, basis=args.basis, order=args.order,
+                         restarts=args.restarts, generator=generator)
+    dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
+    count = min(args.n_images, len(dataset))
+    images = dataset.float_images(range(count)).to(device)
+    labels = dataset.labels[:count].to(device)
+    try:
+        result = run_attack(model, images, labels, attack, batch_size=args.batch_size, progress=not args.quiet)
+    except (ValueError, RuntimeError) as error:  # e.g. images that do not fit the model
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise FreqlensError(f"{args.attack} on {args.dataset}: {first_line}") from None
+    rct_map = rct(result.inputs, result.adversarial).cpu()
+    out: Path = args.out
+    atomic_save_torch(out / "rct.pt", {
+        "rct": rct_map, "labels": result.labels.cpu(), "clean_correct": result.clean_correct.cpu(),
+        "adversarial_correct": result.adversarial_correct.cpu(),
+        "queries": None if result.queries is None else result.queries.cpu(),
+    })
+    rct_figure(rct_map, out / "rct.png", log_scale=args.log_scale, title=f"RCT, {args.attack} on {count} images")
+    summary = {
+        **result.summary(),
+        "attack": args.attack,
+        "settings": attack.describe(),
+        "checkpoint": str(args.checkpoint),
+        "dataset": args.dataset,
+        "split": args.split,
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "rct": {"map": "rct.pt", "figure": "rct.png", "log_scale": args.log_scale,
+                "mean": float(rct_map.mean()), "max": float(rct_map.max())},
+    }
+    summary = {key: (None if isinstance(value, float) and math.isnan(value) else value)
+               for key, value in summary.items()}  # strict JSON: undefined rates are null
+    atomic_write_json(out / "attack.json", summary)
+    rate = "n/a" if summary["success_rate"] is None else f"{summary['success_rate']:.4f}"
+    print(f"{args.attack} on {count} images: clean accuracy {summary['clean_accuracy']:.4f}, robust accuracy "
+          f"{summary['robust_accuracy']:.4f}, success rate {rate}; results in {out}")
+    return 0
+
+
+def add_parser(commands) -> None:
+    """Add ``attack`` to the ``freqlens`` sub-commands."""
+    parser = commands.add_parser("attack", help="robust accuracy under an attack + RCT map: OUT/attack.json, rct.png")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by freqlens train")
+    add_dataset_flags(parser)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--attack", required=True, help=", ".join(ATTACKS))
+    parser.add_argument("--eps", type=number, default=None,
+                        help="budget (accepts 8/255); default 8/255 (L∞), 0.5 (pgd-l2), 0.2 (simba step)")
+    parser.add_argument("--alpha", type=number, default=None, help="PGD step size (default eps/4, pgd-l2 eps/5)")
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help="iterations (PGD 10, CW 100) or SimBA's query budget per image (1000)")
+    parser.add_argument("--restarts", type=positive_int, default=1, help="PGD random restarts")
+    parser.add_argument("--c", type=number, default=1.0, help="CW trade-off constant")
+    parser.add_argument("--kappa", type=number, default=0.0, help="CW confidence margin")
+    parser.add_argument("--lr", type=number, default=0.01, help="CW Adam learning rate")
+    parser.add_argument("--cutoff", type=positive_int, default=8, help="lfpgd: DCT bands i + j < cutoff")
+    parser.add_argument("--basis", default="dct", choices=["pixel", "dct"], help="SimBA basis")
+    parser.add_argument("--order", default="diagonal", choices=["random", "strided", "diagonal"], help="SimBA order")
+    parser.add_argument("--n-images", type=positive_int, default=256)
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="images attacked at once")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--log-scale", action="store_true", help="logarithmic colour scale for rct.png")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.set_defaults(run=_cmd)
