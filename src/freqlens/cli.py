@@ -115,6 +115,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         device=device,
         progress=not args.quiet,
         max_batches_per_epoch=args.max_batches,
+        log_vii=args.vii,
     )
     best = max((e["val_accuracy"] for e in history if e.get("val_accuracy") is not None), default=None)
     last = history[-1] if history else {}
@@ -257,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--val-split", default="test", help="split used for validation (default: test)")
     trainer.add_argument("--seed", type=int, default=0)
     trainer.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    trainer.add_argument("--vii", action="store_true", help="log the VII of seed 000 on 512 validation images per epoch")
     trainer.add_argument("--resume", action="store_true", help="continue from OUT/last.pt after an interruption")
     trainer.add_argument("--out", type=Path, required=True)
     trainer.add_argument("--quiet", action="store_true", help="no progress bars")

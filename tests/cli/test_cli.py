@@ -59,10 +59,12 @@ def test_number_accepts_fractions():
 
 def test_train_writes_checkpoints_and_history(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["train", "--dataset", "demo", "--model", "lenet", "--epochs", "2", "--out", str(out), "--quiet"])
+    code = main(["train", "--dataset", "demo", "--model", "lenet", "--epochs", "2", "--out", str(out), "--quiet",
+                 "--vii"])
     assert code == 0
     history = json.loads((out / "history.json").read_text())
     assert [entry["epoch"] for entry in history] == [1, 2]
+    assert all(0.0 <= entry["val_vii"] <= 1.0 for entry in history)
     assert history[-1]["val_accuracy"] > 0.5  # 10 classes: chance is 0.1
     from freqlens.models import load
 
@@ -71,7 +73,7 @@ def test_train_writes_checkpoints_and_history(tmp_path, capsys):
     assert "best test accuracy" in capsys.readouterr().out
     # --resume on a finished run trains nothing more and keeps the history
     assert main(["train", "--dataset", "demo", "--model", "lenet", "--epochs", "2", "--out", str(out),
-                 "--quiet", "--resume"]) == 0
+                 "--quiet", "--resume", "--vii"]) == 0
     assert json.loads((out / "history.json").read_text()) == history
 
 

@@ -17,7 +17,7 @@ from freqlens.errors import CheckpointError, ModelError, TrainingError
 from freqlens.models import build, load, read_checkpoint
 from freqlens.training import TrainingConfigError, evaluate, train
 
-HISTORY_KEYS = {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds", "lr", "mode"}
+HISTORY_KEYS = {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds", "lr", "mode", "val_vii"}
 FAST = {"batch_size": 32, "progress": False}
 
 

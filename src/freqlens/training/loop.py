@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from freqlens.errors import CheckpointError, ModelError, TrainingError
+from freqlens.metrics import vii as vii_metric
 from freqlens.models import checkpoint_dict, load_state, model_spec
 from freqlens.models.checkpoint import FORMAT_KEY, FORMAT_VERSION
 from freqlens.training.augment import TrainingConfigError, augment_batch, parse_augment
@@ -167,6 +168,22 @@ def _evaluate_data(model: nn.Module, data: TensorData, batch_size: int, device: 
     return {"loss": float(loss_sum) / n, "accuracy": int(correct) / n}
 
 
+def _mean_image(data: TensorData, chunk: int = 4096) -> Tensor:
+    """The dataset's mean image x̄ (``C×H×W``, float in [0, 1]), streamed over chunks."""
+    total = torch.zeros(data.image_shape, dtype=torch.float64)
+    for start in range(0, len(data), chunk):
+        images, _ = data.batch(slice(start, start + chunk), torch.device("cpu"))
+        total += images.double().sum(dim=0)
+    return (total / len(data)).float()
+
+
+def _validation_vii(model: nn.Module, data: TensorData, mean_image: Tensor, images: int, batch_size: int,
+                    device: torch.device) -> float:
+    """VII (seed 000) of ``model`` on the first ``images`` validation images, with their labels."""
+    x, y = data.batch(slice(0, images), device)
+    return vii_metric(model, x, y, mean_image.to(device), batch_size=batch_size)
+
+
 class _NonFiniteLoss(Exception):
     def __init__(self, batch: int, value: float) -> None:
         super().__init__(batch, value)
@@ -257,6 +274,7 @@ def train(
     progress: bool = True,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
     max_batches_per_epoch: int | None = None,
+    log_vii: bool | int = False,
 ) -> list[dict[str, Any]]:
     """Train ``model`` (in place) on ``train_set``; returns the history, one dict per epoch.
 
@@ -274,6 +292,10 @@ def train(
     every epoch without ``val_set``), then ``last.pt``, then ``history.json``; then ``on_epoch_end(entry)``
     is called. ``resume=True`` continues from ``out_dir/last.pt`` (weights, optimizer, history, best
     accuracy) with epoch + 1 .. ``epochs``, bit-identical to an uninterrupted run.
+
+    ``log_vii``: also record ``val_vii``, the VII of seed 000 (:func:`freqlens.metrics.vii`, x̄ = the
+    training set's mean image) on the first 512 validation images (or on ``log_vii`` images when an
+    int) after every epoch; ``None`` when off or without ``val_set``.
 
     Raises :class:`ModelError` before training if the images or labels do not fit the model,
     :class:`CheckpointError` if ``last.pt`` holds another model, :class:`TrainingError` if the loss
@@ -294,6 +316,7 @@ def train(
     if optimizer_name not in OPTIMIZERS:
         raise TrainingConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
     augment_kind = parse_augment(augment)
+    vii_images = 0 if log_vii is False else (512 if log_vii is True else _check_positive_int("log_vii", log_vii))
     seed = int(seed)
     if resume and out_dir is None:
         raise TrainingConfigError("resume=True needs the out_dir of the interrupted run")
@@ -306,6 +329,7 @@ def train(
     if val_data is not None:
         _probe(model, val_data, device, "validation")
     optim = _make_optimizer(model, optimizer_name, lr, weight_decay)
+    mean_image = _mean_image(train_data) if vii_images and val_data is not None else None
     mode_config = describe_mode(mode)
     config: dict[str, Any] = {
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer_name,
@@ -369,6 +393,8 @@ def train(
             "train_accuracy": metrics["accuracy"],
             "val_loss": None if val is None else val["loss"],
             "val_accuracy": None if val is None else val["accuracy"],
+            "val_vii": None if mean_image is None else _validation_vii(
+                model, val_data, mean_image, min(vii_images, len(val_data)), eval_batch_size, device),
             "seconds": time.perf_counter() - started,
             "lr": float(optim.param_groups[0]["lr"]),
             "mode": name,
