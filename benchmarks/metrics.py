@@ -9,6 +9,9 @@ Ratios printed (goals in brackets):
   sizes; also reported against ``images × best per-image time`` measured up front)   [≤ 1.2]
 * ``search_ratio`` = time of ``search_sigma`` over 16 σ ÷ (1 attribution + 16 × (Deletion + Insertion))
   [≤ 1.05]
+* ``quantus_ratio`` = time of Quantus ``FaithfulnessCorrelation`` (``nr_runs`` = MuFidelity samples,
+  ``subset_size`` ≈ 20 % of the pixels, the same perturbation budget) ÷ time of freqlens ``mufidelity``
+  (grid 9, subset 0.2) on the same model, images and maps; skipped with a message if quantus is absent.
 
 Writes ``benchmarks/results/metrics.json``. The CPU may be shared: timings are best-of-``repeat``.
 """
@@ -24,6 +27,7 @@ from _common import best_time, write_result
 
 from freqlens.analysis import search_sigma
 from freqlens.attribution import Saliency
+from freqlens.attribution.base import count_passes
 from freqlens.metrics import deletion, insertion, mufidelity
 from freqlens.models import build
 
@@ -111,6 +115,8 @@ def main(argv=None) -> int:
     print(f"search_sigma over {len(sigmas)} σ: {search_time:.3f} s vs 1 attribution + {len(sigmas)} × (D + I) "
           f"{reference_time:.3f} s -> ratio {search_ratio:.3f} (goal <= 1.05)")
 
+    quantus_result = compare_with_quantus(model, inputs, target, maps, args)
+
     write_result("metrics", {
         "model": "resnet_small",
         "images": args.images,
@@ -130,9 +136,55 @@ def main(argv=None) -> int:
         "search_reference_s": reference_time,
         "search_ratio": search_ratio,
         "search_goal": 1.05,
+        **quantus_result,
         "timestamp": time.time(),
     })
     return 0
+
+
+def compare_with_quantus(model, inputs, target, maps, args) -> dict:
+    """Side by side: Quantus FaithfulnessCorrelation vs freqlens mufidelity at the same number of perturbations."""
+    try:
+        import quantus
+    except ImportError:
+        print("quantus is not installed: FaithfulnessCorrelation comparison skipped (pip install freqlens[peers])")
+        return {"quantus": None}
+    from freqlens.interop import to_quantus
+
+    height, width = inputs.shape[-2:]
+    subset_size = round(0.2 * height * width)
+    x_batch, y_batch, a_batch = inputs.numpy(), target.numpy(), to_quantus(maps)
+    metric = quantus.FaithfulnessCorrelation(nr_runs=args.samples, subset_size=subset_size,
+                                             disable_warnings=True, return_aggregate=False)
+
+    # Quantus forwards the whole image batch once per run: give freqlens the same pass size (B images).
+    batch = inputs.shape[0]
+
+    def run_quantus() -> None:
+        metric(model=model, x_batch=x_batch, y_batch=y_batch, a_batch=a_batch, device="cpu", batch_size=batch)
+
+    def run_freqlens() -> None:
+        mufidelity(model, inputs, target, maps, samples=args.samples, subset=0.2, batch_size=batch,
+                   generator=torch.Generator().manual_seed(0))
+
+    forwarded = {}
+    for name, run in (("quantus", run_quantus), ("freqlens", run_freqlens)):
+        with count_passes(model) as count:
+            run()
+        forwarded[name] = count.forward
+
+    quantus_time = freqlens_time = float("inf")
+    for _ in range(min(args.repeat, 2)):  # Quantus is the slow side; two rounds keep the benchmark short
+        quantus_time = min(quantus_time, best_time(run_quantus, repeat=1, warmup=0))
+        freqlens_time = min(freqlens_time, best_time(run_freqlens, repeat=1, warmup=0))
+    ratio = quantus_time / freqlens_time
+    print(f"Quantus FaithfulnessCorrelation ({args.samples} runs, subset {subset_size} px, {forwarded['quantus']} "
+          f"images forwarded): {quantus_time:.3f} s; freqlens MuFidelity ({args.samples} samples, subset 0.2, "
+          f"{forwarded['freqlens']} images forwarded): {freqlens_time:.3f} s -> Quantus / freqlens = {ratio:.2f}")
+    return {"quantus": {"version": quantus.__version__, "metric": "FaithfulnessCorrelation",
+                        "nr_runs": args.samples, "subset_size": subset_size, "quantus_s": quantus_time,
+                        "mufidelity_s": freqlens_time, "quantus_over_freqlens": ratio,
+                        "forwarded_images": forwarded, "pass_size": batch}}
 
 
 if __name__ == "__main__":

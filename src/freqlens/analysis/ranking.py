@@ -1,0 +1,377 @@
+"""Rank attribution methods by faithfulness, original and FORGrad* (seed 001, Tables 1–2).
+
+For each method the maps of the evaluated images are computed **once**; Deletion, Insertion and
+MuFidelity (one value per image), the global score ``I + F − D``, the three high-frequency measures
+(on channel-summed maps) and the cost (forward + backward passes per image, counted with
+:func:`freqlens.attribution.base.count_passes`, and seconds per image) are reported. With FORGrad on,
+each method also gets a "*" row: its base maps low-passed at σ* (no second attribution of the
+evaluated images).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from freqlens.attribution._batching import saved_bytes_per_image
+from freqlens.attribution.base import call_explainer, check_inputs, count_passes, eval_mode, resolve_target
+from freqlens.attribution.registry import canonical_method, make_explainer
+from freqlens.metrics import deletion, global_score, insertion, mufidelity
+from freqlens.spectral import compression_ratio, hf_power_ratio, laplacian_energy, lowpass
+from freqlens.utils.tensors import reduce_channels
+
+from .sigma_search import SigmaSearch, search_sigma
+
+__all__ = ["METRICS", "MethodRow", "Ranking", "rank_methods"]
+
+#: metric name -> (column header, higher is better)
+METRICS: dict[str, tuple[str, bool]] = {
+    "deletion": ("Del ↓", False),
+    "insertion": ("Ins ↑", True),
+    "mufidelity": ("Fid ↑", True),
+    "score": ("I+F−D ↑", True),
+    "hf_power_ratio": ("HF power ↓", False),
+    "laplacian_energy": ("Laplacian ↓", False),
+    "compression_ratio": ("PNG ratio ↓", False),
+}
+
+
+@dataclass
+class MethodRow:
+    """One row of Table 1: a method (``forgrad=False``) or its FORGrad* version at ``sigma``.
+
+    ``values[name]`` is a ``Tensor[B]`` of per-image values for every name of :data:`METRICS`.
+    ``forward`` / ``backward``: images through the model per evaluated image during the attribution
+    (the * row shares its method's passes; the low-pass needs none). ``seconds``: wall time per image
+    of the attribution (the * row adds the low-pass).
+    """
+
+    method: str
+    forgrad: bool
+    values: dict[str, Tensor]
+    forward: float
+    backward: float
+    seconds: float
+    sigma: float | None = None
+    search: SigmaSearch | None = field(default=None, repr=False)
+    family: str = "gradient"
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}*" if self.forgrad else self.method
+
+    @property
+    def passes(self) -> float:
+        """Forward + backward passes per image."""
+        return self.forward + self.backward
+
+    def mean(self, metric: str) -> float:
+        return float(self.values[metric].double().mean())
+
+    def std(self, metric: str) -> float:
+        values = self.values[metric].double()
+        return float(values.std(unbiased=False)) if values.numel() else math.nan
+
+
+@dataclass
+class Ranking:
+    """Result of :func:`rank_methods`: original rows, FORGrad* rows (empty when off), both ordered by input.
+
+    Orders: :attr:`order` (original maps), :attr:`forgrad_order` (every method's * row) and
+    :attr:`paper_order` (seed 001 Table 2: * rows of gradient methods, original rows of the others).
+    """
+
+    rows: list[MethodRow]
+    forgrad_rows: list[MethodRow]
+    n_images: int
+    sigma_source: str | None = None
+
+    @staticmethod
+    def _order(rows: list[MethodRow]) -> list[str]:
+        # stable: ties keep the input order of the methods
+        return [row.method for row in sorted(rows, key=lambda r: -r.mean("score"))]
+
+    @property
+    def order(self) -> list[str]:
+        """Method names by decreasing mean ``I + F − D`` (original maps)."""
+        return self._order(self.rows)
+
+    @property
+    def forgrad_order(self) -> list[str]:
+        """Method names by decreasing mean ``I + F − D`` of their FORGrad* rows (empty when off)."""
+        return self._order(self.forgrad_rows)
+
+    def paper_pool(self) -> list[MethodRow]:
+        """Seed 001 Table 2's "FORGrad" pool: the * row of gradient-family methods, the original row of the
+        others (black-box and CAM methods are not filtered there). Empty when FORGrad is off."""
+        if not self.forgrad_rows:
+            return []
+        starred = {row.method: row for row in self.forgrad_rows}
+        return [starred[row.method] if row.family == "gradient" else row for row in self.rows]
+
+    @property
+    def paper_order(self) -> list[str]:
+        """Labels of :meth:`paper_pool` by decreasing mean ``I + F − D`` (e.g. ``["saliency*", "sobol"]``)."""
+        return [row.label for row in sorted(self.paper_pool(), key=lambda r: -r.mean("score"))]
+
+    def rank_change(self) -> dict[str, int]:
+        """Per method: rank in :attr:`order` − rank in :attr:`paper_order` (seed 001 Table 2; positive =
+        moved up with FORGrad on the gradient methods); empty when FORGrad is off."""
+        if not self.forgrad_rows:
+            return {}
+        after = [label.rstrip("*") for label in self.paper_order]
+        return {name: rank - after.index(name) for rank, name in enumerate(self.order)}
+
+    def to_dict(self) -> dict:
+        """Machine-readable: per method (and * row) per metric ``mean``, ``std`` and per-image ``values``."""
+
+        def row_dict(row: MethodRow) -> dict:
+            return {
+                "method": row.method,
+                "forgrad": row.forgrad,
+                "family": row.family,
+                "sigma": row.sigma,
+                "metrics": {
+                    name: {"mean": row.mean(name), "std": row.std(name), "values": row.values[name].tolist()}
+                    for name in METRICS
+                },
+                "cost": {"forward_per_image": row.forward, "backward_per_image": row.backward,
+                         "passes_per_image": row.passes, "seconds_per_image": row.seconds},
+                **({"sigma_search": {"sigmas": row.search.sigmas, "sigma_star": row.search.sigma_star,
+                                     "insertion_minus_deletion": row.search.scores.tolist()}}
+                   if row.search is not None else {}),
+            }
+
+        ranks = self.rank_change()
+        return {
+            "n_images": self.n_images,
+            "sigma_source": self.sigma_source,
+            "methods": [row_dict(r) for r in self.rows],
+            "forgrad": [row_dict(r) for r in self.forgrad_rows],
+            "ranking": {"original": self.order, "forgrad": self.paper_order, "all_forgrad": self.forgrad_order,
+                        "rank_change": ranks},
+        }
+
+    def to_markdown(self, digits: int = 3) -> str:
+        """Table 1 layout (methods and their * rows; best value per column in bold), then the ranking."""
+        rows = [r for row in self.rows for r in (row, *[f for f in self.forgrad_rows if f.method == row.method])]
+        columns: list[tuple[str, list[float], bool]] = [
+            (header, [r.mean(name) for r in rows], higher) for name, (header, higher) in METRICS.items()
+        ]
+        columns.append(("passes/img ↓", [r.passes for r in rows], False))
+        columns.append(("s/img ↓", [r.seconds for r in rows], False))
+        cells: list[list[str]] = [[f"{r.label}" + (f" (σ={r.sigma:.3g})" if r.forgrad else "")] for r in rows]
+        for _, values, higher in columns:
+            finite = [v for v in values if math.isfinite(v)]
+            best = (max if higher else min)(finite) if finite else None
+            for cell, value in zip(cells, values):
+                text = f"{value:.{digits}g}" if abs(value) >= 1000 or 0 < abs(value) < 1e-3 else f"{value:.{digits}f}"
+                cell.append(f"**{text}**" if best is not None and value == best else text)
+        header = ["Method", *[c[0] for c in columns]]
+        lines = [_md_row(header), _md_row(["---"] * len(header)), *(_md_row(c) for c in cells)]
+        lines += ["", f"Ranking by I+F−D ({self.n_images} images)", ""]
+        if self.forgrad_rows:
+            by_name = {r.method: r for r in self.rows}
+            by_label = {r.label: r for r in self.paper_pool()}
+            changes = self.rank_change()
+            lines.append("FORGrad column: gradient methods filtered at σ* (marked *), the others unchanged "
+                         "(seed 001, Table 2).")
+            lines.append("")
+            lines.append(_md_row(["Rank", "Original", "I+F−D", "FORGrad", "I+F−D", "Δ rank of the original"]))
+            lines.append(_md_row(["---"] * 6))
+            for rank, (a, b) in enumerate(zip(self.order, self.paper_order), start=1):
+                lines.append(_md_row([str(rank), a, f"{by_name[a].mean('score'):.{digits}f}", b,
+                                      f"{by_label[b].mean('score'):.{digits}f}", f"{changes[a]:+d}"]))
+        else:
+            lines.append(_md_row(["Rank", "Method", "I+F−D"]))
+            lines.append(_md_row(["---"] * 3))
+            by_name = {r.method: r for r in self.rows}
+            for rank, name in enumerate(self.order, start=1):
+                lines.append(_md_row([str(rank), name, f"{by_name[name].mean('score'):.{digits}f}"]))
+        return "\n".join(lines) + "\n"
+
+
+def _md_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+class _CachedMaps:
+    """Explainer stand-in that hands back already computed maps (so σ* search re-attributes nothing)."""
+
+    def __init__(self, inputs: Tensor, maps: Tensor) -> None:
+        self.inputs, self.maps = inputs, maps
+
+    def attribute(self, inputs: Tensor, target: object = None) -> Tensor:
+        if inputs is not self.inputs:
+            raise RuntimeError("cached maps asked for other inputs")  # internal invariant
+        return self.maps
+
+
+def _resolve_methods(
+    methods: Sequence[object], model: nn.Module, batch_size: int | None, generator: torch.Generator | None
+) -> list[tuple[str, object]]:
+    if isinstance(methods, (str, bytes)) or not isinstance(methods, Sequence) or not methods:
+        raise ValueError("methods must be a non-empty sequence of method names or explainers")
+    resolved: list[tuple[str, object]] = []
+    for item in methods:
+        if isinstance(item, str):
+            name = canonical_method(item)
+            resolved.append((name, make_explainer(name, model, batch_size=batch_size, generator=generator)))
+        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            resolved.append((item[0], item[1]))
+        elif callable(getattr(item, "attribute", None)):
+            resolved.append((str(getattr(item, "label", None) or type(item).__name__), item))
+        else:
+            raise ValueError(f"not a method name or an explainer: {item!r}")
+    labels = [label for label, _ in resolved]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ValueError(f"methods given twice (labels must be unique): {', '.join(duplicates)}")
+    return resolved
+
+
+def _forgrad_setting(forgrad: bool | str | float | None) -> str | float | None:
+    if forgrad is None or forgrad is False:
+        return None
+    if forgrad is True or (isinstance(forgrad, str) and forgrad.lower() == "auto"):
+        return "auto"
+    try:
+        sigma = float(forgrad)
+    except (TypeError, ValueError):
+        raise ValueError(f"forgrad must be True, False, 'auto' or a positive σ, got {forgrad!r}") from None
+    if not sigma > 0:
+        raise ValueError(f"a fixed FORGrad σ must be positive, got {forgrad!r}")
+    return sigma
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def rank_methods(
+    model: nn.Module,
+    inputs: Tensor,
+    target: Tensor | int | None = None,
+    methods: Sequence[object] = ("saliency", "gradient_input", "integrated_gradients", "smoothgrad"),
+    forgrad: bool | str | float | None = "auto",
+    sigmas: Sequence[float] | None = None,
+    calibration: tuple[Tensor, Tensor | int | None] | None = None,
+    steps: int = 20,
+    mufidelity_samples: int = 128,
+    grid: int = 9,
+    batch_size: int | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+    *,
+    shape: str = "box",
+) -> Ranking:
+    """Evaluate and rank attribution methods (seed 001, Tables 1–2).
+
+    Args:
+        model: classifier returning logits; eval mode during the call (restored).
+        inputs: ``B×C×H×W`` images in [0, 1].
+        target: ``LongTensor[B]``, int, or ``None`` = predicted classes (resolved once for all methods).
+        methods: names of :data:`freqlens.attribution.registry.METHODS` (built with ``batch_size`` and
+            ``generator``), explainer objects (labelled by their ``label`` attribute, else class name) or
+            ``(label, explainer)`` pairs.
+        forgrad: ``False``/``None`` (no * rows); ``True``/``"auto"``: σ* of :func:`search_sigma` per method
+            on ``calibration = (images, target)`` when given (held out: the explainer is called on them),
+            **else on the evaluated inputs themselves, reusing their maps** (σ* is then tuned on the test
+            images — optimistic; give a calibration set for a fair comparison); a float: a fixed σ.
+        sigmas: σ grid of the search (default :func:`default_sigmas`); ``shape``: the low-pass shape.
+        steps: Deletion/Insertion (and σ search) steps. ``mufidelity_samples``, ``grid``: MuFidelity
+            (subset 0.2). The MuFidelity masks are the same for every row (a seed drawn once from
+            ``generator``).
+        batch_size: most images per forward pass everywhere; the results do not depend on it.
+        progress: a tqdm bar over the methods and each metric's bar.
+
+    Returns:
+        :class:`Ranking`. Cost: images through the model's forward / backward passes during the
+        attribution call only, per image (the target is resolved before, and the one-off 1-image
+        memory probe of automatic batching is run up front), e.g. Saliency 1 + 1, Integrated
+        Gradients ``steps`` + ``steps``, Occlusion ``1 + patches`` forwards.
+    """
+    inputs = check_inputs(inputs)
+    setting = _forgrad_setting(forgrad)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if calibration is not None:
+        if not (isinstance(calibration, tuple) and len(calibration) == 2):
+            raise ValueError("calibration must be a pair (images, target or None)")
+        calibration = (check_inputs(calibration[0]), calibration[1])
+    explainers = _resolve_methods(methods, model, batch_size, generator)
+    batch = inputs.shape[0]
+    mask_seed = int(torch.randint(0, 2**62, (1,), generator=generator).item()) if generator is not None else 0
+    metric_kwargs = {"batch_size": batch_size, "progress": progress}
+
+    def evaluate(maps: Tensor, tgt: Tensor) -> dict[str, Tensor]:
+        masks = torch.Generator(device=inputs.device).manual_seed(mask_seed)
+        values = {
+            "deletion": deletion(model, inputs, tgt, maps, steps=steps, **metric_kwargs),
+            "insertion": insertion(model, inputs, tgt, maps, steps=steps, **metric_kwargs),
+            "mufidelity": mufidelity(model, inputs, tgt, maps, grid=grid, samples=mufidelity_samples,
+                                     generator=masks, **metric_kwargs),
+        }
+        values = {k: v.detach().double().cpu() for k, v in values.items()}
+        values["score"] = global_score(values["deletion"], values["insertion"], values["mufidelity"])
+        reduced = reduce_channels(maps.detach(), "sum")
+        values["hf_power_ratio"] = hf_power_ratio(reduced).double().cpu()
+        values["laplacian_energy"] = laplacian_energy(reduced).double().cpu()
+        values["compression_ratio"] = compression_ratio(reduced).double().cpu()
+        return values
+
+    rows: list[MethodRow] = []
+    forgrad_rows: list[MethodRow] = []
+    from tqdm.auto import tqdm
+
+    with eval_mode(model):
+        target = resolve_target(model, inputs, target, batch_size)
+        if batch_size is None:  # the one-off 1-image memory probe of automatic batching, not a method's cost
+            saved_bytes_per_image(model, inputs[:1])
+        bar = tqdm(explainers, desc="rank_methods", unit="method", leave=False, disable=not progress)
+        for label, explainer in bar:
+            bar.set_postfix_str(label)
+            _sync(inputs.device)
+            start = time.perf_counter()
+            with count_passes(model) as count:
+                maps = call_explainer(explainer, inputs, target, generator).detach()
+            _sync(inputs.device)
+            seconds = time.perf_counter() - start
+            if maps.dim() not in (3, 4) or maps.shape[0] != batch or not bool(torch.isfinite(maps).all()):
+                raise ValueError(f"{label}: the explainer returned invalid maps of shape {tuple(maps.shape)}")
+            family = str(getattr(explainer, "family", "gradient"))
+            row = MethodRow(label, False, evaluate(maps, target), count.forward / batch, count.backward / batch,
+                            seconds / batch, family=family)
+            rows.append(row)
+            if setting is None:
+                continue
+            search = None
+            if setting == "auto":
+                if calibration is not None:
+                    search = search_sigma(explainer, model, calibration[0], calibration[1], sigmas=sigmas,
+                                          shape=shape, steps=steps, batch_size=batch_size)
+                else:
+                    search = search_sigma(_CachedMaps(inputs, maps), model, inputs, target, sigmas=sigmas,
+                                          shape=shape, steps=steps, batch_size=batch_size)
+                sigma = float(search.sigma_star)
+            else:
+                sigma = float(setting)
+            start = time.perf_counter()
+            filtered = lowpass(maps, sigma, shape)
+            _sync(inputs.device)
+            filter_seconds = time.perf_counter() - start
+            forgrad_rows.append(MethodRow(label, True, evaluate(filtered, target), row.forward, row.backward,
+                                          row.seconds + filter_seconds / batch, sigma=sigma, search=search,
+                                          family=family))
+    source = None
+    if setting == "auto":
+        source = "calibration" if calibration is not None else "inputs"
+    elif setting is not None:
+        source = "fixed"
+    return Ranking(rows=rows, forgrad_rows=forgrad_rows, n_images=batch, sigma_source=source)

@@ -1,0 +1,86 @@
+"""``freqlens evaluate``: results.json + table.md with every requested method and its * row; user errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from freqlens.attribution.registry import METHOD_NAMES
+from freqlens.cli import main
+from freqlens.data import load_dataset
+from freqlens.models import build, save_model
+from freqlens.training import train
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaluate")
+    data = load_dataset("demo", "train").subset(range(0, 2000, 2))  # 1,000 images
+    torch.manual_seed(0)
+    lenet = build("lenet", in_channels=1, num_classes=10)
+    train(lenet, data, epochs=1, out_dir=root / "lenet", progress=False)
+    mlp = build("mlp", in_channels=1, num_classes=10)
+    save_model(mlp, root / "mlp.pt")
+    return {"lenet": root / "lenet" / "best.pt", "mlp": root / "mlp.pt"}
+
+
+FAST = ["--steps", "5", "--samples", "16", "--calibration", "4", "--quiet"]
+
+
+def test_evaluate_writes_results_and_table(checkpoints, tmp_path):
+    out = tmp_path / "out"
+    methods = ["saliency", "gradient_input", "occlusion"]
+    code = main(["evaluate", "--checkpoint", str(checkpoints["lenet"]), "--dataset", "demo",
+                 "--methods", ",".join(methods), "--n-images", "8", "--forgrad", "auto", *FAST, "--out", str(out)])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [m["method"] for m in results["methods"]] == methods
+    assert [m["method"] for m in results["forgrad"]] == methods
+    assert results["sigma_source"] == "calibration" and results["calibration_images"] == 4
+    assert results["forgrad_setting"] == "auto" and results["n_images"] == 8
+    for row in results["methods"] + results["forgrad"]:
+        assert len(row["metrics"]["mufidelity"]["values"]) == 8
+        score = row["metrics"]["score"]["mean"]
+        m = row["metrics"]
+        assert score == pytest.approx(m["insertion"]["mean"] + m["mufidelity"]["mean"] - m["deletion"]["mean"])
+    for row in results["forgrad"]:
+        assert row["sigma"] == row["sigma_search"]["sigma_star"] in row["sigma_search"]["sigmas"]
+    costs = {m["method"]: m["cost"] for m in results["methods"]}
+    assert (costs["saliency"]["forward_per_image"], costs["saliency"]["backward_per_image"]) == (1, 1)
+    assert costs["occlusion"]["forward_per_image"] == 1 + 13 * 13  # 4-px patches, stride 2, at 28 px
+    assert sorted(results["ranking"]["original"]) == sorted(methods)
+    table = (out / "table.md").read_text()
+    for name in methods:
+        assert f"| {name} |" in table and f"| {name}* (σ=" in table
+
+
+def test_evaluate_all_skips_gradcam_without_conv(checkpoints, tmp_path, capsys):
+    out = tmp_path / "mlp"
+    code = main(["evaluate", "--checkpoint", str(checkpoints["mlp"]), "--dataset", "demo", "--methods", "all",
+                 "--n-images", "2", "--forgrad", "none", "--steps", "2", "--samples", "4", "--quiet",
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text())
+    evaluated = {m["method"] for m in results["methods"]}
+    assert evaluated == set(METHOD_NAMES) - {"gradcam", "gradcam_pp"}
+    assert {s.split(":")[0] for s in results["skipped"]} == {"gradcam", "gradcam_pp"}
+    assert results["forgrad"] == [] and "skipped gradcam" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (["--methods", "saliency,no-such-method"], "unknown attribution method"),
+        (["--methods", "gradcam"], "gradcam"),
+        (["--n-images", "5000"], "images"),
+    ],
+)
+def test_evaluate_user_errors(checkpoints, tmp_path, capsys, flags, fragment):
+    code = main(["evaluate", "--checkpoint", str(checkpoints["mlp"]), "--dataset", "demo", *flags, *FAST,
+                 "--out", str(tmp_path / "o")])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0]
+    assert not (tmp_path / "o" / "results.json").exists()
