@@ -5,26 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from freqlens.attribution.registry import METHOD_NAMES
 from freqlens.cli import main
-from freqlens.data import load_dataset
-from freqlens.models import build, save_model
-from freqlens.training import train
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    root = tmp_path_factory.mktemp("evaluate")
-    data = load_dataset("demo", "train").subset(range(0, 2000, 2))  # 1,000 images
-    torch.manual_seed(0)
-    lenet = build("lenet", in_channels=1, num_classes=10)
-    train(lenet, data, epochs=1, out_dir=root / "lenet", progress=False)
-    mlp = build("mlp", in_channels=1, num_classes=10)
-    save_model(mlp, root / "mlp.pt")
-    return {"lenet": root / "lenet" / "best.pt", "mlp": root / "mlp.pt"}
-
 
 FAST = ["--steps", "5", "--samples", "16", "--calibration", "4", "--quiet"]
 

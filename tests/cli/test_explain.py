@@ -9,21 +9,7 @@ import torch
 
 from freqlens.cli import main
 from freqlens.data import load_dataset
-from freqlens.models import build, save_model
 from freqlens.spectral import lowpass
-from freqlens.training import train
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    root = tmp_path_factory.mktemp("explain")
-    data = load_dataset("demo", "train").subset(range(0, 2000, 5))
-    torch.manual_seed(0)
-    lenet = build("lenet", in_channels=1, num_classes=10)
-    train(lenet, data, epochs=1, out_dir=root / "lenet", progress=False)
-    mlp = build("mlp", in_channels=1, num_classes=10)
-    save_model(mlp, root / "mlp.pt")
-    return {"lenet": root / "lenet" / "best.pt", "mlp": root / "mlp.pt"}
 
 
 def test_explain_fixed_sigma(checkpoints, tmp_path):
