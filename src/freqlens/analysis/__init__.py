@@ -4,19 +4,41 @@
 * :func:`explain_images` / :class:`Explanation`: maps of one method (+ FORGrad) — ``freqlens explain``.
 * :func:`rank_methods` / :class:`Ranking` / :class:`MethodRow`: faithfulness table and ranking of
   methods, original and FORGrad* (seed 001, Tables 1–2) — ``freqlens evaluate``.
+* :func:`method_footprints`: Fourier footprint and HF measures of methods (seed 001, Fig 2–3).
+* :func:`attack_spectra`: RCT maps of attacks and their high/low band ratio (seed 003, Fig 2).
+* :func:`occluded_frequency` (+ per class, band ablation, low-band share) and :func:`robust_dataset`
+  (seed 003, Experiments III–IV).
+All reachable from ``freqlens analyze NAME``.
 """
 
+from .attack_spectra import AttackSpectra, AttackSpectrum, attack_spectra, high_low_ratio, save_rct_figure
 from .explain import Explanation, explain_images
+from .footprints import HF_MEASURES, Footprints, method_footprints
+from .occluded_frequency import ablate_bands, low_band_share, occluded_frequency, occluded_frequency_by_class
 from .ranking import MethodRow, Ranking, rank_methods
+from .robust_dataset import robust_dataset
 from .sigma_search import SigmaSearch, default_sigmas, search_sigma
 
 __all__ = [
+    "HF_MEASURES",
+    "AttackSpectra",
+    "AttackSpectrum",
     "Explanation",
+    "Footprints",
     "MethodRow",
     "Ranking",
     "SigmaSearch",
+    "ablate_bands",
+    "attack_spectra",
     "default_sigmas",
     "explain_images",
+    "high_low_ratio",
+    "low_band_share",
+    "method_footprints",
+    "occluded_frequency",
+    "occluded_frequency_by_class",
     "rank_methods",
+    "robust_dataset",
+    "save_rct_figure",
     "search_sigma",
 ]

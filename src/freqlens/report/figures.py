@@ -112,3 +112,50 @@ def training_curves(history: Sequence[dict], path: str | Path, *, title: str | N
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def line_plot(
+    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    path: str | Path,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+    logx: bool = False,
+    logy: bool = False,
+) -> Path:
+    """One line per ``label -> (x, y)`` series, with markers, grid and legend."""
+    plt = _pyplot()
+    fig, axis = plt.subplots(figsize=(6, 3.6))
+    for label, (xs, ys) in series.items():
+        axis.plot(list(xs), list(ys), "o-", markersize=3, label=label)
+    axis.set(xlabel=xlabel, ylabel=ylabel, title=title or "")
+    if logx:
+        axis.set_xscale("log")
+    if logy:
+        axis.set_yscale("log")
+    axis.grid(alpha=0.3)
+    if len(series) > 1:
+        axis.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def heatmaps(
+    panels: dict[str, torch.Tensor], path: str | Path, *, title: str | None = None, cmap: str = "viridis",
+    colorbar_label: str = "",
+) -> Path:
+    """One ``H×W`` heat map per panel (own colour scale and colour bar each)."""
+    plt = _pyplot()
+    count = len(panels)
+    fig, axes = plt.subplots(1, count, figsize=(3.2 * count, 3), squeeze=False)
+    for axis, (label, values) in zip(axes[0], panels.items()):
+        image = axis.imshow(values.detach().float().cpu().numpy(), cmap=cmap)
+        axis.set_title(label, fontsize=9)
+        axis.set_xticks([])
+        axis.set_yticks([])
+        fig.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label=colorbar_label)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,174 @@
+"""DCT footprint of adversarial perturbations (seed 003, Fig. 2): for each attack the adversarial
+images, the RCT map (:func:`freqlens.spectral.rct`), its high-band ÷ low-band ratio and the robust
+accuracy.
+
+High/low ratio: ``mean(RCT[i + j ≥ high_band]) / mean(RCT[i + j < high_band])`` over the DCT
+coefficients of an ``H×W`` image; the default ``high_band = (H + W − 1) // 2`` splits the ``H + W − 1``
+anti-diagonal bands in two halves. > 1: the attack changes high frequencies relatively more.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import Tensor, nn
+
+from freqlens.attacks import run_attack
+from freqlens.attacks.base import check_images
+from freqlens.spectral import dct_bands, rct
+from freqlens.utils import atomic_write_bytes
+
+__all__ = ["AttackSpectra", "AttackSpectrum", "attack_spectra", "high_low_ratio", "save_rct_figure"]
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+@dataclass
+class AttackSpectrum:
+    """One attack's outcome: ``adversarial`` ``B×C×H×W``, ``rct`` ``[H, W]`` (top-left = DC)."""
+
+    name: str
+    adversarial: Tensor
+    rct: Tensor
+    high_low_ratio: float
+    clean_accuracy: float
+    robust_accuracy: float
+    summary: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-able: scalars (non-finite → ``None``), attack settings, the RCT map as nested lists."""
+        return {
+            "name": self.name,
+            "settings": self.settings,
+            "high_low_ratio": _finite(self.high_low_ratio),
+            "clean_accuracy": self.clean_accuracy,
+            "robust_accuracy": self.robust_accuracy,
+            "summary": {k: _finite(v) if isinstance(v, float) else v for k, v in self.summary.items()},
+            "rct": self.rct.double().tolist(),
+        }
+
+
+@dataclass
+class AttackSpectra(Mapping[str, AttackSpectrum]):
+    """Read-only mapping attack name → :class:`AttackSpectrum`, with the band split used."""
+
+    spectra: dict[str, AttackSpectrum]
+    high_band: int
+
+    def __getitem__(self, name: str) -> AttackSpectrum:
+        return self.spectra[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.spectra)
+
+    def __len__(self) -> int:
+        return len(self.spectra)
+
+    def to_dict(self) -> dict:
+        """JSON-able: ``{"high_band": k, "attacks": {name: AttackSpectrum.to_dict()}}``."""
+        return {"high_band": self.high_band, "attacks": {n: s.to_dict() for n, s in self.spectra.items()}}
+
+
+def _check_high_band(high_band: int | None, h: int, w: int) -> int:
+    if high_band is None:
+        return (h + w - 1) // 2
+    if isinstance(high_band, bool) or not isinstance(high_band, int):
+        raise TypeError(f"high_band must be an integer, got {type(high_band).__name__}")
+    if not 1 <= high_band <= h + w - 2:
+        raise ValueError(f"high_band must be in [1, {h + w - 2}] for {h}×{w} images, got {high_band}")
+    return high_band
+
+
+def high_low_ratio(rct_map: Tensor, high_band: int | None = None) -> float:
+    """``mean(rct_map[i + j ≥ high_band]) / mean(rct_map[i + j < high_band])`` for an ``[H, W]`` map
+    (default ``high_band = (H + W − 1) // 2``); ``inf`` if the low part is 0 and the high part not,
+    ``nan`` if both are 0."""
+    if not isinstance(rct_map, Tensor) or rct_map.dim() != 2:
+        raise ValueError("rct_map must be a 2-D tensor [H, W]")
+    h, w = rct_map.shape
+    if h + w < 3:
+        raise ValueError(f"an {h}×{w} map has a single DCT band: no high/low split")
+    high_band = _check_high_band(high_band, h, w)
+    high = dct_bands(h, w, device=rct_map.device) >= high_band
+    values = rct_map.double()
+    high_mean, low_mean = float(values[high].mean()), float(values[~high].mean())
+    if low_mean == 0:
+        return math.nan if high_mean == 0 else math.inf
+    return high_mean / low_mean
+
+
+def attack_spectra(
+    model: nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    attacks: Mapping[str, Callable[[Tensor, Tensor], Tensor]],
+    batch_size: int | None = None,
+    high_band: int | None = None,
+    progress: bool = False,
+) -> AttackSpectra:
+    """Run each attack (``attack(x, y) -> x_adv``, untargeted, e.g. :mod:`freqlens.attacks` objects) on
+    ``inputs`` ``B×C×H×W`` in [0, 1] with true ``labels`` ``[B]`` in chunks of ``batch_size``, and
+    return per attack the adversarial images, the RCT map, its high/low ratio (module doc) and the
+    clean / robust accuracy."""
+    check_images(inputs)
+    if not isinstance(attacks, Mapping) or not attacks:
+        raise ValueError("attacks must be a non-empty mapping name -> attack")
+    h, w = inputs.shape[-2:]
+    if h + w < 3:
+        raise ValueError(f"{h}×{w} images have a single DCT band: no high/low split")
+    high_band = _check_high_band(high_band, h, w)
+    spectra: dict[str, AttackSpectrum] = {}
+    for name, attack in attacks.items():
+        if not callable(attack):
+            raise TypeError(f"attack {name!r} is not callable (got {type(attack).__name__})")
+        result = run_attack(model, inputs, labels, attack, batch_size=batch_size, progress=progress)
+        rct_map = rct(inputs.detach(), result.adversarial).cpu()
+        summary = result.summary()
+        describe = getattr(attack, "describe", None)
+        spectra[str(name)] = AttackSpectrum(
+            name=str(name),
+            adversarial=result.adversarial,
+            rct=rct_map,
+            high_low_ratio=high_low_ratio(rct_map, high_band),
+            clean_accuracy=summary["clean_accuracy"],
+            robust_accuracy=summary["robust_accuracy"],
+            summary=summary,
+            settings=describe() if callable(describe) else {"name": type(attack).__name__},
+        )
+    return AttackSpectra(spectra=spectra, high_band=high_band)
+
+
+def save_rct_figure(result: AttackSpectra | Mapping[str, AttackSpectrum], path: str | Path) -> Path:
+    """One panel per attack: the RCT map on a log colour scale (DC top-left) with its colour bar,
+    titled with the high/low ratio and robust accuracy; written atomically as PNG."""
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
+
+    items = list(result.items())
+    if not items:
+        raise ValueError("no attacks to plot")
+    figure = Figure(figsize=(3.8 * len(items), 3.6), layout="constrained")
+    axes = figure.subplots(1, len(items), squeeze=False)[0]
+    for ax, (name, spectrum) in zip(axes, items, strict=True):
+        values = spectrum.rct.detach().double().cpu()
+        positive = values[values > 0]
+        top = float(positive.max()) if positive.numel() else 1.0
+        floor = max(float(positive.min()) if positive.numel() else top * 1e-6, top * 1e-6)
+        image = ax.imshow(values.clamp_min(floor).numpy(), cmap="viridis",
+                          norm=LogNorm(vmin=floor, vmax=max(top, floor * 10)))
+        ratio = spectrum.high_low_ratio
+        ax.set_title(f"{name}\nhigh/low = {ratio:.3g}, robust acc = {spectrum.robust_accuracy:.2f}", fontsize=9)
+        ax.set_xlabel("DCT column j (→ high freq.)", fontsize=8)
+        ax.set_ylabel("DCT row i", fontsize=8)
+        figure.colorbar(image, ax=ax, shrink=0.8, label="RCT")
+    figure.suptitle("Relative change of DCT coefficients (RCT)")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return atomic_write_bytes(path, buffer.getvalue())

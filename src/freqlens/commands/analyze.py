@@ -1,0 +1,183 @@
+"""``freqlens analyze NAME``: the frequency analyses of seed 001 §3 and seed 003, each writing JSON + PNG.
+
+Names: ``footprints`` (Fourier footprint of attribution methods), ``linearization`` (residual of the
+first-order model with FORGrad-filtered gradients), ``layer-hf`` (HF content of the gradient along
+depth for the model, its pooling-swapped twin and an untrained copy), ``occluded-frequency``
+(per-DCT-band logit drop, per class), ``attack-spectra`` (RCT maps of FGSM, PGD, CW, SimBA),
+``robust-dataset`` (representation inversion, DCT difference of robust and non-robust counterparts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from freqlens.cli import add_dataset_flags, number, positive_int, resolve_device
+from freqlens.errors import FreqlensError
+
+ANALYSES = ("footprints", "linearization", "layer-hf", "occluded-frequency", "attack-spectra", "robust-dataset")
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser("analyze", help="frequency analyses (JSON + PNG): " + ", ".join(ANALYSES))
+    parser.add_argument("analysis", choices=ANALYSES)
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by freqlens train")
+    add_dataset_flags(parser)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--n-images", type=positive_int, default=32)
+    parser.add_argument("--methods", default="saliency,gradient_input,integrated_gradients,smoothgrad,occlusion,rise",
+                        help="attribution methods for footprints (comma-separated)")
+    parser.add_argument("--eps", type=number, default=None, help="attack budget for attack-spectra (L∞; default 8/255)")
+    parser.add_argument("--steps", type=positive_int, default=None, help="steps of robust-dataset (default 200)")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="max images per forward pass")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.set_defaults(run=_cmd_analyze)
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from freqlens.data import load_dataset
+    from freqlens.models import load
+    from freqlens.utils import atomic_write_json
+
+    device = resolve_device(args.device)
+    model = load(args.checkpoint, map_location=device)
+    dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
+    if len(dataset) < args.n_images:
+        raise FreqlensError(f"{args.dataset} ({args.split}) has {len(dataset)} images; --n-images is {args.n_images}")
+    images = dataset.float_images(range(args.n_images)).to(device)
+    labels = dataset.labels[: args.n_images].to(device)
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    runner = {
+        "footprints": _footprints,
+        "linearization": _linearization,
+        "layer-hf": _layer_hf,
+        "occluded-frequency": _occluded_frequency,
+        "attack-spectra": _attack_spectra,
+        "robust-dataset": _robust_dataset,
+    }[args.analysis]
+    try:
+        summary = runner(model, images, labels, generator, args, dataset)
+    except ValueError as error:  # e.g. a method that does not apply to this model
+        raise FreqlensError(f"{args.analysis}: {error}") from None
+    summary = {"analysis": args.analysis, "checkpoint": str(args.checkpoint), "dataset": args.dataset,
+               "split": args.split, "n_images": args.n_images, "seed": args.seed, **summary}
+    name = args.analysis.replace("-", "_")
+    atomic_write_json(args.out / f"{name}.json", summary)
+    print(f"{args.analysis}: results in {args.out / (name + '.json')} ({', '.join(summary.get('figures', []))})")
+    return 0
+
+
+def _footprints(model, images, labels, generator, args, dataset) -> dict:
+    from freqlens.analysis.footprints import method_footprints
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    result = method_footprints(model, images, labels, methods=methods, batch_size=args.batch_size,
+                               generator=generator, progress=True)
+    figures = [Path(p).name for p in result.save_figures(args.out)]
+    return {**result.to_dict(), "figures": figures}
+
+
+def _linearization(model, images, labels, generator, args, dataset) -> dict:
+    from freqlens.analysis import default_sigmas
+    from freqlens.metrics.linearization import linearization_residual
+    from freqlens.report.figures import line_plot
+
+    height, width = images.shape[-2:]
+    sigmas = default_sigmas(height, width, "box", n=6)
+    radii = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
+    residual = linearization_residual(model, images, labels, sigmas, radii, n_dirs=32, generator=generator,
+                                      batch_size=args.batch_size)
+    series = {f"σ={s:g}": (radii, residual[i].tolist()) for i, s in enumerate(sigmas)}
+    line_plot(series, args.out / "linearization.png", xlabel="radius r of ε", logx=True, logy=True,
+              ylabel="|f(x+ε) − f(x) − ⟨ε, ∇^σ f(x)⟩|", title="Linearization residual (seed 001, Fig 4)")
+    return {"sigmas": sigmas, "radii": radii, "residual": residual.tolist(), "figures": ["linearization.png"]}
+
+
+def _layer_hf(model, images, labels, generator, args, dataset) -> dict:
+    from freqlens.metrics.layers import layer_hf_content
+    from freqlens.models import build, model_spec, swap_pooling
+    from freqlens.report.figures import line_plot
+
+    spec = model_spec(model)
+    torch.manual_seed(args.seed + 1)
+    untrained = build(spec["name"], **spec["kwargs"]).to(images.device).eval()
+    variants = {"trained": model, "trained, avg-pool swap": swap_pooling(model, "avg"), "untrained": untrained}
+    results, series = {}, {}
+    for label, variant in variants.items():
+        values = layer_hf_content(variant, images, labels, measure="hf_power", batch_size=args.batch_size)
+        results[label] = [{"layer": name, "hf_power": value} for name, value in values]
+        series[label] = (list(range(1, len(values) + 1)), [value for _, value in values])
+    line_plot(series, args.out / "layer_hf.png", xlabel="layer (forward order)", ylabel="HF power ratio of ∂f/∂layer",
+              title="High-frequency content along depth (seed 001, Fig 5)")
+    return {"measure": "hf_power", "layers": results, "figures": ["layer_hf.png"]}
+
+
+def _occluded_frequency(model, images, labels, generator, args, dataset) -> dict:
+    from freqlens.analysis.occluded_frequency import occluded_frequency
+    from freqlens.report.figures import line_plot
+
+    scores = occluded_frequency(model, images, labels, baseline="zero", batch_size=args.batch_size)
+    by_class = {}
+    for c in labels.unique().tolist():
+        by_class[dataset.classes[c]] = scores[labels == c].mean(dim=0).tolist()
+    bands = list(range(scores.shape[1]))
+    line_plot({name: (bands, profile) for name, profile in by_class.items()}, args.out / "occluded_frequency.png",
+              xlabel="DCT band i + j", ylabel="logit drop when the band is removed",
+              title="Occluded Frequency per class (seed 003)")
+    return {"bands": len(bands), "mean_profile": scores.mean(dim=0).tolist(), "by_class": by_class,
+            "per_image": scores.tolist(), "figures": ["occluded_frequency.png"]}
+
+
+def _attack_spectra(model, images, labels, generator, args, dataset) -> dict:
+    from freqlens.analysis.attack_spectra import attack_spectra, save_rct_figure
+    from freqlens.attacks import CW, FGSM, PGD, SimBA
+
+    eps = args.eps if args.eps is not None else 8 / 255
+    attacks = {
+        "FGSM": FGSM(model, eps=eps),
+        "PGD": PGD(model, eps=eps, alpha=eps / 4, steps=10, generator=generator),
+        "CW": CW(model, steps=50),
+        "SimBA": SimBA(model, eps=0.2, max_queries=200, generator=generator),
+    }
+    result = attack_spectra(model, images, labels, attacks, batch_size=args.batch_size)
+    save_rct_figure(result, args.out / "attack_spectra.png")
+    payload = result.to_dict() if hasattr(result, "to_dict") else result
+    return {**_jsonable(payload), "eps": eps, "figures": ["attack_spectra.png"]}
+
+
+def _robust_dataset(model, images, labels, generator, args, dataset) -> dict:
+    from freqlens.analysis.robust_dataset import robust_dataset
+    from freqlens.report.figures import attribution_grid, heatmaps
+    from freqlens.spectral import dct2
+
+    order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(args.seed)).to(images.device)
+    init = images[order.roll(1)]  # a random *other* image of the batch
+    steps = args.steps or 200
+    robust, distances = robust_dataset(model, images, init, steps=steps, step_size=0.1, batch_size=args.batch_size,
+                                       return_history=True)
+    difference = (dct2(robust) - dct2(images)).abs().mean(dim=(0, 1))
+    heatmaps({"|dct2(x_r) − dct2(x)|": torch.log1p(difference)}, args.out / "robust_dct_difference.png",
+             title="DCT difference, robust counterpart vs source (seed 003, Fig 3)", colorbar_label="log(1 + |Δ|)")
+    attribution_grid(images, [("x_r − x", (robust - images).sum(dim=1))], args.out / "robust_images.png",
+                     title="sources (top) and the change to their robust counterparts")
+    return {"steps": steps, "feature_distance_first": distances[0].tolist(), "feature_distance_last": distances[-1].tolist(),
+            "dct_difference": difference.tolist(), "figures": ["robust_dct_difference.png", "robust_images.png"]}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.tolist() if value.numel() > 1 else value.item()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,146 @@
+"""Linearization-residual test of filtered gradients (seed 001, §3, Fig. 4).
+
+``residual(σ, r) = E_(x, ε) |f(x + ε) − f(x) − ⟨ε, ∇^σ f(x)⟩|`` with ``f`` the target logit,
+``∇^σ f = lowpass(∇_x f(x), σ)`` (the FORGrad filter of :func:`freqlens.spectral.lowpass`, σ in
+cycles per image; σ ≥ Nyquist, ``inf`` or ``None`` = the unfiltered gradient) and ``ε`` uniform on
+the L2 sphere of radius ``r`` in input space (normalised Gaussians). If the high frequencies of the
+gradient carried information needed by the first-order model, filtering would raise the residual.
+
+The ``n_dirs`` unit directions are drawn once (float64, on the generator's device, then cast) and
+shared by every image, σ and r, so the result does not depend on ``batch_size``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from freqlens.spectral import lowpass
+from freqlens.utils.tensors import check_inputs, chunks, eval_mode, resolve_target
+
+from .faithfulness import _check_batch_size, _check_model, _logits, _progress, _result_dtype, _target_score
+
+__all__ = ["linearization_residual", "unit_directions"]
+
+
+def unit_directions(n_dirs: int, shape: Sequence[int], generator: torch.Generator | None = None,
+                    dtype: torch.dtype = torch.float64, device: torch.device | str | None = None) -> Tensor:
+    """``n_dirs`` directions uniform on the unit L2 sphere of ``R^prod(shape)`` → ``[n_dirs, *shape]``.
+
+    Drawn as float64 Gaussians on the generator's device (CPU without a generator), normalised, then
+    moved to ``dtype`` / ``device``.
+    """
+    if isinstance(n_dirs, bool) or not isinstance(n_dirs, int) or n_dirs <= 0:
+        raise ValueError(f"n_dirs must be a positive integer, got {n_dirs!r}")
+    draw_device = generator.device if generator is not None else torch.device("cpu")
+    gauss = torch.randn(n_dirs, *shape, generator=generator, dtype=torch.float64, device=draw_device)
+    norms = gauss.flatten(1).norm(dim=1).clamp_min(torch.finfo(torch.float64).tiny)
+    gauss = gauss / norms.reshape(-1, *([1] * len(shape)))
+    return gauss.to(device=device, dtype=dtype)
+
+
+def _check_values(values: object, name: str, allow_none: bool) -> list[float]:
+    if isinstance(values, Tensor):
+        values = values.detach().cpu().reshape(-1).tolist()
+    elif values is None or isinstance(values, (int, float)):
+        values = [values]
+    try:
+        values = list(values)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be a number or a sequence of numbers, got {type(values).__name__}") from None
+    if not values:
+        raise ValueError(f"{name} is empty")
+    out = []
+    for value in values:
+        if value is None and allow_none:
+            out.append(math.inf)
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must hold numbers, got {value!r}")
+        value = float(value)
+        if math.isnan(value) or value < 0 or (not allow_none and math.isinf(value)):
+            bound = "or inf/None" if allow_none else "and finite"
+            raise ValueError(f"{name} must be >= 0 {bound}, got {value}")
+        out.append(value)
+    return out
+
+
+def linearization_residual(
+    model: nn.Module,
+    inputs: Tensor,
+    target: Tensor | int | None,
+    sigmas: Sequence[float | None] | Tensor | float | None,
+    radii: Sequence[float] | Tensor | float,
+    n_dirs: int = 100,
+    generator: torch.Generator | None = None,
+    batch_size: int | None = None,
+    shape: str = "box",
+    progress: bool = False,
+) -> Tensor:
+    """Mean linearization residual of the σ-filtered gradient → ``Tensor[len(sigmas), len(radii)]``.
+
+    Args:
+        model: classifier returning logits ``[B, classes]`` (held in eval mode, flags restored).
+        inputs: ``B×C×H×W`` floating images.
+        target: classes (``LongTensor[B]``, an int, or ``None`` = predicted class); ``f`` = its logit.
+        sigmas: low-pass cutoffs in cycles per image; ``None`` / ``inf`` / ≥ Nyquist = unfiltered
+            (exactly: :func:`~freqlens.spectral.lowpass` is then the identity).
+        radii: L2 radii ``r ≥ 0`` of the perturbations ``ε``.
+        n_dirs: number of random directions (shared by all images, σ and r).
+        generator: torch generator for the directions (same generator state → same result).
+        batch_size: images per gradient pass and perturbed inputs per forward pass (default: the
+            number of images, so memory does not grow with ``n_dirs`` × ``len(radii)``).
+        shape: filter shape of :func:`freqlens.spectral.lowpass` (``box``, ``disk``, ``gaussian``).
+        progress: show a tqdm bar on stderr.
+
+    The result is float64 for float64 inputs, float32 otherwise, on the inputs' device. Memory: the
+    ``n_dirs`` directions (``n_dirs × C×H×W``) and ``len(sigmas) × B × n_dirs`` inner products are
+    kept; the ``B·n_dirs·len(radii)`` perturbed forward passes are streamed.
+    """
+    model = _check_model(model)
+    inputs = check_inputs(inputs)
+    sigma_list = _check_values(sigmas, "sigmas", allow_none=True)
+    radius_list = _check_values(radii, "radii", allow_none=False)
+    batch = inputs.shape[0]
+    step = _check_batch_size(batch_size, batch)
+    device, dtype = inputs.device, _result_dtype(inputs)  # half precision inputs: float32 arithmetic
+    directions = unit_directions(n_dirs, inputs.shape[1:], generator, dtype=dtype, device=device)
+    flat_dirs = directions.flatten(1)  # D×P
+    radius_t = torch.tensor(radius_list, dtype=dtype, device=device)
+    n_rad = len(radius_list)
+
+    with eval_mode(model):
+        target = resolve_target(model, inputs, target, batch_size=step)
+        # f(x) and ⟨ε̂_d, ∇^σ f(x_b)⟩ for every σ, image and direction: S×B×D.
+        base = torch.empty(batch, dtype=dtype, device=device)
+        linear = torch.empty(len(sigma_list), batch, n_dirs, dtype=dtype, device=device)
+        total_items = batch * n_dirs * n_rad
+        with _progress(batch + total_items, "linearization", progress) as bar:
+            for part in chunks(batch, step):
+                x = inputs[part].detach().clone().requires_grad_(True)
+                with torch.enable_grad():
+                    score = _target_score(_logits(model, x), target[part], "logit")
+                    (grad,) = torch.autograd.grad(score.sum(), x)
+                base[part] = score.detach().to(dtype)
+                filtered = lowpass(grad.detach().to(dtype), sigma_list, shape=shape)  # S×b×C×H×W
+                linear[:, part] = filtered.flatten(2) @ flat_dirs.T
+                bar.update(part.stop - part.start)
+
+            # Stream f(x_b + r_k ε̂_d) over the flat (image, direction, radius) index.
+            sums = torch.zeros(len(sigma_list), n_rad, dtype=torch.float64, device=device)
+            with torch.no_grad():
+                for part in chunks(total_items, step):
+                    index = torch.arange(part.start, part.stop, device=device)
+                    image, rest = index // (n_dirs * n_rad), index % (n_dirs * n_rad)
+                    direction, radius = rest // n_rad, rest % n_rad
+                    r = radius_t[radius]
+                    perturbed = (inputs[image] + r.reshape(-1, 1, 1, 1) * directions[direction]).to(inputs.dtype)
+                    value = _target_score(_logits(model, perturbed), target[image], "logit").to(dtype)
+                    first_order = base[image] + r * linear[:, image, direction]  # S×n
+                    residual = (value - first_order).abs().to(torch.float64)
+                    sums.index_add_(1, radius, residual)
+                    bar.update(part.stop - part.start)
+    return (sums / (batch * n_dirs)).to(_result_dtype(inputs))
