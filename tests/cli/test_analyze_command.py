@@ -40,6 +40,16 @@ def test_occluded_frequency_profile_has_one_value_per_band(checkpoints, tmp_path
     assert len(summary["per_image"]) == 3 and all(len(row) == 55 for row in summary["per_image"])
 
 
+def test_attribution_shift_compares_two_checkpoints(checkpoints, tmp_path):
+    assert main(["analyze", "attribution-shift", "--checkpoint", str(checkpoints["lenet"]), "--compare",
+                 str(checkpoints["mlp"]), "--dataset", "demo", "--n-images", "6", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "attribution_shift.json").read_text())
+    assert 0.0 <= summary["mean_natural_low_band_share"] <= 1.0
+    assert all(len(c["robust_profile"]) == 55 for c in summary["classes"].values())
+    assert main(["analyze", "attribution-shift", "--checkpoint", str(checkpoints["lenet"]), "--dataset", "demo",
+                 "--out", str(tmp_path)]) == 2  # --compare missing
+
+
 def test_analyze_user_errors(checkpoints, tmp_path, capsys):
     code = main(["analyze", "footprints", "--checkpoint", str(checkpoints["mlp"]), "--dataset", "demo",
                  "--methods", "gradcam", "--n-images", "2", "--out", str(tmp_path)])

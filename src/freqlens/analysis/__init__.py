@@ -7,11 +7,12 @@
 * :func:`method_footprints`: Fourier footprint and HF measures of methods (seed 001, Fig 2–3).
 * :func:`attack_spectra`: RCT maps of attacks and their high/low band ratio (seed 003, Fig 2).
 * :func:`occluded_frequency` (+ per class, band ablation, low-band share) and :func:`robust_dataset`
-  (seed 003, Experiments III–IV).
+  (seed 003, Experiments III–IV); :func:`attribution_shift` natural vs robust model (seed 003, Fig 1).
 All reachable from ``freqlens analyze NAME``.
 """
 
 from .attack_spectra import AttackSpectra, AttackSpectrum, attack_spectra, high_low_ratio, save_rct_figure
+from .attribution_shift import AttributionShift, attribution_shift
 from .explain import Explanation, explain_images
 from .footprints import HF_MEASURES, Footprints, method_footprints
 from .occluded_frequency import ablate_bands, low_band_share, occluded_frequency, occluded_frequency_by_class
@@ -23,6 +24,7 @@ __all__ = [
     "HF_MEASURES",
     "AttackSpectra",
     "AttackSpectrum",
+    "AttributionShift",
     "Explanation",
     "Footprints",
     "MethodRow",
@@ -30,6 +32,7 @@ __all__ = [
     "SigmaSearch",
     "ablate_bands",
     "attack_spectra",
+    "attribution_shift",
     "default_sigmas",
     "explain_images",
     "high_low_ratio",

@@ -4,7 +4,9 @@ Names: ``footprints`` (Fourier footprint of attribution methods), ``linearizatio
 first-order model with FORGrad-filtered gradients), ``layer-hf`` (HF content of the gradient along
 depth for the model, its pooling-swapped twin and an untrained copy), ``occluded-frequency``
 (per-DCT-band logit drop, per class), ``attack-spectra`` (RCT maps of FGSM, PGD, CW, SimBA),
-``robust-dataset`` (representation inversion, DCT difference of robust and non-robust counterparts).
+``robust-dataset`` (representation inversion, DCT difference of robust and non-robust counterparts),
+``attribution-shift`` (Occluded-Frequency profiles per class of the model and of ``--compare``, e.g. an
+adversarially trained twin, and their low-band shares).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import torch
 from freqlens.cli import add_dataset_flags, number, positive_int, resolve_device
 from freqlens.errors import FreqlensError
 
-ANALYSES = ("footprints", "linearization", "layer-hf", "occluded-frequency", "attack-spectra", "robust-dataset")
+ANALYSES = ("footprints", "linearization", "layer-hf", "occluded-frequency", "attack-spectra", "robust-dataset",
+            "attribution-shift")
 
 
 def add_parser(commands: Any) -> None:
@@ -33,6 +36,8 @@ def add_parser(commands: Any) -> None:
                         help="attribution methods for footprints (comma-separated)")
     parser.add_argument("--eps", type=number, default=None, help="attack budget for attack-spectra (L∞; default 8/255)")
     parser.add_argument("--steps", type=positive_int, default=None, help="steps of robust-dataset (default 200)")
+    parser.add_argument("--compare", type=Path, default=None,
+                        help="attribution-shift: checkpoint of the robust (e.g. adversarially trained) model")
     parser.add_argument("--batch-size", type=positive_int, default=None, help="max images per forward pass")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
@@ -61,6 +66,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         "occluded-frequency": _occluded_frequency,
         "attack-spectra": _attack_spectra,
         "robust-dataset": _robust_dataset,
+        "attribution-shift": _attribution_shift,
     }[args.analysis]
     try:
         summary = runner(model, images, labels, generator, args, dataset)
@@ -162,13 +168,43 @@ def _robust_dataset(model, images, labels, generator, args, dataset) -> dict:
     steps = args.steps or 200
     robust, distances = robust_dataset(model, images, init, steps=steps, step_size=0.1, batch_size=args.batch_size,
                                        return_history=True)
+    # non-robust counterpart (Ilyas et al. 2019): a small targeted L2 step toward a random other class
+    from freqlens.attacks import PGD
+
+    offsets = torch.randint(1, len(dataset.classes), labels.shape, generator=torch.Generator().manual_seed(args.seed))
+    targets = (labels + offsets.to(labels.device)) % len(dataset.classes)
+    non_robust = PGD(model, eps=3.0, alpha=0.3, steps=20, norm="2", targeted=True, generator=generator)(images, targets)
     difference = (dct2(robust) - dct2(images)).abs().mean(dim=(0, 1))
-    heatmaps({"|dct2(x_r) − dct2(x)|": torch.log1p(difference)}, args.out / "robust_dct_difference.png",
-             title="DCT difference, robust counterpart vs source (seed 003, Fig 3)", colorbar_label="log(1 + |Δ|)")
+    non_robust_difference = (dct2(non_robust) - dct2(images)).abs().mean(dim=(0, 1))
+    heatmaps({"robust: |dct2(x_r) − dct2(x)|": torch.log1p(difference),
+              "non-robust: |dct2(x_nr) − dct2(x)|": torch.log1p(non_robust_difference)},
+             args.out / "robust_dct_difference.png",
+             title="DCT difference of robust / non-robust counterparts (seed 003, Fig 3)", colorbar_label="log(1 + |Δ|)")
     attribution_grid(images, [("x_r − x", (robust - images).sum(dim=1))], args.out / "robust_images.png",
                      title="sources (top) and the change to their robust counterparts")
     return {"steps": steps, "feature_distance_first": distances[0].tolist(), "feature_distance_last": distances[-1].tolist(),
-            "dct_difference": difference.tolist(), "figures": ["robust_dct_difference.png", "robust_images.png"]}
+            "dct_difference": difference.tolist(), "non_robust_dct_difference": non_robust_difference.tolist(),
+            "non_robust_target_reached": float((model(non_robust).argmax(dim=1) == targets).float().mean()),
+            "figures": ["robust_dct_difference.png", "robust_images.png"]}
+
+
+def _attribution_shift(model, images, labels, generator, args, dataset) -> dict:
+    from freqlens.analysis.attribution_shift import attribution_shift
+    from freqlens.models import load
+    from freqlens.report.figures import line_plot
+
+    if args.compare is None:
+        raise FreqlensError("attribution-shift needs --compare CKPT (the robust model to compare with)")
+    robust = load(args.compare, map_location=images.device)
+    shift = attribution_shift(model, robust, images, labels, batch_size=args.batch_size, generator=generator)
+    bands = list(range(images.shape[-2] + images.shape[-1] - 1))
+    series = {}
+    for c in sorted(shift.natural):
+        series[f"{dataset.classes[c]} natural"] = (bands, shift.natural[c].tolist())
+        series[f"{dataset.classes[c]} robust"] = (bands, shift.robust[c].tolist())
+    line_plot(series, args.out / "attribution_shift.png", xlabel="DCT band i + j",
+              ylabel="logit drop when the band is removed", title="Attribution shift natural → robust (seed 003, Fig 1)")
+    return {"compare": str(args.compare), **shift.to_dict(dataset.classes), "figures": ["attribution_shift.png"]}
 
 
 def _jsonable(value: Any) -> Any:
