@@ -30,6 +30,7 @@ __all__ = [
     "SCORES",
     "Explainer",
     "PassCount",
+    "WrapperExplainer",
     "accumulation_dtype",
     "call_explainer",
     "check_inputs",
@@ -73,6 +74,28 @@ class Explainer(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+class WrapperExplainer(Explainer):
+    """An explainer built around another one (noise tunnel, FORGrad): ``model``, ``per_channel`` and
+    ``family`` follow the wrapped ``explainer`` (any object with ``attribute(inputs, target)``)."""
+
+    def __init__(self, explainer: object) -> None:
+        if not callable(getattr(explainer, "attribute", None)):
+            raise TypeError(f"{type(self).__name__} wraps an explainer with an attribute() method, got {explainer!r}")
+        self.explainer = explainer
+
+    @property
+    def model(self):
+        return getattr(self.explainer, "model", None)
+
+    @property
+    def per_channel(self) -> bool:
+        return bool(getattr(self.explainer, "per_channel", True))
+
+    @property
+    def family(self) -> str:
+        return str(getattr(self.explainer, "family", "gradient"))
 
 
 def check_target_range(target: Tensor, num_classes: int) -> None:

@@ -14,12 +14,12 @@ from torch import Tensor
 
 from freqlens.spectral import SHAPES, lowpass
 
-from .base import Explainer, call_explainer, is_stochastic
+from .base import WrapperExplainer, call_explainer, is_stochastic
 
 __all__ = ["FORGrad"]
 
 
-class FORGrad(Explainer):
+class FORGrad(WrapperExplainer):
     """Wrap ``explainer``: its maps low-pass filtered with cutoff ``sigma`` and mask ``shape``.
 
     ``shape``: ``"box"`` (the paper's square mask), ``"disk"`` or ``"gaussian"``. Maps keep the wrapped
@@ -27,27 +27,13 @@ class FORGrad(Explainer):
     """
 
     def __init__(self, explainer: object, sigma: float, shape: str = "box") -> None:
-        if not callable(getattr(explainer, "attribute", None)):
-            raise TypeError(f"FORGrad wraps an explainer with an attribute() method, got {explainer!r}")
+        super().__init__(explainer)
         if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or math.isnan(sigma) or sigma < 0:
             raise ValueError(f"sigma must be a number >= 0 (cycles per image; inf = no filtering), got {sigma!r}")
         if shape not in SHAPES:
             raise ValueError(f"unknown low-pass shape {shape!r}; expected one of {', '.join(SHAPES)}")
-        self.explainer = explainer
         self.sigma = float(sigma)
         self.shape = shape
-
-    @property
-    def model(self):
-        return getattr(self.explainer, "model", None)
-
-    @property
-    def per_channel(self) -> bool:
-        return bool(getattr(self.explainer, "per_channel", True))
-
-    @property
-    def family(self) -> str:
-        return str(getattr(self.explainer, "family", "gradient"))
 
     @property
     def stochastic(self) -> bool:

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from ._batching import auto_batch_size, check_batch_size, segments
 from .base import (
-    Explainer,
+    WrapperExplainer,
     accumulation_dtype,
     call_explainer,
     check_inputs,
@@ -49,7 +49,7 @@ def _check_number(value: float, name: str) -> float:
     return float(value)
 
 
-class NoiseTunnel(Explainer):
+class NoiseTunnel(WrapperExplainer):
     """Shared machinery of :class:`SmoothGrad`, :class:`SmoothGradSq` and :class:`VarGrad`.
 
     ``explainer``: any object with ``attribute(inputs, target)`` returning ``B×C'×H×W`` maps.
@@ -72,31 +72,17 @@ class NoiseTunnel(Explainer):
         generator: torch.Generator | None = None,
         progress: bool = False,
     ) -> None:
-        if not callable(getattr(explainer, "attribute", None)):
-            raise TypeError(f"{type(self).__name__} wraps an explainer with an attribute() method, got {explainer!r}")
+        super().__init__(explainer)
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n (number of noisy samples) must be a positive integer, got {n!r}")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-        self.explainer = explainer
         self.n = n
         self.noise_level = _check_number(noise_level, "noise_level")
         self.sigma = None if sigma is None else _check_number(sigma, "sigma")
         self.batch_size = check_batch_size(batch_size)
         self.generator = generator
         self.progress = progress
-
-    @property
-    def model(self):
-        return getattr(self.explainer, "model", None)
-
-    @property
-    def per_channel(self) -> bool:
-        return bool(getattr(self.explainer, "per_channel", True))
-
-    @property
-    def family(self) -> str:
-        return str(getattr(self.explainer, "family", "gradient"))
 
     def attribute(
         self, inputs: Tensor, target: Tensor | int | None = None, generator: torch.Generator | None = None
