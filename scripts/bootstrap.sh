@@ -24,6 +24,13 @@ stamp="$VENV/.freqlens-installed-${EXTRAS//,/-}"
 want="$(cksum < pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "[bootstrap] installing freqlens[$EXTRAS] (editable)" >&2
-    "$VENV/bin/python" -m pip install --quiet -e ".[$EXTRAS]"
-    echo "$want" > "$stamp"
+    if "$VENV/bin/python" -m pip install --quiet -e ".[$EXTRAS]"; then
+        echo "$want" > "$stamp"
+    elif [ "$EXTRAS" != "dev" ]; then
+        # the optional peers (Captum, Quantus) only enable cross-checks, which skip cleanly without them
+        echo "[bootstrap] WARNING: installing freqlens[$EXTRAS] failed; falling back to freqlens[dev]" >&2
+        "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+    else
+        exit 1
+    fi
 fi
