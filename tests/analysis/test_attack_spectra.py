@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from freqlens.analysis.attack_spectra import AttackSpectra, attack_spectra, high_low_ratio, save_rct_figure
-from freqlens.attacks import FGSM, LowFrequencyPGD
+from freqlens.attacks import FGSM, PGD, LowFrequencyPGD
 from freqlens.spectral import band_mask, dct_bands, idct2
 from freqlens.utils.tensors import predict
 
@@ -132,3 +132,16 @@ def test_bad_inputs() -> None:
     model = _cnn()
     with pytest.raises((ValueError, TypeError)):
         attack_spectra(model, _images()[0], torch.zeros(3, dtype=torch.long), {"band": BandAttack(1)})
+
+
+def test_attack_spectra_do_not_depend_on_batch_size() -> None:
+    model, images = _cnn(), _images()
+    labels = predict(model, images).argmax(dim=1)
+
+    def run(batch_size):
+        attacks = {"pgd": PGD(model, eps=8 / 255, alpha=2 / 255, steps=3, generator=torch.Generator().manual_seed(0))}
+        return attack_spectra(model, images, labels, attacks, batch_size=batch_size)["pgd"]
+
+    small, whole = run(1), run(None)
+    torch.testing.assert_close(small.adversarial, whole.adversarial)
+    torch.testing.assert_close(small.rct, whole.rct)

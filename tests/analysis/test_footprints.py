@@ -160,3 +160,14 @@ def test_bad_maps_and_inputs(model, images) -> None:
         method_footprints(model, images[0], methods=["saliency"], progress=False)
     with pytest.raises(ValueError):
         method_footprints(model, images, methods=["saliency"], hf_cutoff=-1.0, progress=False)
+
+
+def test_footprints_do_not_depend_on_batch_size(model, images) -> None:
+    def run(batch_size):
+        return method_footprints(model, images, methods=("saliency", "rise"), batch_size=batch_size, progress=False,
+                                 generator=torch.Generator().manual_seed(3))
+
+    small, whole = run(1), run(None)
+    torch.testing.assert_close(small.log_spectra, whole.log_spectra, rtol=1e-5, atol=1e-6)
+    for name in whole.measures:
+        torch.testing.assert_close(small.measures[name], whole.measures[name], rtol=1e-5, atol=1e-6)
