@@ -6,4 +6,4 @@ one sub-command with ``set_defaults(run=...)``; :mod:`freqlens.cli` calls every 
 ``resolve_device``) come from :mod:`freqlens.cli`.
 """
 
-COMMAND_MODULES: tuple[str, ...] = ("evaluate", "attack", "analyze")
+COMMAND_MODULES: tuple[str, ...] = ("evaluate", "attack", "analyze", "study")

@@ -1,0 +1,204 @@
+"""The study framework: claims checked from numbers, scale presets, configs from TOML / ``key=value``,
+trained models cached by configuration, atomic ``results.json``.
+
+A study is a config dataclass -> ``run_<study>(out_dir, config)`` -> ``out_dir/<study>/results.json``
+plus PNG figures, read by :func:`freqlens.report.write_report`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import operator
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import tomllib
+
+from freqlens.errors import FreqlensError
+from freqlens.utils import atomic_write_json
+
+SCALES = ("demo", "cpu", "paper")
+
+ConfigT = TypeVar("ConfigT")
+
+_COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def compare(left: float, relation: str, right: float) -> bool:
+    """``left <relation> right`` for ``relation`` in ``<``, ``<=``, ``>``, ``>=``."""
+    if relation not in _COMPARISONS:
+        raise ValueError(f"unknown relation {relation!r}; expected one of {sorted(_COMPARISONS)}")
+    return bool(_COMPARISONS[relation](float(left), float(right)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A claim of a seed paper checked on measured numbers: ``holds`` is ``left <relation> right``,
+    computed here, never given by hand."""
+
+    claim: str
+    seed: str
+    figure: str
+    left_label: str
+    left: float
+    relation: str
+    right_label: str
+    right: float
+
+    @property
+    def holds(self) -> bool:
+        return compare(self.left, self.relation, self.right)
+
+    @property
+    def measured(self) -> str:
+        return f"{self.left_label} = {self.left:.6g}, {self.right_label} = {self.right:.6g}"
+
+    @property
+    def expected(self) -> str:
+        return f"{self.left_label} {self.relation} {self.right_label}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``results.json`` form: ``claim, seed, figure, measured, expected, holds`` plus the raw
+        ``left``, ``relation``, ``right`` numbers (so readers can recheck ``holds``)."""
+        return {
+            "claim": self.claim,
+            "seed": self.seed,
+            "figure": self.figure,
+            "measured": self.measured,
+            "expected": self.expected,
+            "holds": self.holds,
+            "left": float(self.left),
+            "relation": self.relation,
+            "right": float(self.right),
+        }
+
+
+def check_scale(scale: str) -> str:
+    if scale not in SCALES:
+        raise FreqlensError(f"unknown scale {scale!r}; expected one of {', '.join(SCALES)}")
+    return scale
+
+
+def _convert(key: str, text: str, kind: Any) -> Any:
+    try:
+        if kind is bool:
+            lowered = text.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if kind is str:
+            return text
+    except ValueError:
+        raise FreqlensError(f"config key {key!r}: cannot read {text!r} as {kind.__name__}") from None
+    raise FreqlensError(f"config key {key!r} of type {kind} cannot be set from text")
+
+
+def _check_value(key: str, value: Any, kind: Any) -> Any:
+    """A TOML value checked against the field type (ints are accepted for floats)."""
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind in (bool, int, float, str) and (type(value) is not kind):
+        raise FreqlensError(f"config key {key!r} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def load_config(
+    cls: type[ConfigT],
+    base: ConfigT | None = None,
+    toml_file: str | Path | None = None,
+    overrides: Iterable[str] = (),
+) -> ConfigT:
+    """``base`` (default ``cls()``) updated from the top-level keys of ``toml_file`` then from
+    ``key=value`` strings, values converted to the dataclass field types. Unknown keys, bad values,
+    unreadable files -> :class:`FreqlensError`."""
+    config = base if base is not None else cls()
+    hints = typing.get_type_hints(cls)
+    names = {field.name for field in dataclasses.fields(cls)}
+    updates: dict[str, Any] = {}
+    if toml_file is not None:
+        try:
+            table = tomllib.loads(Path(toml_file).read_text())
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise FreqlensError(f"cannot read config file {toml_file}: {error}") from None
+        for key, value in table.items():
+            if key not in names:
+                raise FreqlensError(f"unknown config key {key!r} in {toml_file}; known: {', '.join(sorted(names))}")
+            updates[key] = _check_value(key, value, hints[key])
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise FreqlensError(f"expected key=value, got {item!r}")
+        if key not in names:
+            raise FreqlensError(f"unknown config key {key!r}; known: {', '.join(sorted(names))}")
+        updates[key] = _convert(key, text.strip(), hints[key])
+    return dataclasses.replace(config, **updates)
+
+
+def config_hash(config: Any) -> str:
+    """16 hex digits of the SHA-256 of the canonical JSON of a dataclass or mapping."""
+    data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    text = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def trained_model(
+    name: str,
+    dataset: str,
+    epochs: int,
+    seed: int,
+    cache_dir: str | Path,
+    *,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    n_train: int | None = None,
+    progress: bool = True,
+) -> tuple[Any, Path, bool]:
+    """A ``name`` model trained on ``load_dataset(dataset, "train")`` (first ``n_train`` images when
+    given) with validation on the test split, cached as ``cache_dir/<config hash>/best.pt``.
+
+    Returns ``(model, checkpoint, reused)``; the checkpoint is reused when present, so studies with the
+    same training settings share one model.
+    """
+    from freqlens.data import load_dataset
+    from freqlens.models import load
+    from freqlens.studies.common import model_for_dataset
+    from freqlens.training import train
+
+    settings: Mapping[str, Any] = {"model": name, "dataset": dataset, "epochs": epochs, "seed": seed,
+                                   "batch_size": batch_size, "lr": lr, "n_train": n_train}
+    folder = Path(cache_dir) / config_hash(settings)
+    checkpoint = folder / "best.pt"
+    if checkpoint.is_file():
+        return load(checkpoint), checkpoint, True
+    train_set = load_dataset(dataset, split="train")
+    if n_train is not None:
+        if not 0 < n_train <= len(train_set):
+            raise FreqlensError(f"n_train must be in 1..{len(train_set)}, got {n_train}")
+        train_set = train_set.subset(range(n_train))
+    test_set = load_dataset(dataset, split="test")
+    model = model_for_dataset(name, train_set, seed=seed)
+    train(model, train_set, test_set, epochs=epochs, batch_size=batch_size, lr=lr, out_dir=folder, seed=seed,
+          progress=progress)
+    atomic_write_json(folder / "settings.json", dict(settings))
+    return load(checkpoint), checkpoint, False
+
+
+def write_results(study_dir: str | Path, results: Mapping[str, Any]) -> Path:
+    """Write ``study_dir/results.json`` atomically (numbers converted to plain floats)."""
+    return atomic_write_json(Path(study_dir) / "results.json", json.loads(json.dumps(results, default=float)))
