@@ -60,7 +60,8 @@ def add_dataset_flags(parser: argparse.ArgumentParser) -> None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from freqlens.studies import run_demo
 
-    report = run_demo(args.out, progress=not args.quiet)
+    studies = [name.strip() for name in args.studies.split(",") if name.strip()] if args.studies else None
+    report = run_demo(args.out, studies, cache_dir=args.cache, progress=not args.quiet)
     print(f"report written to {report}")
     return 0
 
@@ -225,8 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
-    demo = commands.add_parser("demo", help="the main job on the embedded sample -> OUT/report.html")
+    demo = commands.add_parser(
+        "demo", help="the four studies at demo scale on the embedded sample -> OUT/report.html (no download)"
+    )
     demo.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default: demo-out)")
+    demo.add_argument("--studies", default=None, metavar="A,B",
+                      help="comma-separated subset of the studies (default: all four)")
+    demo.add_argument("--cache", type=Path, default=None, help="trained-model cache (default OUT/cache)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(run=_cmd_demo)
 

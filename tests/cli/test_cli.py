@@ -78,16 +78,22 @@ def test_train_writes_checkpoints_and_history(tmp_path, capsys):
 
 
 def test_demo_writes_self_contained_report(tmp_path):
-    result = run_cli("demo", "--out", str(tmp_path), "--quiet")
+    result = run_cli("demo", "--out", str(tmp_path), "--quiet", "--studies", "noise-tunnel")
     assert result.returncode == 0, result.stderr
     page = (tmp_path / "report.html").read_text()
     images = re.findall(r"<img src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
-    assert len(images) >= 2
+    results = json.loads((tmp_path / "noise-tunnel" / "results.json").read_text())
+    assert len(images) == len(results["figures"]) >= 3
     import base64
 
     assert all(base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n" for data in images)
-    results = json.loads((tmp_path / "demo" / "results.json").read_text())
-    assert results["summary"]["test accuracy (best checkpoint)"] > 0.8
-    saved = torch.load(tmp_path / "demo" / "saliency.pt", weights_only=True)
-    assert saved["maps"].shape == (16, 1, 28, 28)
+    assert results["summary"]["test accuracy"] > 0.8
+    assert len(list((tmp_path / "cache").glob("*/best.pt"))) == 1
     assert "<script" not in page.lower()
+
+
+def test_demo_rejects_an_unknown_study(tmp_path):
+    result = run_cli("demo", "--out", str(tmp_path), "--quiet", "--studies", "noise-tunnel,nope")
+    assert result.returncode == 2
+    assert "unknown study 'nope'" in result.stderr
+    assert not (tmp_path / "noise-tunnel").exists()

@@ -10,20 +10,24 @@ from freqlens.studies.base import (
     trained_model,
     write_results,
 )
-from freqlens.studies.demo import DemoConfig, run_demo
+from freqlens.studies.demo import run_demo
 from freqlens.studies.noise_tunnel import NoiseTunnelConfig, run_noise_tunnel
+from freqlens.studies.registry import STUDIES, StudySpec, get_study, run_study
 
 __all__ = [
     "SCALES",
+    "STUDIES",
     "Claim",
-    "DemoConfig",
     "NoiseTunnelConfig",
+    "StudySpec",
     "check_scale",
     "compare",
     "config_hash",
+    "get_study",
     "load_config",
     "run_demo",
     "run_noise_tunnel",
+    "run_study",
     "trained_model",
     "write_results",
 ]

@@ -167,10 +167,16 @@ def trained_model(
     batch_size: int = 64,
     lr: float = 1e-3,
     n_train: int | None = None,
+    mode: Any = None,
+    augment: bool | str | None = False,
     progress: bool = True,
 ) -> tuple[Any, Path, bool]:
     """A ``name`` model trained on ``load_dataset(dataset, "train")`` (first ``n_train`` images when
     given) with validation on the test split, cached as ``cache_dir/<config hash>/best.pt``.
+
+    ``mode``: a :class:`~freqlens.training.TrainingMode` (default :class:`~freqlens.training.Standard`);
+    its ``describe_mode`` description is part of the cache key, as is ``augment``. The training history
+    is next to the checkpoint (``history.json``: seconds per epoch, losses, accuracies).
 
     Returns ``(model, checkpoint, reused)``; the checkpoint is reused when present, so studies with the
     same training settings share one model.
@@ -178,10 +184,15 @@ def trained_model(
     from freqlens.data import load_dataset
     from freqlens.models import load
     from freqlens.studies.common import model_for_dataset
-    from freqlens.training import train
+    from freqlens.training import describe_mode, train
 
-    settings: Mapping[str, Any] = {"model": name, "dataset": dataset, "epochs": epochs, "seed": seed,
-                                   "batch_size": batch_size, "lr": lr, "n_train": n_train}
+    settings: dict[str, Any] = {"model": name, "dataset": dataset, "epochs": epochs, "seed": seed,
+                                "batch_size": batch_size, "lr": lr, "n_train": n_train}
+    # Standard training without augmentation keeps the key it had before modes existed
+    if mode is not None and describe_mode(mode)["name"] != "standard":
+        settings["mode"] = describe_mode(mode)
+    if augment:
+        settings["augment"] = augment
     folder = Path(cache_dir) / config_hash(settings)
     checkpoint = folder / "best.pt"
     if checkpoint.is_file():
@@ -193,8 +204,8 @@ def trained_model(
         train_set = train_set.subset(range(n_train))
     test_set = load_dataset(dataset, split="test")
     model = model_for_dataset(name, train_set, seed=seed)
-    train(model, train_set, test_set, epochs=epochs, batch_size=batch_size, lr=lr, out_dir=folder, seed=seed,
-          progress=progress)
+    train(model, train_set, test_set, mode=mode, epochs=epochs, batch_size=batch_size, lr=lr, out_dir=folder,
+          seed=seed, augment=augment, progress=progress)
     atomic_write_json(folder / "settings.json", dict(settings))
     return load(checkpoint), checkpoint, False
 

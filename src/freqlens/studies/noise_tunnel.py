@@ -54,8 +54,10 @@ class NoiseTunnelConfig:
         if scale == "demo":
             return cls()
         if scale == "cpu":
-            return cls(epochs=8, n_images=32, n_samples=32, ig_steps=50)
-        return cls(epochs=10, n_images=64, n_samples=10, ig_steps=50)
+            return cls(model="resnet_small", dataset="cifar10", epochs=4, n_train=10000, n_images=32, n_samples=32,
+                       ig_steps=50)
+        return cls(model="resnet_small", dataset="cifar10", epochs=10, batch_size=128, n_images=64, n_samples=10,
+                   ig_steps=50)
 
 
 def _validate(config: NoiseTunnelConfig) -> None:
