@@ -211,8 +211,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from freqlens.report import write_report
+    from freqlens.studies.registry import STUDIES
 
-    print(f"report written to {write_report(args.dir)}")
+    print(f"report written to {write_report(args.dir, order=list(STUDIES))}")
     return 0
 
 

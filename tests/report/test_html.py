@@ -51,3 +51,16 @@ def test_report_errors(tmp_path):
     (tmp_path / "broken" / "results.json").write_text("{not json")
     with pytest.raises(FreqlensError, match="cannot read study results"):
         find_studies(tmp_path)
+
+
+def test_report_orders_studies_and_counts_claims(tmp_path):
+    claim = {"claim": "c", "seed": "000", "figure": "f", "measured": "", "expected": ""}
+    _study(tmp_path, "a-study", title="A", claims=[{**claim, "holds": True}, {**claim, "holds": False}],
+           summary={"total seconds": 1.5})
+    _study(tmp_path, "b-study", title="B", claims=[{**claim, "holds": True}])
+    _study(tmp_path, "c-study", title="C")
+    page = write_report(tmp_path, order=["c-study", "b-study"]).read_text()
+    sections = [page.index(f"<h2 id='{name}'>") for name in ("c-study", "b-study", "a-study")]
+    assert sections == sorted(sections)  # the named studies first in the given order, then the rest
+    overview = page.split("<nav>")[1].split("</nav>")[0]
+    assert "<td>1 / 2</td><td>1.5</td>" in overview and "<td>1 / 1</td>" in overview and "<td>0 / 0</td>" in overview

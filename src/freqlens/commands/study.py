@@ -35,12 +35,12 @@ def add_parser(commands: Any) -> None:
 
 def _cmd_study(args: argparse.Namespace) -> int:
     from freqlens.report import write_report
-    from freqlens.studies.registry import run_study
+    from freqlens.studies.registry import STUDIES, run_study
 
     command = "freqlens " + " ".join(shlex.quote(part) for part in sys.argv[1:]) if sys.argv[1:2] == ["study"] \
         else None
     results = run_study(args.study, args.out, args.scale, config_file=args.config, overrides=args.overrides,
                         cache_dir=args.cache, progress=not args.no_progress, command=command)
-    report = write_report(args.out, title="freqlens study report")
+    report = write_report(args.out, title="freqlens study report", order=list(STUDIES))
     print(f"{args.study}: results in {results}; report in {report}")
     return 0

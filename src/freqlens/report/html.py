@@ -17,6 +17,7 @@ import base64
 import datetime as _dt
 import html
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,22 +118,35 @@ def find_studies(out_dir: str | Path) -> list[tuple[Path, dict]]:
     return found
 
 
-def write_report(out_dir: str | Path, title: str = "freqlens report") -> Path:
-    """Write ``out_dir/report.html`` from the study artefacts found under ``out_dir``."""
+def _overview(studies: list[tuple[Path, dict]]) -> str:
+    """One row per study: its claims that hold out of those checked, and its run time."""
+    rows = []
+    for study_dir, results in studies:
+        claims = results.get("claims") or []
+        held = sum(1 for claim in claims if claim.get("holds"))
+        seconds = (results.get("summary") or {}).get("total seconds", "")
+        name = html.escape(results.get("study", study_dir.name))
+        rows.append(f"<tr><td><a href='#{name}'>{html.escape(results.get('title', study_dir.name))}</a></td>"
+                    f"<td>{held} / {len(claims)}</td><td>{html.escape(_format(seconds))}</td></tr>")
+    head = "<tr><th>study</th><th>claims that hold</th><th>seconds</th></tr>"
+    return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def write_report(out_dir: str | Path, title: str = "freqlens report", order: Sequence[str] = ()) -> Path:
+    """Write ``out_dir/report.html`` from the study artefacts found under ``out_dir``: an overview
+    (claims that hold per study), then one section per study — the studies named in ``order`` first, in
+    that order, then the others by folder name."""
     out_dir = Path(out_dir)
-    studies = find_studies(out_dir)
+    rank = {name: position for position, name in enumerate(order)}
+    studies = sorted(find_studies(out_dir), key=lambda item: rank.get(item[1].get("study", item[0].name), len(rank)))
     if not studies:
         raise FreqlensError(f"no study results (*/results.json) found under {out_dir}")
-    nav = "".join(
-        f"<li><a href='#{html.escape(r.get('study', d.name))}'>{html.escape(r.get('title', d.name))}</a></li>"
-        for d, r in studies
-    )
     body = "\n".join(_section(d, r) for d, r in studies)
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page = (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><p>Generated {stamp} by freqlens.</p>"
-        f"<nav><ul>{nav}</ul></nav>{body}</body></html>\n"
+        f"<nav>{_overview(studies)}</nav>{body}</body></html>\n"
     )
     return atomic_write_text(out_dir / "report.html", page)

@@ -40,7 +40,7 @@ def run_demo(
         if progress:
             print(f"[{position}/{len(names)}] study {name} done in {time.perf_counter() - study_started:.1f} s",
                   file=sys.stderr, flush=True)
-    report = write_report(out_dir, title="freqlens demo report")
+    report = write_report(out_dir, title="freqlens demo report", order=list(STUDIES))
     if progress:
         print(f"demo finished in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     return report
