@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= demo-out
 
-.PHONY: demo test bootstrap lint bench clean
+.PHONY: demo test bootstrap lint bench clean e2e
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -20,6 +20,27 @@ lint: bootstrap
 
 bench: bootstrap       ## benchmarks (not tests): prints ratios, writes benchmarks/results/*.json
 	$(PY) benchmarks/run.py
+
+E2E_OUT ?= e2e-out
+CHROMIUM_BINARIES := chromium chromium-browser google-chrome google-chrome-stable
+
+e2e:                   ## browser check: report.html in headless Chromium (images decode, no console error) + screenshot
+	@if [ -n "$$FREQLENS_CHROMIUM" ]; then \
+		echo "[e2e] using FREQLENS_CHROMIUM=$$FREQLENS_CHROMIUM"; \
+	elif found=$$(command -v $(CHROMIUM_BINARIES) 2>/dev/null | head -n1) && [ -n "$$found" ]; then \
+		echo "[e2e] using $$found"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		echo "[e2e] no Chromium found: installing Debian's chromium ($${sudo:+$$sudo }apt-get install -y chromium)"; \
+		$$sudo apt-get install -y chromium || { $$sudo apt-get update && $$sudo apt-get install -y chromium; } || exit 1; \
+	else \
+		echo "[e2e] no Chromium found and no apt-get to install it: install Chromium or Chrome, or set" \
+			"FREQLENS_CHROMIUM=/path/to/chrome, then run 'make e2e' again" >&2; \
+		exit 1; \
+	fi
+	@FREQLENS_EXTRAS=$${FREQLENS_EXTRAS:-dev,peers} bash scripts/bootstrap.sh
+	FREQLENS_E2E_REQUIRE=1 FREQLENS_E2E_OUT=$(abspath $(E2E_OUT)) $(PY) -m pytest -m e2e tests/e2e -q -rs
+	@echo "[e2e] screenshot of the report: $(abspath $(E2E_OUT))/report.png"
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
