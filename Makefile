@@ -43,4 +43,4 @@ e2e:                   ## browser check: report.html in headless Chromium (image
 	@echo "[e2e] screenshot of the report: $(abspath $(E2E_OUT))/report.png"
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache
+	rm -rf $(VENV) $(OUT) $(E2E_OUT) .pytest_cache
