@@ -91,14 +91,22 @@ def _training_mode(args: argparse.Namespace, model):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from freqlens import distributed
 
+    device = distributed.local_device(resolve_device(args.device))
+    with distributed.session(device):
+        return _train(args, device)
+
+
+def _train(args: argparse.Namespace, device) -> int:
+    """``freqlens train`` (data-parallel under torchrun: the global --batch-size is split among the ranks)."""
+    from freqlens import distributed
     from freqlens.data import load_dataset
     from freqlens.studies.common import model_for_dataset
     from freqlens.training import train
 
     train_set = load_dataset(args.dataset, split="train", root=args.data_dir, download=args.download)
     val_set = load_dataset(args.dataset, split=args.val_split, root=args.data_dir, download=args.download)
-    device = resolve_device(args.device)
     model = model_for_dataset(args.model, train_set, seed=args.seed).to(device)
     mode = _training_mode(args, model)
     history = train(
@@ -118,6 +126,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         max_batches_per_epoch=args.max_batches,
         log_vii=args.vii,
     )
+    if not distributed.is_main():
+        return 0
     best = max((e["val_accuracy"] for e in history if e.get("val_accuracy") is not None), default=None)
     last = history[-1] if history else {}
     print(
@@ -140,21 +150,60 @@ def _forgrad_value(text: str) -> float | str:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    import math
+    from freqlens import distributed
 
+    device = distributed.local_device(resolve_device(args.device))
+    with distributed.session(device):
+        return _explain(args, device)
+
+
+def _explain_units(model, method: str, images, labels, sigma: float | None, args: argparse.Namespace):
+    """Maps (and FORGrad maps at ``sigma``) of ``images`` computed per work unit of ``--shard-size`` images,
+    each with a generator seeded from ``(seed, unit)``; units shared among the ranks, merged in order."""
+    import torch
+
+    from freqlens import distributed
     from freqlens.analysis.explain import explain_images
-    from freqlens.attribution import reduce_channels
-    from freqlens.attribution.registry import canonical_method
+
+    units = distributed.work_units(images.shape[0], args.shard_size)
+
+    def step():
+        done = []
+        for index, unit in distributed.shard(list(enumerate(units))):
+            part = slice(unit.start, unit.stop)
+            target = labels[part] if args.target == "label" else None
+            try:
+                result = explain_images(model, images[part], method, target=target, forgrad=sigma, shape=args.shape,
+                                        batch_size=args.batch_size,
+                                        seed=distributed.stream_seed("freqlens.explain", args.seed, "unit", index))
+            except ValueError as error:  # e.g. GradCAM on a model without convolutions
+                raise FreqlensError(f"{method}: {error}") from None
+            done.append((index, (result.target.cpu(), result.maps.detach().cpu(),
+                                 None if result.forgrad_maps is None else result.forgrad_maps.detach().cpu())))
+        return done
+
+    parts = distributed.gather_ordered(distributed.run_everywhere(step))
+    target = torch.cat([p[0] for p in parts])
+    maps = torch.cat([p[1] for p in parts])
+    forgrad_maps = None if sigma is None else torch.cat([p[2] for p in parts])
+    return target, maps, forgrad_maps
+
+
+def _explain(args: argparse.Namespace, device) -> int:
+    """``freqlens explain``; under torchrun the work units are shared among the ranks and rank 0 writes."""
+    import torch
+
+    from freqlens import distributed
+    from freqlens.analysis.explain import Explanation
+    from freqlens.analysis.sigma_search import search_sigma
+    from freqlens.attribution.registry import canonical_method, make_explainer
     from freqlens.data import load_dataset
     from freqlens.models import load
-    from freqlens.report import attribution_grid
-    from freqlens.utils import atomic_save_torch, atomic_write_json
 
     try:
         method = canonical_method(args.method)
     except ValueError as error:
         raise FreqlensError(str(error)) from None
-    device = resolve_device(args.device)
     model = load(args.checkpoint, map_location=device)
     dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
     needed = args.n_images + (args.calibration if args.forgrad == "auto" else 0)
@@ -162,18 +211,44 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         raise FreqlensError(f"{args.dataset} ({args.split}) has {len(dataset)} images; {needed} are needed")
     images = dataset.float_images(range(args.n_images)).to(device)
     labels = dataset.labels[: args.n_images].to(device)
-    calibration = None
-    if args.forgrad == "auto":  # held out: the images right after the explained ones
-        held_out = range(args.n_images, args.n_images + args.calibration)
-        calibration = (dataset.float_images(held_out).to(device), None)
-    target = labels if args.target == "label" else None
-    try:
-        result = explain_images(
-            model, images, method, target=target, forgrad=args.forgrad, shape=args.shape,
-            calibration=calibration, batch_size=args.batch_size, seed=args.seed,
-        )
-    except ValueError as error:  # e.g. GradCAM on a model without convolutions
-        raise FreqlensError(f"{method}: {error}") from None
+    search, sigma = None, None if args.forgrad is None else args.forgrad
+    if args.forgrad == "auto":  # on held-out images (right after the explained ones), by rank 0
+
+        def find_sigma():
+            if not distributed.is_main():
+                return None
+            held_out = dataset.float_images(range(args.n_images, needed)).to(device)
+            generator = torch.Generator(device=device).manual_seed(
+                distributed.stream_seed("freqlens.explain", args.seed, "sigma"))
+            try:
+                found = search_sigma(make_explainer(method, model, batch_size=args.batch_size, generator=generator),
+                                     model, held_out, None, shape=args.shape, batch_size=args.batch_size)
+            except ValueError as error:
+                raise FreqlensError(f"{method}: {error}") from None
+            return {"sigma_star": found.sigma_star, "sigmas": list(found.sigmas), "scores": found.scores.cpu(),
+                    "deletion": found.deletion.cpu(), "insertion": found.insertion.cpu()}
+
+        search = distributed.broadcast_object(distributed.run_everywhere(find_sigma))
+        sigma = float(search["sigma_star"])
+    target, maps, forgrad_maps = _explain_units(model, method, images, labels, sigma, args)
+    result = Explanation(method=method, images=images.cpu(), target=target, maps=maps, forgrad_maps=forgrad_maps,
+                         sigma=sigma, shape=args.shape)
+    # rank 0 writes; a failure there stops every rank at once (instead of the others timing out)
+    distributed.run_everywhere(
+        lambda: _write_explanation(args, method, images.cpu(), labels.cpu(), result, search)
+        if distributed.is_main() else None, catch=(FreqlensError, OSError))
+    return 0
+
+
+def _write_explanation(args: argparse.Namespace, method: str, images, labels, result, search) -> None:
+    """OUT/maps.pt, the PNG grids and OUT/explain.json (rank 0)."""
+    import math
+
+    from freqlens import distributed
+    from freqlens.attribution import reduce_channels
+    from freqlens.report import attribution_grid
+    from freqlens.utils import atomic_save_torch, atomic_write_json
+
     out = args.out
     saved = {"method": method, "images": images.cpu(), "labels": labels.cpu(), "target": result.target.cpu(),
              "maps": result.maps.cpu()}
@@ -194,19 +269,18 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     summary = {
         "checkpoint": str(args.checkpoint), "dataset": args.dataset, "split": args.split, "method": method,
         "n_images": args.n_images, "target": args.target, "forgrad": args.forgrad, "shape": args.shape,
-        "sigma": result.sigma, "figures": figures, "maps": "maps.pt",
+        "sigma": result.sigma, "figures": figures, "maps": "maps.pt", "shard_size": args.shard_size,
+        "processes": distributed.world_size(),
     }
-    if result.search is not None:
-        search = result.search
+    if search is not None:
         summary["sigma_search"] = {
-            "calibration_images": args.calibration, "sigma_star": search.sigma_star, "sigmas": search.sigmas,
-            "insertion_minus_deletion": search.scores.tolist(), "deletion": search.deletion.tolist(),
-            "insertion": search.insertion.tolist(),
+            "calibration_images": args.calibration, "sigma_star": search["sigma_star"], "sigmas": search["sigmas"],
+            "insertion_minus_deletion": search["scores"].tolist(), "deletion": search["deletion"].tolist(),
+            "insertion": search["insertion"].tolist(),
         }
     atomic_write_json(out / "explain.json", summary)
     sigma_text = "" if result.sigma is None or math.isnan(result.sigma) else f", FORGrad σ={result.sigma:.4g}"
     print(f"explained {args.n_images} images with {method}{sigma_text}; maps and {len(figures)} grid(s) in {out}")
-    return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -256,7 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--epochs", type=positive_int, default=10)
     trainer.add_argument("--max-batches", type=positive_int, default=None,
                          help="advanced: at most this many batches per epoch (quick runs)")
-    trainer.add_argument("--batch-size", type=positive_int, default=64)
+    trainer.add_argument("--batch-size", type=positive_int, default=64,
+                         help="global batch size (under torchrun split among the processes; default 64)")
     trainer.add_argument("--lr", type=number, default=1e-3)
     trainer.add_argument(
         "--augment", default=False, nargs="?", const=True, choices=[True, "flip", "crop", "flip+crop"],
@@ -286,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--target", default="predicted", choices=["predicted", "label"])
     explain.add_argument("--batch-size", type=positive_int, default=None, help="max images per forward pass")
     explain.add_argument("--grid-size", type=positive_int, default=16, help="images per PNG grid")
+    explain.add_argument("--shard-size", type=positive_int, default=8,
+                         help="images per work unit: the unit shared among torchrun processes and of random "
+                              "seeding (the maps depend on it, not on the number of processes; default 8)")
     explain.add_argument("--seed", type=int, default=0)
     explain.add_argument("--device", default=None)
     explain.add_argument("--out", type=Path, required=True)

@@ -3,6 +3,10 @@
 Writes ``OUT/attack.json`` (clean / robust accuracy, success rate, mean perturbation norms, SimBA
 queries, settings), ``OUT/rct.pt`` (the RCT map ``[H, W]`` and the per-image outcome) and
 ``OUT/rct.png`` (heat map with a colour bar, DC at the top left).
+
+The images are attacked in work units of ``--shard-size`` images, each with a random stream seeded from
+``(seed, unit)``; under ``torchrun`` the units are shared among the processes and gathered in image
+order (the same files as one process), and rank 0 writes them.
 """
 
 from __future__ import annotations
@@ -79,29 +83,79 @@ def rct_figure(rct_map, path: Path, *, log_scale: bool = False, title: str | Non
 
 
 def _cmd(args: argparse.Namespace) -> int:
+    from freqlens import distributed
+
+    device = distributed.local_device(resolve_device(args.device))
+    with distributed.session(device):
+        return _attack(args, device)
+
+
+def _attack_units(model, images, labels, args: argparse.Namespace):
+    """:func:`~freqlens.attacks.run_attack` per work unit of ``--shard-size`` images, each attack with a
+    generator seeded from ``(seed, unit)``; the units shared among the ranks and merged in image order."""
     import torch
 
+    from freqlens import distributed
     from freqlens.attacks import run_attack
+    from freqlens.attacks.evaluation import AttackResult
+
+    units = distributed.work_units(images.shape[0], args.shard_size)
+
+    def step():
+        done = []
+        for index, unit in distributed.shard(list(enumerate(units))):
+            generator = torch.Generator().manual_seed(distributed.stream_seed("freqlens.attack", args.seed, index))
+            attack = make_attack(args.attack, model, eps=args.eps, steps=args.steps, alpha=args.alpha, c=args.c,
+                                 kappa=args.kappa, lr=args.lr, cutoff=args.cutoff, basis=args.basis, order=args.order,
+                                 restarts=args.restarts, generator=generator)
+            part = slice(unit.start, unit.stop)
+            try:
+                result = run_attack(model, images[part], labels[part], attack, batch_size=args.batch_size,
+                                    progress=not args.quiet and distributed.is_main())
+            except (ValueError, RuntimeError) as error:  # e.g. images that do not fit the model
+                text = str(error).strip()
+                first_line = text.splitlines()[0] if text else type(error).__name__
+                raise FreqlensError(f"{args.attack} on {args.dataset}: {first_line}") from None
+            done.append((index, (result.adversarial.cpu(), result.labels.cpu(), result.clean_correct.cpu(),
+                                 result.adversarial_correct.cpu(),
+                                 None if result.queries is None else result.queries.cpu())))
+        return done
+
+    parts = distributed.gather_ordered(distributed.run_everywhere(step))
+    queries = [p[4] for p in parts]
+    return AttackResult(
+        inputs=images.cpu(), adversarial=torch.cat([p[0] for p in parts]), labels=torch.cat([p[1] for p in parts]),
+        clean_correct=torch.cat([p[2] for p in parts]), adversarial_correct=torch.cat([p[3] for p in parts]),
+        queries=None if any(q is None for q in queries) else torch.cat(queries),
+    )
+
+
+def _attack(args: argparse.Namespace, device) -> int:
+    """``freqlens attack``; under torchrun the work units are shared among the ranks and rank 0 writes."""
+    from freqlens import distributed
     from freqlens.data import load_dataset
     from freqlens.models import load
-    from freqlens.spectral import rct
-    from freqlens.utils import atomic_save_torch, atomic_write_json
 
-    generator = torch.Generator().manual_seed(args.seed)
-    device = resolve_device(args.device)
     model = load(args.checkpoint, map_location=device)
     attack = make_attack(args.attack, model, eps=args.eps, steps=args.steps, alpha=args.alpha, c=args.c,
                          kappa=args.kappa, lr=args.lr, cutoff=args.cutoff, basis=args.basis, order=args.order,
-                         restarts=args.restarts, generator=generator)
+                         restarts=args.restarts)  # the settings (and user errors) before any work
     dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
     count = min(args.n_images, len(dataset))
     images = dataset.float_images(range(count)).to(device)
     labels = dataset.labels[:count].to(device)
-    try:
-        result = run_attack(model, images, labels, attack, batch_size=args.batch_size, progress=not args.quiet)
-    except (ValueError, RuntimeError) as error:  # e.g. images that do not fit the model
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise FreqlensError(f"{args.attack} on {args.dataset}: {first_line}") from None
+    result = _attack_units(model, images, labels, args)
+    # rank 0 writes; a failure there stops every rank at once (instead of the others timing out)
+    distributed.run_everywhere(lambda: _write(args, attack, result, count) if distributed.is_main() else None,
+                               catch=(FreqlensError, OSError))
+    return 0
+
+
+def _write(args: argparse.Namespace, attack, result, count: int) -> None:
+    from freqlens import distributed
+    from freqlens.spectral import rct
+    from freqlens.utils import atomic_save_torch, atomic_write_json
+
     rct_map = rct(result.inputs, result.adversarial).cpu()
     out: Path = args.out
     atomic_save_torch(out / "rct.pt", {
@@ -119,6 +173,8 @@ def _cmd(args: argparse.Namespace) -> int:
         "split": args.split,
         "seed": args.seed,
         "batch_size": args.batch_size,
+        "shard_size": args.shard_size,
+        "processes": distributed.world_size(),
         "rct": {"map": "rct.pt", "figure": "rct.png", "log_scale": args.log_scale,
                 "mean": float(rct_map.mean()), "max": float(rct_map.max())},
     }
@@ -128,7 +184,6 @@ def _cmd(args: argparse.Namespace) -> int:
     rate = "n/a" if summary["success_rate"] is None else f"{summary['success_rate']:.4f}"
     print(f"{args.attack} on {count} images: clean accuracy {summary['clean_accuracy']:.4f}, robust accuracy "
           f"{summary['robust_accuracy']:.4f}, success rate {rate}; results in {out}")
-    return 0
 
 
 def add_parser(commands) -> None:
@@ -152,6 +207,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--order", default="diagonal", choices=["random", "strided", "diagonal"], help="SimBA order")
     parser.add_argument("--n-images", type=positive_int, default=256)
     parser.add_argument("--batch-size", type=positive_int, default=None, help="images attacked at once")
+    parser.add_argument("--shard-size", type=positive_int, default=32,
+                        help="images per work unit: the unit shared among torchrun processes and of random "
+                             "seeding (results depend on it, not on the number of processes; default 32)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
     parser.add_argument("--log-scale", action="store_true", help="logarithmic colour scale for rct.png")

@@ -1,5 +1,11 @@
 """``freqlens evaluate``: faithfulness table and ranking of attribution methods, original and FORGrad*
-(seed 001, Tables 1–2) -> OUT/results.json and OUT/table.md."""
+(seed 001, Tables 1–2) -> OUT/results.json and OUT/table.md.
+
+The evaluated images are cut into work units of ``--shard-size`` consecutive images, each with its own
+random stream seeded from ``(seed, unit)``; under ``torchrun`` the units (and the σ* searches, one per
+method) are shared among the processes and the results gathered in image order, so ``results.json`` is
+the same for any number of processes (timings aside); rank 0 writes the files.
+"""
 
 from __future__ import annotations
 
@@ -48,15 +54,116 @@ def _explainers(spec: str, model, batch_size, generator) -> tuple[list[tuple[str
     return built, skipped
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
+def _unit_seed(seed: int, *parts: object) -> int:
+    """The seed of one random stream of the command (a function of ``seed`` and ``parts`` only)."""
+    from freqlens import distributed
+
+    return distributed.stream_seed("freqlens.evaluate", seed, *parts)
+
+
+def _search_sigmas(names: list[str], model, calibration, args) -> dict[str, object]:
+    """σ* of every method on the calibration images (``--forgrad auto``); methods shared among the ranks,
+    each with a generator seeded from ``(seed, method)``; the same dictionary on every rank."""
     import torch
 
+    from freqlens import distributed
+    from freqlens.analysis.sigma_search import SigmaSearch, search_sigma
+    from freqlens.attribution.registry import make_explainer
+
+    def step() -> list[tuple[int, tuple]]:
+        done = []
+        for index, name in distributed.shard(list(enumerate(names))):
+            generator = torch.Generator(device=calibration.device).manual_seed(_unit_seed(args.seed, "sigma", name))
+            explainer = make_explainer(name, model, batch_size=args.batch_size, generator=generator)
+            try:
+                search = search_sigma(explainer, model, calibration, None, steps=args.steps, batch_size=args.batch_size)
+            except ValueError as error:
+                raise FreqlensError(f"{name}: {error}") from None
+            done.append((index, (search.sigma_star, list(search.sigmas), search.scores.cpu(),
+                                 search.deletion.cpu(), search.insertion.cpu())))
+        return done
+
+    found = distributed.gather_ordered(distributed.run_everywhere(step))
+    return {name: SigmaSearch(sigma_star=star, sigmas=sigmas, scores=scores, deletion=deletion, insertion=insertion,
+                              base_maps=torch.empty(0))
+            for name, (star, sigmas, scores, deletion, insertion) in zip(names, found)}
+
+
+def _evaluate_units(names: list[str], model, images, sigma: dict[str, float] | None, args) -> list[dict]:
+    """Per work unit (``--shard-size`` consecutive images) and method: the rows of
+    :func:`~freqlens.analysis.ranking.rank_methods` on that unit, with a generator seeded from
+    ``(seed, unit)`` (so the same MuFidelity masks for every method of a unit); the units are shared among
+    the ranks and gathered in image order, so the result does not depend on the number of processes."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from freqlens import distributed
     from freqlens.analysis.ranking import rank_methods
+    from freqlens.attribution.registry import make_explainer
+
+    starts = [unit.start for unit in distributed.work_units(images.shape[0], args.shard_size)]
+
+    def step() -> list[tuple[int, dict]]:
+        mine = distributed.shard(list(enumerate(starts)))
+        done = []
+        bar = tqdm(mine, desc=f"evaluate (rank {distributed.rank()})" if distributed.active() else "evaluate",
+                   unit="unit", disable=args.quiet or not distributed.is_main())
+        for unit, start in bar:
+            part = images[start:start + args.shard_size]
+            rows = {}
+            for name in names:
+                generator = torch.Generator(device=images.device).manual_seed(_unit_seed(args.seed, "unit", unit))
+                explainer = make_explainer(name, model, batch_size=args.batch_size, generator=generator)
+                try:
+                    ranking = rank_methods(
+                        model, part, None, methods=[(name, explainer)],
+                        forgrad=False if sigma is None else sigma[name], steps=args.steps,
+                        mufidelity_samples=args.samples, batch_size=args.batch_size, generator=generator,
+                        progress=False,
+                    )
+                except ValueError as error:
+                    raise FreqlensError(f"{name}: {error}") from None
+                rows[name] = (ranking.rows[0], ranking.forgrad_rows[0] if ranking.forgrad_rows else None)
+            done.append((unit, {"size": int(part.shape[0]), "rows": rows}))
+        return done
+
+    return distributed.gather_ordered(distributed.run_everywhere(step))
+
+
+def _merge_rows(parts: list, sizes: list[int], search=None):
+    """One :class:`MethodRow` from the rows of the units: values concatenated in image order, costs
+    averaged per image."""
+    import torch
+
+    from freqlens.analysis.ranking import MethodRow
+
+    total = sum(sizes)
+    first = parts[0]
+
+    def per_image(attribute: str) -> float:
+        return sum(getattr(row, attribute) * size for row, size in zip(parts, sizes)) / total
+
+    values = {key: torch.cat([row.values[key] for row in parts]) for key in first.values}
+    return MethodRow(first.method, first.forgrad, values, per_image("forward"), per_image("backward"),
+                     per_image("seconds"), sigma=first.sigma, search=search, family=first.family)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from freqlens import distributed
+
+    device = distributed.local_device(resolve_device(args.device))
+    with distributed.session(device):
+        return _evaluate(args, device)
+
+
+def _evaluate(args: argparse.Namespace, device) -> int:
+    import torch
+
+    from freqlens import distributed
+    from freqlens.analysis.ranking import Ranking
     from freqlens.data import load_dataset
     from freqlens.models import load
-    from freqlens.utils import atomic_write_json, atomic_write_text
 
-    device = resolve_device(args.device)
     model = load(args.checkpoint, map_location=device)
     generator = torch.Generator(device=device).manual_seed(args.seed)
     dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
@@ -64,34 +171,50 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if len(dataset) < needed:
         raise FreqlensError(f"{args.dataset} ({args.split}) has {len(dataset)} images; {needed} are needed")
     explainers, skipped = _explainers(args.methods, model, args.batch_size, generator)
-    for note in skipped:
-        print(f"skipped {note}", file=sys.stderr)
+    if distributed.is_main():
+        for note in skipped:
+            print(f"skipped {note}", file=sys.stderr)
     if not explainers:
         raise FreqlensError("no requested method applies to this model")
+    names = [name for name, _ in explainers]
     images = dataset.float_images(range(args.n_images)).to(device)
-    calibration = None
+    searches, sigma, source = {}, None, None
     if args.forgrad == "auto":  # held out: the images right after the evaluated ones
-        calibration = (dataset.float_images(range(args.n_images, needed)).to(device), None)
-    try:
-        ranking = rank_methods(
-            model, images, None, methods=explainers, forgrad=args.forgrad or False, calibration=calibration,
-            steps=args.steps, mufidelity_samples=args.samples, batch_size=args.batch_size, generator=generator,
-            progress=not args.quiet,
-        )
-    except ValueError as error:
-        raise FreqlensError(str(error)) from None
+        calibration = dataset.float_images(range(args.n_images, needed)).to(device)
+        searches = _search_sigmas(names, model, calibration, args)
+        sigma, source = {name: float(search.sigma_star) for name, search in searches.items()}, "calibration"
+    elif args.forgrad is not None:
+        sigma, source = dict.fromkeys(names, float(args.forgrad)), "fixed"
+    units = _evaluate_units(names, model, images, sigma, args)
+    sizes = [unit["size"] for unit in units]
+    rows = [_merge_rows([unit["rows"][name][0] for unit in units], sizes) for name in names]
+    forgrad_rows = [] if sigma is None else [
+        _merge_rows([unit["rows"][name][1] for unit in units], sizes, search=searches.get(name)) for name in names
+    ]
+    ranking = Ranking(rows=rows, forgrad_rows=forgrad_rows, n_images=args.n_images, sigma_source=source)
+    # rank 0 writes; a failure there stops every rank at once (instead of the others timing out)
+    distributed.run_everywhere(lambda: _write(args, ranking, names, skipped) if distributed.is_main() else None,
+                               catch=(FreqlensError, OSError))
+    return 0
+
+
+def _write(args: argparse.Namespace, ranking, names: list[str], skipped: list[str]) -> None:
+    """OUT/results.json and OUT/table.md (rank 0)."""
+    from freqlens import distributed
+    from freqlens.utils import atomic_write_json, atomic_write_text
+
     results = {
         "checkpoint": str(args.checkpoint), "dataset": args.dataset, "split": args.split,
-        "n_images": args.n_images, "calibration_images": args.calibration if calibration is not None else 0,
-        "forgrad_setting": args.forgrad, "steps": args.steps, "mufidelity_samples": args.samples, "seed": args.seed,
+        "n_images": args.n_images, "calibration_images": args.calibration if args.forgrad == "auto" else 0,
+        "forgrad_setting": args.forgrad, "steps": args.steps, "mufidelity_samples": args.samples,
+        "seed": args.seed, "shard_size": args.shard_size, "processes": distributed.world_size(),
         "target": "predicted", "skipped": skipped, **ranking.to_dict(),
     }
     atomic_write_json(args.out / "results.json", results)
     atomic_write_text(args.out / "table.md", ranking.to_markdown())
-    print(f"evaluated {len(explainers)} method(s) on {args.n_images} images; best: {ranking.order[0]}"
+    print(f"evaluated {len(names)} method(s) on {args.n_images} images; best: {ranking.order[0]}"
           + (f", best FORGrad*: {ranking.forgrad_order[0]}*" if ranking.forgrad_rows else "")
           + f"; results in {args.out}")
-    return 0
 
 
 def add_parser(commands) -> None:
@@ -110,6 +233,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--steps", type=positive_int, default=20, help="Deletion/Insertion steps")
     parser.add_argument("--samples", type=positive_int, default=128, help="MuFidelity samples")
     parser.add_argument("--batch-size", type=positive_int, default=None, help="max images per forward pass")
+    parser.add_argument("--shard-size", type=positive_int, default=8,
+                        help="images per work unit: the unit shared among torchrun processes and of random "
+                             "seeding (results depend on it, not on the number of processes; default 8)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -12,6 +12,17 @@ uninterrupted run. The global RNG is forked per epoch, so the caller's global RN
 was (checkpoints store it as ``rng_state``; a resumed run restores it). The initial weights are the caller's business: call ``torch.manual_seed(seed)``
 before building the model. Float results are bit-identical only with the same device, torch build
 and number of threads (``torch.set_num_threads``).
+
+Distributed (``torchrun``, after :func:`freqlens.distributed.init`): the model is wrapped in
+DistributedDataParallel; every rank draws the same per-epoch permutation, cuts the same global batches
+of ``batch_size`` images and takes its contiguous share of each (per-rank batch = global / world size,
+sizes differing by at most one image). Each rank's loss is its *sum* scaled by ``world / global batch``,
+so DDP's gradient averaging gives the gradient of the mean loss over the global batch, as in one
+process, even for uneven shares; a last global batch smaller than ``2 × world`` images is merged into
+the previous one (no rank gets fewer than two images). Augmentation, the mode's noise / attack starts
+and dropout use per-rank streams (same distribution, other draws than one process); BatchNorm statistics
+are computed per rank on its share and rank 0's running statistics are kept (broadcast after each
+epoch). Validation and VII are sharded over the ranks and summed. Rank 0 writes the checkpoints.
 """
 
 from __future__ import annotations
@@ -32,8 +43,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from freqlens import distributed
 from freqlens.errors import CheckpointError, ModelError, TrainingError
 from freqlens.metrics import vii as vii_metric
+from freqlens.metrics.vii import vii_per_image
 from freqlens.models import checkpoint_dict, load_state, model_spec
 from freqlens.models.checkpoint import FORMAT_KEY, FORMAT_VERSION
 from freqlens.training.augment import TrainingConfigError, augment_batch, parse_augment
@@ -157,13 +170,18 @@ def _evaluate_data(model: nn.Module, data: TensorData, batch_size: int, device: 
                    progress: bool = False, desc: str = "evaluate") -> dict[str, float]:
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    chunks = torch.arange(len(data)).split(batch_size)
+    indices = torch.arange(len(data))
+    if distributed.active():  # each rank its contiguous share; the sums are added up below
+        indices = indices.tensor_split(distributed.world_size())[distributed.rank()]
+    chunks = indices.split(batch_size)
     with evaluating(model):
         for index in tqdm(chunks, desc=desc, disable=not progress, leave=False, file=sys.stderr, unit="batch"):
             x, y = data.batch(index, device)
             logits = model(x)
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
             correct += (logits.argmax(dim=1) == y).sum()
+    if distributed.active():
+        loss_sum, correct = distributed.all_reduce_sum(loss_sum), distributed.all_reduce_sum(correct)
     n = len(data)
     return {"loss": float(loss_sum) / n, "accuracy": int(correct) / n}
 
@@ -180,8 +198,15 @@ def _mean_image(data: TensorData, chunk: int = 4096) -> Tensor:
 def _validation_vii(model: nn.Module, data: TensorData, mean_image: Tensor, images: int, batch_size: int,
                     device: torch.device) -> float:
     """VII (seed 000) of ``model`` on the first ``images`` validation images, with their labels."""
-    x, y = data.batch(slice(0, images), device)
-    return vii_metric(model, x, y, mean_image.to(device), batch_size=batch_size)
+    if not distributed.active():
+        x, y = data.batch(slice(0, images), device)
+        return vii_metric(model, x, y, mean_image.to(device), batch_size=batch_size)
+    share = torch.arange(images).tensor_split(distributed.world_size())[distributed.rank()]
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    if share.numel():
+        x, y = data.batch(share, device)
+        total += vii_per_image(model, x, y, mean_image.to(device), batch_size).double().sum()
+    return float(distributed.all_reduce_sum(total)) / images
 
 
 class _NonFiniteLoss(Exception):
@@ -190,10 +215,26 @@ class _NonFiniteLoss(Exception):
         self.batch, self.value = batch, value
 
 
+def _merge_small(batches: list[Tensor], minimum: int) -> list[Tensor]:
+    """A last batch of fewer than ``minimum`` indices merged into the previous one."""
+    if len(batches) > 1 and batches[-1].numel() < minimum:
+        batches[-2:] = [torch.cat(batches[-2:])]
+    return batches
+
+
 def _train_epoch(model: nn.Module, data: TensorData, mode: TrainingMode, optimizer: torch.optim.Optimizer,
                  *, epoch: int, epochs: int, seed: int, batch_size: int, augment: str | None,
-                 max_batches: int | None, device: torch.device, progress: bool) -> tuple[dict[str, float], Any]:
-    """One epoch of training; returns ``({"loss", "accuracy"}, progress bar)``."""
+                 max_batches: int | None, device: torch.device, progress: bool,
+                 forward: nn.Module | None = None) -> tuple[dict[str, float], Any]:
+    """One epoch of training; returns ``({"loss", "accuracy"}, progress bar)``. ``forward``: the module
+    that computes the training logits (the DDP wrapper of ``model`` when distributed)."""
+    world, rank = distributed.world_size(), distributed.rank()
+    if world > 1:
+        return _train_epoch_distributed(
+            model, forward or model, data, mode, optimizer, epoch=epoch, epochs=epochs, seed=seed,
+            batch_size=batch_size, augment=augment, max_batches=max_batches, device=device,
+            progress=progress and rank == 0, world=world, rank=rank,
+        )
     order = torch.randperm(len(data), generator=_generator(seed, epoch, "shuffle"))
     augment_generator = _generator(seed, epoch, "augment")
     mode_generator = _generator(seed, epoch, "mode", device)
@@ -228,6 +269,64 @@ def _train_epoch(model: nn.Module, data: TensorData, mode: TrainingMode, optimiz
         bar.update(1)
         bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
     return {"loss": loss_sum / seen, "accuracy": correct / seen}, bar
+
+
+def _checked_transform(mode: TrainingMode, model: nn.Module, x: Tensor, y: Tensor,
+                       generator: torch.Generator) -> Tensor:
+    x_train = mode.transform(model, x, y, generator=generator)
+    if not isinstance(x_train, Tensor) or x_train.shape != x.shape:
+        got = tuple(x_train.shape) if isinstance(x_train, Tensor) else type(x_train).__name__
+        raise TrainingError(f"training mode {mode_name(mode)!r} returned {got} for a batch of shape "
+                            f"{tuple(x.shape)}; transform must keep the shape")
+    return x_train.detach()
+
+
+def _train_epoch_distributed(model: nn.Module, forward: nn.Module, data: TensorData, mode: TrainingMode,
+                             optimizer: torch.optim.Optimizer, *, epoch: int, epochs: int, seed: int,
+                             batch_size: int, augment: str | None, max_batches: int | None,
+                             device: torch.device, progress: bool, world: int,
+                             rank: int) -> tuple[dict[str, float], Any]:
+    """One epoch on ``world`` ranks: the global batches of one process, each rank its contiguous share;
+    the loss is scaled so that DDP's gradient mean is the gradient of the global-batch mean loss; the
+    reported loss / accuracy are summed over the ranks (the same on every rank)."""
+    order = torch.randperm(len(data), generator=_generator(seed, epoch, "shuffle"))
+    augment_generator = _generator(seed, epoch, f"augment/rank{rank}")
+    mode_generator = _generator(seed, epoch, f"mode/rank{rank}", device)
+    batches = _merge_small(split_batches(order, batch_size), 2 * world)
+    batches = batches if max_batches is None else batches[:max_batches]
+    totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, images over all ranks
+    bar = tqdm(total=len(batches), desc=f"epoch {epoch}/{epochs}", disable=not progress, file=sys.stderr,
+               unit="batch", dynamic_ncols=True)
+    model.train()
+    for number, index in enumerate(batches, start=1):
+        share = index.tensor_split(world)[rank]
+        x, y = data.batch(share, device)
+        x = augment_batch(x, augment, augment_generator)
+        x_train = _checked_transform(mode, model, x, y, mode_generator)
+        model.train()  # the mode may have run the model in eval mode (e.g. an attack)
+        optimizer.zero_grad(set_to_none=True)
+        logits = forward(x_train)
+        loss_sum = F.cross_entropy(logits, y, reduction="sum")
+        stats = torch.stack([loss_sum.detach().double(), (logits.detach().argmax(dim=1) == y).sum().double(),
+                             torch.tensor(float(y.shape[0]), dtype=torch.float64, device=logits.device)])
+        stats = distributed.all_reduce_sum(stats).cpu()
+        batch_loss = float(stats[0] / stats[2])
+        if not math.isfinite(batch_loss):  # the same decision on every rank (global sums)
+            bar.close()
+            raise _NonFiniteLoss(number, batch_loss)
+        (loss_sum * (world / index.numel())).backward()  # DDP averages: Σ_ranks loss_sum / global batch
+        optimizer.step()
+        totals += stats
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(totals[0] / totals[2]):.4f}", acc=f"{float(totals[1] / totals[2]):.4f}",
+                        refresh=False)
+    return {"loss": float(totals[0] / totals[2]), "accuracy": float(totals[1] / totals[2])}, bar
+
+
+def _broadcast_buffers(model: nn.Module) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) on every rank."""
+    for buffer in model.buffers():
+        torch.distributed.broadcast(buffer, src=0)
 
 
 def _resume_state(model: nn.Module, optimizer: torch.optim.Optimizer, path: Path,
@@ -297,6 +396,10 @@ def train(
     training set's mean image) on the first 512 validation images (or on ``log_vii`` images when an
     int) after every epoch; ``None`` when off or without ``val_set``.
 
+    Under ``torchrun`` (a process group joined with :func:`freqlens.distributed.init`), training is
+    data-parallel (DDP) with the same global ``batch_size``; see the module docstring. The history is
+    the same on every rank; only rank 0 writes files; ``on_epoch_end`` is called on every rank.
+
     Raises :class:`ModelError` before training if the images or labels do not fit the model,
     :class:`CheckpointError` if ``last.pt`` holds another model, :class:`TrainingError` if the loss
     becomes NaN/inf (the checkpoints of the last complete epoch are kept).
@@ -320,6 +423,11 @@ def train(
     seed = int(seed)
     if resume and out_dir is None:
         raise TrainingConfigError("resume=True needs the out_dir of the interrupted run")
+    world, rank = distributed.world_size(), distributed.rank()
+    if world > 1 and batch_size < 2 * world:
+        raise TrainingConfigError(f"batch_size={batch_size} is the global batch; with {world} processes it must "
+                                  f"be >= {2 * world} (at least two images per process)")
+    main = rank == 0
 
     # ---- data, device, model checks
     device = _resolve_device(model, device)
@@ -338,6 +446,8 @@ def train(
         "max_batches_per_epoch": max_batches_per_epoch, "train_samples": len(train_data),
         "image_shape": list(train_data.image_shape),
     }
+    if world > 1:
+        config["world_size"] = world
 
     # ---- resume
     history: list[dict[str, Any]] = []
@@ -359,21 +469,28 @@ def train(
                 torch.set_rng_state(rng_state)
             if start > epochs:
                 return history
-        elif resume:
+        elif resume and main:
             warnings.warn(f"resume: {last_path} not found; training from scratch", RuntimeWarning, stacklevel=2)
-        elif last_path.exists():
+        elif last_path.exists() and main and not resume:
             warnings.warn(f"{out} already holds checkpoints of an earlier run; they will be overwritten "
                           "(pass resume=True to continue that run instead)", RuntimeWarning, stacklevel=2)
 
     # ---- epochs
     name = mode_name(mode)
+    forward = model
+    if world > 1:  # built after resuming: DDP broadcasts rank 0's weights and buffers
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    global_stream = "global" if world == 1 else f"global/rank{rank}"
     for epoch in range(start, epochs + 1):
         started = time.perf_counter()
         try:
-            with _seeded_global_rng(_stream_seed(seed, epoch, "global"), device):
+            with _seeded_global_rng(_stream_seed(seed, epoch, global_stream), device):
                 metrics, bar = _train_epoch(
                     model, train_data, mode, optim, epoch=epoch, epochs=epochs, seed=seed, batch_size=batch_size,
-                    augment=augment_kind, max_batches=max_batches_per_epoch, device=device, progress=progress,
+                    augment=augment_kind, max_batches=max_batches_per_epoch, device=device,
+                    progress=progress and main, forward=forward,
                 )
         except _NonFiniteLoss as error:
             if out is not None and history:
@@ -386,6 +503,8 @@ def train(
                 f"loss became {'NaN' if math.isnan(error.value) else error.value} at epoch {epoch}, batch "
                 f"{error.batch}; {kept}; try a lower learning rate (lr={lr:g})"
             ) from None
+        if world > 1:
+            _broadcast_buffers(model)
         val = None if val_data is None else _evaluate_data(model, val_data, eval_batch_size, device)
         entry = {
             "epoch": epoch,
@@ -406,7 +525,7 @@ def train(
         improved = val is None or best_accuracy is None or val["accuracy"] > best_accuracy
         if improved:
             best_accuracy, best_epoch = (None if val is None else val["accuracy"]), epoch
-        if out is not None:
+        if out is not None and main:
             extra = {
                 "optimizer_state": optim.state_dict(), "epoch": epoch, "history": copy.deepcopy(history),
                 "best_val_accuracy": best_accuracy, "best_epoch": best_epoch, "train_config": dict(config),
@@ -417,6 +536,8 @@ def train(
                 atomic_save_torch(out / BEST, _checkpoint(model, **extra))
             atomic_save_torch(out / LAST, _checkpoint(model, **extra))
             atomic_write_json(out / HISTORY, history)
+        if world > 1:
+            distributed.barrier()  # the checkpoints of this epoch are complete before any rank goes on
         if on_epoch_end is not None:
             on_epoch_end(dict(entry))
     return history
