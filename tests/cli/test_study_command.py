@@ -1,4 +1,4 @@
-"""``freqlens study``: runs the noise-tunnel study at a tiny scale and writes report.html."""
+"""``freqlens study``: runs the noise-tunnel study at a tiny scale and writes report.html; flags and errors."""
 
 from __future__ import annotations
 
@@ -40,7 +40,17 @@ def test_bad_settings_exit_2_with_one_line(tmp_path, capsys, argv, match):
     assert not (tmp_path / "report.html").exists()
 
 
-def test_unimplemented_study_is_rejected(tmp_path, capsys):
+def test_unknown_study_is_rejected(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["study", "forgrad", "--out", str(tmp_path)])
+        main(["study", "no-such-study", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_help_lists_every_study(capsys):
+    from freqlens.studies.registry import STUDIES
+
+    with pytest.raises(SystemExit):
+        main(["study", "--help"])
+    out = capsys.readouterr().out
+    assert all(name in out for name in STUDIES)
