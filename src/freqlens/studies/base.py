@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import tomllib
+import torch
 
 from freqlens.errors import FreqlensError
 from freqlens.utils import atomic_write_json
@@ -157,6 +158,17 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def pick_indices(total: int, n: int, seed: int) -> list[int]:
+    """``n`` distinct indices of ``range(total)`` drawn at random from ``seed``, in increasing order.
+
+    Image folders list their images class by class, so "the first ``n``" would be one or two classes;
+    studies take their training subsets and their test images with this instead."""
+    if not 0 < n <= total:
+        raise FreqlensError(f"cannot pick {n} of {total} images: expected 1..{total}")
+    generator = torch.Generator().manual_seed(int(seed))
+    return sorted(torch.randperm(total, generator=generator)[:n].tolist())
+
+
 def trained_model(
     name: str,
     dataset: str,
@@ -171,8 +183,8 @@ def trained_model(
     augment: bool | str | None = False,
     progress: bool = True,
 ) -> tuple[Any, Path, bool]:
-    """A ``name`` model trained on ``load_dataset(dataset, "train")`` (first ``n_train`` images when
-    given) with validation on the test split, cached as ``cache_dir/<config hash>/best.pt``.
+    """A ``name`` model trained on ``load_dataset(dataset, "train")`` (``n_train`` images drawn at random
+    from ``seed`` when given, see :func:`pick_indices`) with validation on the test split, cached as ``cache_dir/<config hash>/best.pt``.
 
     ``mode``: a :class:`~freqlens.training.TrainingMode` (default :class:`~freqlens.training.Standard`);
     its ``describe_mode`` description is part of the cache key, as is ``augment``. The training history
@@ -193,6 +205,8 @@ def trained_model(
         settings["mode"] = describe_mode(mode)
     if augment:
         settings["augment"] = augment
+    if n_train is not None:
+        settings["subset"] = "random"  # not the first n_train images (the rule before pick_indices)
     folder = Path(cache_dir) / config_hash(settings)
     checkpoint = folder / "best.pt"
     if checkpoint.is_file():
@@ -201,7 +215,7 @@ def trained_model(
     if n_train is not None:
         if not 0 < n_train <= len(train_set):
             raise FreqlensError(f"n_train must be in 1..{len(train_set)}, got {n_train}")
-        train_set = train_set.subset(range(n_train))
+        train_set = train_set.subset(pick_indices(len(train_set), n_train, seed))
     test_set = load_dataset(dataset, split="test")
     model = model_for_dataset(name, train_set, seed=seed)
     train(model, train_set, test_set, mode=mode, epochs=epochs, batch_size=batch_size, lr=lr, out_dir=folder,

@@ -23,7 +23,7 @@ from freqlens.spectral import (
     power_spectrum,
     radial_profile,
 )
-from freqlens.studies.base import Claim, check_scale, trained_model, write_results
+from freqlens.studies.base import Claim, check_scale, pick_indices, trained_model, write_results
 from freqlens.training import evaluate
 
 STUDY = "noise-tunnel"
@@ -107,8 +107,9 @@ def run_noise_tunnel(
     if config.n_images > len(test_set):
         raise FreqlensError(f"n_images = {config.n_images} but the test split has {len(test_set)} images")
     test_metrics = evaluate(model, test_set)
-    images = test_set.float_images(range(config.n_images))
-    labels = test_set.labels[: config.n_images]
+    chosen = pick_indices(len(test_set), config.n_images, config.seed)
+    images = test_set.float_images(chosen)
+    labels = test_set.labels[chosen]
     with torch.no_grad():
         predictions = model(images).argmax(dim=1)
 
