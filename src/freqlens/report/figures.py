@@ -159,3 +159,67 @@ def heatmaps(
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def grouped_bars(
+    categories: Sequence[str],
+    series: dict[str, Sequence[float]],
+    path: str | Path,
+    *,
+    ylabel: str,
+    title: str | None = None,
+) -> Path:
+    """Grouped bar chart: one group per category, one bar per ``series`` label (NaN = no bar)."""
+    plt = _pyplot()
+    count, width = len(categories), 0.8 / max(len(series), 1)
+    fig, axis = plt.subplots(figsize=(max(6.0, 0.55 * count * max(len(series), 1)), 3.8))
+    positions = np.arange(count)
+    for index, (label, values) in enumerate(series.items()):
+        axis.bar(positions + (index - (len(series) - 1) / 2) * width, np.asarray(values, dtype=float), width,
+                 label=label)
+    axis.set_xticks(positions, list(categories), rotation=45, ha="right", fontsize=8)
+    axis.set(ylabel=ylabel, title=title or "")
+    axis.axhline(0.0, color="black", linewidth=0.6)
+    axis.grid(axis="y", alpha=0.3)
+    if len(series) > 1:
+        axis.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def line_grid(
+    panels: dict[str, dict[str, tuple[Sequence[float], Sequence[float]]]],
+    path: str | Path,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+    columns: int = 5,
+) -> Path:
+    """Small multiples: one subplot per panel (e.g. per class), one line per ``label -> (x, y)`` series
+    (same labels and colours in every panel, one shared legend)."""
+    plt = _pyplot()
+    count = len(panels)
+    columns = max(1, min(columns, count))
+    rows = -(-count // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.1 * rows + 0.6), squeeze=False, sharex=True)
+    for axis, (panel, series) in zip(axes.flat, panels.items()):
+        for label, (xs, ys) in series.items():
+            axis.plot(list(xs), list(ys), "-", linewidth=1.2, label=label)
+        axis.set_title(panel, fontsize=9)
+        axis.axhline(0.0, color="black", linewidth=0.5)
+        axis.grid(alpha=0.3)
+        axis.tick_params(labelsize=7)
+    for axis in list(axes.flat)[count:]:
+        axis.set_visible(False)
+    for axis in axes[-1]:
+        axis.set_xlabel(xlabel, fontsize=8)
+    for axis in axes[:, 0]:
+        axis.set_ylabel(ylabel, fontsize=8)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if len(labels) > 1:
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, bbox_to_anchor=(0.5, 0.0))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.06 if len(labels) > 1 else 0, 1, 1))
+    return _save(fig, path)
