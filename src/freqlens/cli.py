@@ -7,6 +7,7 @@ line on stderr and exit with status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from fractions import Fraction
@@ -298,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"freqlens {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                        help="torch CPU threads (default $FREQLENS_THREADS, else torch's choice); on a busy machine "
+                             "fewer threads than cores avoid oversubscription")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
@@ -382,10 +386,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _set_threads(threads: int | None) -> None:
+    """``torch.set_num_threads`` from ``--threads`` or ``$FREQLENS_THREADS`` (a positive integer)."""
+    if threads is None:
+        text = os.environ.get("FREQLENS_THREADS", "").strip()
+        if not text:
+            return
+        try:
+            threads = int(text)
+        except ValueError:
+            threads = 0
+        if threads < 1:
+            raise FreqlensError(f"FREQLENS_THREADS must be a positive integer, got {text!r}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _set_threads(args.threads)
         return int(args.run(args) or 0)
     except FreqlensError as error:
         if args.debug:

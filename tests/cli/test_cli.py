@@ -97,3 +97,21 @@ def test_demo_rejects_an_unknown_study(tmp_path):
     assert result.returncode == 2
     assert "unknown study 'nope'" in result.stderr
     assert not (tmp_path / "noise-tunnel").exists()
+
+
+def test_threads_flag_and_environment(tmp_path, monkeypatch, capsys):
+    before = torch.get_num_threads()
+    target = 2 if before == 1 else 1
+    try:
+        monkeypatch.delenv("FREQLENS_THREADS", raising=False)
+        assert main(["--threads", str(target), "report", str(tmp_path)]) == 2  # nothing to report, threads set
+        assert torch.get_num_threads() == target
+        torch.set_num_threads(before)
+        monkeypatch.setenv("FREQLENS_THREADS", str(target))
+        main(["report", str(tmp_path)])
+        assert torch.get_num_threads() == target
+        monkeypatch.setenv("FREQLENS_THREADS", "many")
+        assert main(["report", str(tmp_path)]) == 2
+        assert "FREQLENS_THREADS must be a positive integer, got 'many'" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)
