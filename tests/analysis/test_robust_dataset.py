@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from freqlens.analysis.robust_dataset import robust_dataset
+from freqlens.analysis.robust_dataset import other_image_indices, robust_dataset
 from freqlens.models import features as penultimate_features
 
 SIZE = 12
@@ -111,3 +111,16 @@ def test_errors():
         robust_dataset(model, x, init, step_size=0.0)
     with pytest.raises(TypeError, match="features"):
         robust_dataset(model, x, init, features="penultimate")
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 101])
+def test_other_image_indices_is_one_cycle_without_fixed_points(n):
+    partner = other_image_indices(n, torch.Generator().manual_seed(n))
+    assert sorted(partner.tolist()) == list(range(n))  # a permutation
+    assert not (partner == torch.arange(n)).any()  # nobody starts from itself
+    seen, index = set(), 0
+    while index not in seen:  # following the pairs visits every image once: a single cycle
+        seen.add(index)
+        index = int(partner[index])
+    assert len(seen) == n
+    assert torch.equal(partner, other_image_indices(n, torch.Generator().manual_seed(n)))

@@ -17,7 +17,7 @@ from .explain import Explanation, explain_images
 from .footprints import HF_MEASURES, Footprints, method_footprints
 from .occluded_frequency import ablate_bands, low_band_share, occluded_frequency, occluded_frequency_by_class
 from .ranking import MethodRow, Ranking, rank_methods
-from .robust_dataset import robust_dataset
+from .robust_dataset import other_image_indices, robust_dataset
 from .sigma_search import SigmaSearch, default_sigmas, search_sigma
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "method_footprints",
     "occluded_frequency",
     "occluded_frequency_by_class",
+    "other_image_indices",
     "rank_methods",
     "robust_dataset",
     "save_rct_figure",

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from freqlens.models import features as penultimate_features
 from freqlens.utils.tensors import check_inputs, chunks, eval_mode
 
-__all__ = ["robust_dataset"]
+__all__ = ["other_image_indices", "robust_dataset"]
 
 FeatureFn = Callable[[nn.Module, Tensor], Tensor]
 
@@ -58,6 +58,18 @@ def _optimise(model: nn.Module, features: FeatureFn, source: Tensor, start: Tens
     with torch.no_grad():
         history.append(_distance(features(model, x_r), goal))
     return x_r.detach(), torch.stack(history)
+
+
+def other_image_indices(n: int, generator: torch.Generator | None = None) -> Tensor:
+    """For each of ``n`` images the index of another one (a random cyclic derangement: one cycle through
+    all ``n``, so no image is paired with itself when ``n > 1``); the start images of :func:`robust_dataset`
+    in Ilyas et al. (2019)."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    order = torch.randperm(n, generator=generator)
+    partner = torch.empty_like(order)
+    partner[order] = order.roll(1)
+    return partner
 
 
 def robust_dataset(

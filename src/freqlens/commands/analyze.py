@@ -159,12 +159,12 @@ def _attack_spectra(model, images, labels, generator, args, dataset) -> dict:
 
 
 def _robust_dataset(model, images, labels, generator, args, dataset) -> dict:
-    from freqlens.analysis.robust_dataset import robust_dataset
+    from freqlens.analysis.robust_dataset import other_image_indices, robust_dataset
     from freqlens.report.figures import attribution_grid, heatmaps
     from freqlens.spectral import dct2
 
-    order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(args.seed)).to(images.device)
-    init = images[order.roll(1)]  # a random *other* image of the batch
+    partner = other_image_indices(images.shape[0], torch.Generator().manual_seed(args.seed)).to(images.device)
+    init = images[partner]  # a random *other* image of the batch
     steps = args.steps or 200
     robust, distances = robust_dataset(model, images, init, steps=steps, step_size=0.1, batch_size=args.batch_size,
                                        return_history=True)
