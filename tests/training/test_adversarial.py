@@ -192,3 +192,26 @@ def test_bad_settings_are_user_errors(demo_train):
     mode = Adversarial(PGD(_bn_net(), eps=EPS, steps=1))  # bound to another model than the trained one
     with pytest.raises(FreqlensError, match="another model"):
         train(_bn_net(), demo_train.subset(range(16)), None, mode=mode, epochs=1, batch_size=16, progress=False)
+
+
+def test_pgd_training_is_bounded_seeded_and_in_the_cache_key():
+    from freqlens.training import PGDTraining, describe_mode
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * 6 * 6, 3))
+    x = torch.rand(4, 2, 6, 6, generator=torch.Generator().manual_seed(2))
+    y = torch.tensor([0, 1, 2, 0])
+    mode = Adversarial.pgd(eps=0.05, alpha=0.02, steps=3)
+    one = mode.transform(model, x, y, generator=torch.Generator().manual_seed(3))
+    two = mode.transform(model, x, y, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(one, two)
+    assert (one - x).abs().max() <= 0.05 + 1e-6 and one.min() >= 0 and one.max() <= 1
+    assert not torch.equal(one, x)
+    loss = torch.nn.functional.cross_entropy
+    assert loss(model(one), y) > loss(model(x), y)  # PGD ascends the loss
+    described = describe_mode(mode)
+    assert (described["name"], described["eps"], described["alpha"], described["steps"]) == (
+        "adversarial", 0.05, 0.02, 3)
+    assert described != describe_mode(Adversarial(PGDTraining(eps=0.1, alpha=0.02, steps=3)))
+    with pytest.raises(FreqlensError, match="steps"):
+        PGDTraining(steps=0)

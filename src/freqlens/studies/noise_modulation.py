@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from freqlens.attacks import PGD
 from freqlens.data import load_dataset
 from freqlens.errors import FreqlensError
 from freqlens.metrics import vii
@@ -111,23 +110,6 @@ def _validate(config: NoiseModulationConfig) -> None:
     parse_noises(config.noises)
 
 
-class PGDTraining:
-    """PGD-AT attack for :class:`~freqlens.training.Adversarial` that is built on the model being trained
-    at every step (``trained_model`` builds the model itself): L∞ PGD with random start,
-    ``perturb(model, x, y, generator) -> x_adv``."""
-
-    def __init__(self, eps: float, alpha: float, steps: int) -> None:
-        self.eps, self.alpha, self.steps, self.norm = float(eps), float(alpha), int(steps), "inf"
-
-    def perturb(self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        attack = PGD(model, eps=self.eps, alpha=self.alpha, steps=self.steps, norm="inf", random_start=True,
-                     generator=generator)
-        return attack(x, y)
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": "PGD", "eps": self.eps, "alpha": self.alpha, "steps": self.steps, "norm": self.norm}
-
-
 def loss_gradients(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int | None = None) -> Tensor:
     """Input-gradients of the cross-entropy loss, ``∇ₓ CE(f(x), y)`` (``B×C×H×W``), in eval mode; each
     image's gradient is that of its own loss term (independent of ``batch_size``)."""
@@ -195,7 +177,7 @@ def run_noise_modulation(
     modes: dict[str, Any] = {
         "standard": Standard(),
         "noise modulation": NoiseModulation(config.beta, config.noise),
-        "adversarial": Adversarial(PGDTraining(config.at_eps, config.at_alpha, config.at_steps)),
+        "adversarial": Adversarial.pgd(config.at_eps, config.at_alpha, config.at_steps),
     }
     beta_labels = {beta: _beta_label(beta) for beta in betas}
     for beta, label in beta_labels.items():

@@ -7,7 +7,7 @@ loss and accuracy. A :class:`TrainingMode` picks the batch each optimiser step s
 :class:`NoiseModulation` / :class:`Modulational` (seed 000), :class:`Adversarial` (PGD-AT, fast FGSM-AT).
 """
 
-from freqlens.training.adversarial import Adversarial, FastFGSM
+from freqlens.training.adversarial import Adversarial, FastFGSM, PGDTraining
 from freqlens.training.augment import AUGMENTATIONS, TrainingConfigError, augment_batch
 from freqlens.training.loop import evaluate, train
 from freqlens.training.modes import Standard, TrainingMode, describe_mode, evaluating
@@ -20,6 +20,7 @@ __all__ = [
     "FastFGSM",
     "Modulational",
     "NoiseModulation",
+    "PGDTraining",
     "Standard",
     "TrainingConfigError",
     "TrainingMode",

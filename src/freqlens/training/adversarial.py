@@ -91,6 +91,31 @@ def _lend_generator(attack: Any, generator: torch.Generator | None):
             attack.generator = None
 
 
+class PGDTraining:
+    """Madry's PGD-AT attack built on the model being trained, at every step: ``perturb(model, x, y,
+    generator)`` runs :class:`freqlens.attacks.PGD` (L∞, random start from ``generator``) on ``model``.
+
+    Use it when the model does not exist yet where the mode is made (e.g. ``trained_model`` in the
+    studies): ``Adversarial(PGDTraining(8 / 255, 2 / 255, 7))`` = ``Adversarial.pgd(8 / 255, 2 / 255, 7)``.
+    """
+
+    def __init__(self, eps: float = 8 / 255, alpha: float = 2 / 255, steps: int = 7) -> None:
+        self.eps, self.alpha = _check_eps("eps", eps), _check_eps("alpha", alpha)
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise TrainingConfigError(f"steps must be an integer >= 1, got {steps!r}")
+        self.steps, self.norm = steps, "inf"
+
+    def perturb(self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        from freqlens.attacks import PGD
+
+        attack = PGD(model, eps=self.eps, alpha=self.alpha, steps=self.steps, norm="inf", random_start=True,
+                     generator=generator)
+        return attack(x, y)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": "PGD", "eps": self.eps, "alpha": self.alpha, "steps": self.steps, "norm": self.norm}
+
+
 class Adversarial:
     """Adversarial training: the optimiser step sees ``attack(x, y)`` instead of ``x``.
 
@@ -113,6 +138,12 @@ class Adversarial:
     def fast(cls, eps: float = 8 / 255, alpha: float = 10 / 255) -> Adversarial:
         """Fast FGSM adversarial training (Wong et al. 2020) with :class:`FastFGSM`."""
         return cls(FastFGSM(eps=eps, alpha=alpha))
+
+    @classmethod
+    def pgd(cls, eps: float = 8 / 255, alpha: float = 2 / 255, steps: int = 7) -> Adversarial:
+        """PGD adversarial training (Madry et al. 2018) with :class:`PGDTraining`, built on whatever model
+        is trained."""
+        return cls(PGDTraining(eps=eps, alpha=alpha, steps=steps))
 
     def transform(self, model: nn.Module, x: Tensor, y: Tensor,
                   generator: torch.Generator | None = None) -> Tensor:
