@@ -158,6 +158,14 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def study_folders(out_dir: str | Path, study: str, cache_dir: str | Path | None = None) -> tuple[Path, Path, Path]:
+    """``(out_dir, out_dir/<study> created, cache_dir or out_dir/cache)`` as paths: where a study writes."""
+    out_dir = Path(out_dir)
+    study_dir = out_dir / study
+    study_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir, study_dir, Path(cache_dir) if cache_dir is not None else out_dir / "cache"
+
+
 def pick_indices(total: int, n: int, seed: int) -> list[int]:
     """``n`` distinct indices of ``range(total)`` drawn at random from ``seed``, in increasing order.
 

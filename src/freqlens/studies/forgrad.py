@@ -43,7 +43,7 @@ from freqlens.models import build, model_spec, swap_pooling
 from freqlens.models.registry import MODEL_NAMES
 from freqlens.report.figures import attribution_grid, grouped_bars, line_plot
 from freqlens.spectral import lowpass, nyquist_sigma
-from freqlens.studies.base import Claim, check_scale, trained_model, write_results
+from freqlens.studies.base import Claim, check_scale, study_folders, trained_model, write_results
 
 STUDY = "forgrad"
 TITLE = "FORGrad: Fourier footprints, gradient noise and low-passed gradient explanations"
@@ -340,10 +340,7 @@ def run_forgrad(
     """
     config = config or ForgradConfig.for_scale(scale)
     models, methods = _validate(config)
-    out_dir = Path(out_dir)
-    study_dir = out_dir / STUDY
-    study_dir.mkdir(parents=True, exist_ok=True)
-    cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
+    out_dir, study_dir, cache_dir = study_folders(out_dir, STUDY, cache_dir)
     started = time.perf_counter()
 
     test_set = load_dataset(config.dataset, split="test")

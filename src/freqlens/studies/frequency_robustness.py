@@ -42,7 +42,7 @@ from freqlens.data import load_dataset
 from freqlens.errors import FreqlensError
 from freqlens.report.figures import attribution_grid, heatmaps, line_grid, line_plot
 from freqlens.spectral import dct2, dct_bands
-from freqlens.studies.base import Claim, check_scale, trained_model, write_results
+from freqlens.studies.base import Claim, check_scale, study_folders, trained_model, write_results
 from freqlens.training import Adversarial, evaluate
 
 STUDY = "frequency-robustness"
@@ -191,10 +191,7 @@ def run_frequency_robustness(
     """
     config = config or FrequencyRobustnessConfig.for_scale(scale)
     _validate(config)
-    out_dir = Path(out_dir)
-    study_dir = out_dir / STUDY
-    study_dir.mkdir(parents=True, exist_ok=True)
-    cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
+    out_dir, study_dir, cache_dir = study_folders(out_dir, STUDY, cache_dir)
     started = time.perf_counter()
     seed = config.seed
 

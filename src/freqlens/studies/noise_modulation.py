@@ -22,7 +22,7 @@ from freqlens.data import load_dataset
 from freqlens.errors import FreqlensError
 from freqlens.metrics import vii
 from freqlens.report.figures import attribution_grid, grouped_bars, line_plot
-from freqlens.studies.base import Claim, check_scale, trained_model, write_results
+from freqlens.studies.base import Claim, check_scale, study_folders, trained_model, write_results
 from freqlens.training import NOISES, Adversarial, NoiseModulation, Standard, describe_mode
 from freqlens.utils.tensors import chunks, eval_mode
 
@@ -167,10 +167,7 @@ def run_noise_modulation(
     config = config or NoiseModulationConfig.for_scale(scale)
     _validate(config)
     betas, noises = parse_betas(config.betas), parse_noises(config.noises)
-    out_dir = Path(out_dir)
-    study_dir = out_dir / STUDY
-    study_dir.mkdir(parents=True, exist_ok=True)
-    cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
+    out_dir, study_dir, cache_dir = study_folders(out_dir, STUDY, cache_dir)
     started = time.perf_counter()
 
     # ---- every model, keyed by a readable label; equal modes share one cached model

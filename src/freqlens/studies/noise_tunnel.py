@@ -23,7 +23,14 @@ from freqlens.spectral import (
     power_spectrum,
     radial_profile,
 )
-from freqlens.studies.base import Claim, check_scale, pick_indices, trained_model, write_results
+from freqlens.studies.base import (
+    Claim,
+    check_scale,
+    pick_indices,
+    study_folders,
+    trained_model,
+    write_results,
+)
 from freqlens.training import evaluate
 
 STUDY = "noise-tunnel"
@@ -93,10 +100,7 @@ def run_noise_tunnel(
     """
     config = config or NoiseTunnelConfig.for_scale(scale)
     _validate(config)
-    out_dir = Path(out_dir)
-    study_dir = out_dir / STUDY
-    study_dir.mkdir(parents=True, exist_ok=True)
-    cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
+    out_dir, study_dir, cache_dir = study_folders(out_dir, STUDY, cache_dir)
     started = time.perf_counter()
 
     model, checkpoint, reused = trained_model(
