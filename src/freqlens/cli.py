@@ -198,7 +198,7 @@ def _explain(args: argparse.Namespace, device) -> int:
     from freqlens.analysis.explain import Explanation
     from freqlens.analysis.sigma_search import search_sigma
     from freqlens.attribution.registry import canonical_method, make_explainer
-    from freqlens.data import load_dataset
+    from freqlens.data import load_dataset, pick_indices
     from freqlens.models import load
 
     try:
@@ -210,15 +210,17 @@ def _explain(args: argparse.Namespace, device) -> int:
     needed = args.n_images + (args.calibration if args.forgrad == "auto" else 0)
     if len(dataset) < needed:
         raise FreqlensError(f"{args.dataset} ({args.split}) has {len(dataset)} images; {needed} are needed")
-    images = dataset.float_images(range(args.n_images)).to(device)
-    labels = dataset.labels[: args.n_images].to(device)
+    chosen = pick_indices(len(dataset), args.n_images, args.seed)  # not the first n: folders are class-sorted
+    images = dataset.float_images(chosen).to(device)
+    labels = dataset.labels[chosen].to(device)
     search, sigma = None, None if args.forgrad is None else args.forgrad
-    if args.forgrad == "auto":  # on held-out images (right after the explained ones), by rank 0
+    if args.forgrad == "auto":  # on held-out images (other images of the same draw), by rank 0
 
         def find_sigma():
             if not distributed.is_main():
                 return None
-            held_out = dataset.float_images(range(args.n_images, needed)).to(device)
+            held_out = dataset.float_images(
+                pick_indices(len(dataset), needed - args.n_images, args.seed, skip=args.n_images)).to(device)
             generator = torch.Generator(device=device).manual_seed(
                 distributed.stream_seed("freqlens.explain", args.seed, "sigma"))
             try:

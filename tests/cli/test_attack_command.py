@@ -9,7 +9,7 @@ import torch
 
 from freqlens.attacks import FGSM
 from freqlens.cli import main
-from freqlens.data import load_dataset
+from freqlens.data import load_dataset, pick_indices
 from freqlens.models import build, load
 from freqlens.spectral import rct
 from freqlens.training import train
@@ -50,7 +50,8 @@ def test_fgsm_writes_summary_and_rct_map(checkpoint, tmp_path):
     # cross-check with the library on the same images
     model = load(checkpoint)
     test = load_dataset("demo", "test")
-    x, y = test.float_images(range(24)), test.labels[:24]
+    chosen = pick_indices(len(test), 24, seed=0)  # the command's default --seed
+    x, y = test.float_images(chosen), test.labels[chosen]
     x_adv = FGSM(model, eps=8 / 255)(x, y)
     with torch.no_grad():
         clean = (model(x).argmax(1) == y).float().mean()

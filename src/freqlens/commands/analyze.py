@@ -46,7 +46,7 @@ def add_parser(commands: Any) -> None:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from freqlens.data import load_dataset
+    from freqlens.data import load_dataset, pick_indices
     from freqlens.models import load
     from freqlens.utils import atomic_write_json
 
@@ -55,8 +55,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
     if len(dataset) < args.n_images:
         raise FreqlensError(f"{args.dataset} ({args.split}) has {len(dataset)} images; --n-images is {args.n_images}")
-    images = dataset.float_images(range(args.n_images)).to(device)
-    labels = dataset.labels[: args.n_images].to(device)
+    chosen = pick_indices(len(dataset), args.n_images, args.seed)  # not the first n: folders are class-sorted
+    images = dataset.float_images(chosen).to(device)
+    labels = dataset.labels[chosen].to(device)
     generator = torch.Generator(device=device).manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     runner = {

@@ -133,7 +133,7 @@ def _attack_units(model, images, labels, args: argparse.Namespace):
 def _attack(args: argparse.Namespace, device) -> int:
     """``freqlens attack``; under torchrun the work units are shared among the ranks and rank 0 writes."""
     from freqlens import distributed
-    from freqlens.data import load_dataset
+    from freqlens.data import load_dataset, pick_indices
     from freqlens.models import load
 
     model = load(args.checkpoint, map_location=device)
@@ -142,8 +142,9 @@ def _attack(args: argparse.Namespace, device) -> int:
                          restarts=args.restarts)  # the settings (and user errors) before any work
     dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
     count = min(args.n_images, len(dataset))
-    images = dataset.float_images(range(count)).to(device)
-    labels = dataset.labels[:count].to(device)
+    chosen = pick_indices(len(dataset), count, args.seed)  # not the first n: folders are class-sorted
+    images = dataset.float_images(chosen).to(device)
+    labels = dataset.labels[chosen].to(device)
     result = _attack_units(model, images, labels, args)
     # rank 0 writes; a failure there stops every rank at once (instead of the others timing out)
     distributed.run_everywhere(lambda: _write(args, attack, result, count) if distributed.is_main() else None,

@@ -161,7 +161,7 @@ def _evaluate(args: argparse.Namespace, device) -> int:
 
     from freqlens import distributed
     from freqlens.analysis.ranking import Ranking
-    from freqlens.data import load_dataset
+    from freqlens.data import load_dataset, pick_indices
     from freqlens.models import load
 
     model = load(args.checkpoint, map_location=device)
@@ -177,10 +177,11 @@ def _evaluate(args: argparse.Namespace, device) -> int:
     if not explainers:
         raise FreqlensError("no requested method applies to this model")
     names = [name for name, _ in explainers]
-    images = dataset.float_images(range(args.n_images)).to(device)
+    images = dataset.float_images(pick_indices(len(dataset), args.n_images, args.seed)).to(device)
     searches, sigma, source = {}, None, None
-    if args.forgrad == "auto":  # held out: the images right after the evaluated ones
-        calibration = dataset.float_images(range(args.n_images, needed)).to(device)
+    if args.forgrad == "auto":  # held out: other images of the same random draw
+        calibration = dataset.float_images(
+            pick_indices(len(dataset), args.calibration, args.seed, skip=args.n_images)).to(device)
         searches = _search_sigmas(names, model, calibration, args)
         sigma, source = {name: float(search.sigma_star) for name, search in searches.items()}, "calibration"
     elif args.forgrad is not None:
@@ -227,9 +228,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--methods", default="all", help="all (every method that applies) or a comma list")
     parser.add_argument("--forgrad", type=_forgrad_flag, default="auto", metavar="auto|none|SIGMA",
                         help="σ* searched per method on held-out images (auto), none, or a fixed σ")
-    parser.add_argument("--n-images", type=positive_int, default=32, help="evaluated images (the first N)")
+    parser.add_argument("--n-images", type=positive_int, default=32, help="evaluated images (a random set drawn from --seed)")
     parser.add_argument("--calibration", type=positive_int, default=16,
-                        help="held-out images (after the evaluated ones) for --forgrad auto")
+                        help="held-out images (disjoint from the evaluated ones) for --forgrad auto")
     parser.add_argument("--steps", type=positive_int, default=20, help="Deletion/Insertion steps")
     parser.add_argument("--samples", type=positive_int, default=128, help="MuFidelity samples")
     parser.add_argument("--batch-size", type=positive_int, default=None, help="max images per forward pass")

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import tomllib
-import torch
 
+from freqlens.data.sampling import pick_indices
 from freqlens.errors import FreqlensError
 from freqlens.utils import atomic_write_json
 
@@ -164,17 +164,6 @@ def study_folders(out_dir: str | Path, study: str, cache_dir: str | Path | None 
     study_dir = out_dir / study
     study_dir.mkdir(parents=True, exist_ok=True)
     return out_dir, study_dir, Path(cache_dir) if cache_dir is not None else out_dir / "cache"
-
-
-def pick_indices(total: int, n: int, seed: int) -> list[int]:
-    """``n`` distinct indices of ``range(total)`` drawn at random from ``seed``, in increasing order.
-
-    Image folders list their images class by class, so "the first ``n``" would be one or two classes;
-    studies take their training subsets and their test images with this instead."""
-    if not 0 < n <= total:
-        raise FreqlensError(f"cannot pick {n} of {total} images: expected 1..{total}")
-    generator = torch.Generator().manual_seed(int(seed))
-    return sorted(torch.randperm(total, generator=generator)[:n].tolist())
 
 
 def trained_model(

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from freqlens.attribution import IntegratedGradients, SmoothGrad, SmoothGradSq, VarGrad, reduce_channels
-from freqlens.data import load_dataset
+from freqlens.data import load_dataset, pick_indices
 from freqlens.errors import FreqlensError
 from freqlens.report.figures import attribution_grid, heatmaps, line_plot
 from freqlens.spectral import (
@@ -26,7 +26,6 @@ from freqlens.spectral import (
 from freqlens.studies.base import (
     Claim,
     check_scale,
-    pick_indices,
     study_folders,
     trained_model,
     write_results,

@@ -1,12 +1,12 @@
-"""Study helpers: random subsets that do not follow the class order of image folders."""
+"""pick_indices: random subsets that do not follow the class order of image folders."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from freqlens.data import pick_indices
 from freqlens.errors import FreqlensError
-from freqlens.studies.base import pick_indices
 
 
 def test_pick_indices_is_a_seeded_sorted_subset():
@@ -27,3 +27,12 @@ def test_pick_indices_covers_classes_of_a_class_sorted_folder():
 def test_pick_indices_rejects_impossible_sizes(n):
     with pytest.raises(FreqlensError, match="cannot pick"):
         pick_indices(10, n, seed=0)
+
+
+def test_pick_indices_with_skip_gives_disjoint_sets_of_one_permutation():
+    evaluated = pick_indices(100, 30, seed=5)
+    held_out = pick_indices(100, 20, seed=5, skip=30)
+    assert not set(evaluated) & set(held_out) and len(held_out) == 20
+    assert sorted(evaluated + pick_indices(100, 70, seed=5, skip=30)) == list(range(100))
+    with pytest.raises(FreqlensError, match="after skipping 90"):
+        pick_indices(100, 20, seed=5, skip=90)
