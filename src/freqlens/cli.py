@@ -58,6 +58,24 @@ def add_dataset_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--download", action="store_true", help="download mnist/cifar10 if missing")
 
 
+def add_shard_flag(parser: argparse.ArgumentParser, default: int, what: str = "results") -> None:
+    """``--shard-size``: images per work unit (the unit shared among torchrun processes and of random
+    seeding)."""
+    parser.add_argument("--shard-size", type=positive_int, default=default,
+                        help="images per work unit: the unit shared among torchrun processes and of random "
+                             f"seeding ({what} depend on it, not on the number of processes; default {default})")
+
+
+def pick_images(dataset, count: int, seed: int, device, skip: int = 0):
+    """``(images, labels)`` of ``count`` images of ``dataset`` on ``device``, drawn at random from ``seed``
+    (entries ``skip ..`` of one permutation, see :func:`freqlens.data.pick_indices`) — not the first
+    ``count``: image folders list their images class by class."""
+    from freqlens.data import pick_indices
+
+    chosen = pick_indices(len(dataset), count, seed, skip=skip)
+    return dataset.float_images(chosen).to(device), dataset.labels[chosen].to(device)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from freqlens.studies import run_demo
 
@@ -198,7 +216,7 @@ def _explain(args: argparse.Namespace, device) -> int:
     from freqlens.analysis.explain import Explanation
     from freqlens.analysis.sigma_search import search_sigma
     from freqlens.attribution.registry import canonical_method, make_explainer
-    from freqlens.data import load_dataset, pick_indices
+    from freqlens.data import load_dataset
     from freqlens.models import load
 
     try:
@@ -210,17 +228,14 @@ def _explain(args: argparse.Namespace, device) -> int:
     needed = args.n_images + (args.calibration if args.forgrad == "auto" else 0)
     if len(dataset) < needed:
         raise FreqlensError(f"{args.dataset} ({args.split}) has {len(dataset)} images; {needed} are needed")
-    chosen = pick_indices(len(dataset), args.n_images, args.seed)  # not the first n: folders are class-sorted
-    images = dataset.float_images(chosen).to(device)
-    labels = dataset.labels[chosen].to(device)
+    images, labels = pick_images(dataset, args.n_images, args.seed, device)
     search, sigma = None, None if args.forgrad is None else args.forgrad
     if args.forgrad == "auto":  # on held-out images (other images of the same draw), by rank 0
 
         def find_sigma():
             if not distributed.is_main():
                 return None
-            held_out = dataset.float_images(
-                pick_indices(len(dataset), needed - args.n_images, args.seed, skip=args.n_images)).to(device)
+            held_out, _ = pick_images(dataset, needed - args.n_images, args.seed, device, skip=args.n_images)
             generator = torch.Generator(device=device).manual_seed(
                 distributed.stream_seed("freqlens.explain", args.seed, "sigma"))
             try:
@@ -367,9 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--target", default="predicted", choices=["predicted", "label"])
     explain.add_argument("--batch-size", type=positive_int, default=None, help="max images per forward pass")
     explain.add_argument("--grid-size", type=positive_int, default=16, help="images per PNG grid")
-    explain.add_argument("--shard-size", type=positive_int, default=8,
-                         help="images per work unit: the unit shared among torchrun processes and of random "
-                              "seeding (the maps depend on it, not on the number of processes; default 8)")
+    add_shard_flag(explain, 8, "the maps")
     explain.add_argument("--seed", type=int, default=0)
     explain.add_argument("--device", default=None)
     explain.add_argument("--out", type=Path, required=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from freqlens.cli import add_dataset_flags, number, positive_int, resolve_device
+from freqlens.cli import add_dataset_flags, number, pick_images, positive_int, resolve_device
 from freqlens.errors import FreqlensError
 
 ANALYSES = ("footprints", "linearization", "layer-hf", "occluded-frequency", "attack-spectra", "robust-dataset",
@@ -46,7 +46,7 @@ def add_parser(commands: Any) -> None:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from freqlens.data import load_dataset, pick_indices
+    from freqlens.data import load_dataset
     from freqlens.models import load
     from freqlens.utils import atomic_write_json
 
@@ -55,9 +55,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
     if len(dataset) < args.n_images:
         raise FreqlensError(f"{args.dataset} ({args.split}) has {len(dataset)} images; --n-images is {args.n_images}")
-    chosen = pick_indices(len(dataset), args.n_images, args.seed)  # not the first n: folders are class-sorted
-    images = dataset.float_images(chosen).to(device)
-    labels = dataset.labels[chosen].to(device)
+    images, labels = pick_images(dataset, args.n_images, args.seed, device)
     generator = torch.Generator(device=device).manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     runner = {

@@ -16,7 +16,7 @@ import io
 import math
 from pathlib import Path
 
-from freqlens.cli import add_dataset_flags, number, positive_int, resolve_device
+from freqlens.cli import add_dataset_flags, add_shard_flag, number, pick_images, positive_int, resolve_device
 from freqlens.errors import FreqlensError
 
 ATTACKS = ("fgsm", "pgd", "pgd-l2", "cw", "simba", "lfpgd")
@@ -133,7 +133,7 @@ def _attack_units(model, images, labels, args: argparse.Namespace):
 def _attack(args: argparse.Namespace, device) -> int:
     """``freqlens attack``; under torchrun the work units are shared among the ranks and rank 0 writes."""
     from freqlens import distributed
-    from freqlens.data import load_dataset, pick_indices
+    from freqlens.data import load_dataset
     from freqlens.models import load
 
     model = load(args.checkpoint, map_location=device)
@@ -142,9 +142,7 @@ def _attack(args: argparse.Namespace, device) -> int:
                          restarts=args.restarts)  # the settings (and user errors) before any work
     dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
     count = min(args.n_images, len(dataset))
-    chosen = pick_indices(len(dataset), count, args.seed)  # not the first n: folders are class-sorted
-    images = dataset.float_images(chosen).to(device)
-    labels = dataset.labels[chosen].to(device)
+    images, labels = pick_images(dataset, count, args.seed, device)
     result = _attack_units(model, images, labels, args)
     # rank 0 writes; a failure there stops every rank at once (instead of the others timing out)
     distributed.run_everywhere(lambda: _write(args, attack, result, count) if distributed.is_main() else None,
@@ -208,9 +206,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--order", default="diagonal", choices=["random", "strided", "diagonal"], help="SimBA order")
     parser.add_argument("--n-images", type=positive_int, default=256)
     parser.add_argument("--batch-size", type=positive_int, default=None, help="images attacked at once")
-    parser.add_argument("--shard-size", type=positive_int, default=32,
-                        help="images per work unit: the unit shared among torchrun processes and of random "
-                             "seeding (results depend on it, not on the number of processes; default 32)")
+    add_shard_flag(parser, 32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
     parser.add_argument("--log-scale", action="store_true", help="logarithmic colour scale for rct.png")

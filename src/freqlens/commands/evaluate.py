@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from freqlens.cli import add_dataset_flags, number, positive_int, resolve_device
+from freqlens.cli import add_dataset_flags, add_shard_flag, number, pick_images, positive_int, resolve_device
 from freqlens.errors import FreqlensError
 
 
@@ -161,7 +161,7 @@ def _evaluate(args: argparse.Namespace, device) -> int:
 
     from freqlens import distributed
     from freqlens.analysis.ranking import Ranking
-    from freqlens.data import load_dataset, pick_indices
+    from freqlens.data import load_dataset
     from freqlens.models import load
 
     model = load(args.checkpoint, map_location=device)
@@ -177,11 +177,10 @@ def _evaluate(args: argparse.Namespace, device) -> int:
     if not explainers:
         raise FreqlensError("no requested method applies to this model")
     names = [name for name, _ in explainers]
-    images = dataset.float_images(pick_indices(len(dataset), args.n_images, args.seed)).to(device)
+    images, _ = pick_images(dataset, args.n_images, args.seed, device)
     searches, sigma, source = {}, None, None
     if args.forgrad == "auto":  # held out: other images of the same random draw
-        calibration = dataset.float_images(
-            pick_indices(len(dataset), args.calibration, args.seed, skip=args.n_images)).to(device)
+        calibration, _ = pick_images(dataset, args.calibration, args.seed, device, skip=args.n_images)
         searches = _search_sigmas(names, model, calibration, args)
         sigma, source = {name: float(search.sigma_star) for name, search in searches.items()}, "calibration"
     elif args.forgrad is not None:
@@ -234,9 +233,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--steps", type=positive_int, default=20, help="Deletion/Insertion steps")
     parser.add_argument("--samples", type=positive_int, default=128, help="MuFidelity samples")
     parser.add_argument("--batch-size", type=positive_int, default=None, help="max images per forward pass")
-    parser.add_argument("--shard-size", type=positive_int, default=8,
-                        help="images per work unit: the unit shared among torchrun processes and of random "
-                             "seeding (results depend on it, not on the number of processes; default 8)")
+    add_shard_flag(parser, 8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
