@@ -1,4 +1,4 @@
-"""pick_indices: random subsets that do not follow the class order of image folders."""
+"""pick_indices and mean_image: which images, and their mean image x̄."""
 
 from __future__ import annotations
 
@@ -36,3 +36,16 @@ def test_pick_indices_with_skip_gives_disjoint_sets_of_one_permutation():
     assert sorted(evaluated + pick_indices(100, 70, seed=5, skip=30)) == list(range(100))
     with pytest.raises(FreqlensError, match="after skipping 90"):
         pick_indices(100, 20, seed=5, skip=90)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_mean_image_matches_a_direct_mean_in_any_chunking(dtype):
+    from freqlens.data import mean_image
+
+    images = torch.randint(0, 256, (37, 3, 5, 4), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    data = images if dtype == torch.uint8 else images.float() / 255
+    expected = images.double().mean(dim=0) / 255
+    for chunk in (1, 8, 4096):
+        torch.testing.assert_close(mean_image(data, chunk=chunk).double(), expected, rtol=0, atol=1e-6)
+    with pytest.raises(FreqlensError, match="N×C×H×W"):
+        mean_image(images[0])

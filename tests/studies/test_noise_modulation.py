@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from freqlens.data import load_dataset
+from freqlens.data import load_dataset, pick_indices
 from freqlens.errors import FreqlensError
 from freqlens.metrics import vii
 from freqlens.models import load
@@ -79,7 +79,8 @@ def test_equal_modes_share_one_model(study):
 
 def test_measures_recomputed_from_checkpoints(study):
     _, _, results = study
-    train_set = load_dataset(TINY.dataset, "train").subset(range(TINY.n_train))
+    train_set = load_dataset(TINY.dataset, "train")  # the n_train images trained_model draws
+    train_set = train_set.subset(pick_indices(len(train_set), TINY.n_train, TINY.seed))
     test_set = load_dataset(TINY.dataset, "test")
     mean_image = (train_set.images.double().mean(dim=0) / 255).float()
     order = torch.randperm(len(test_set), generator=torch.Generator().manual_seed(TINY.seed))[: TINY.n_vii]

@@ -3,10 +3,10 @@ the demo sample shipped in the package. Everything loads into an in-memory :clas
 (uint8 ``N×C×H×W`` images, int64 labels, class names); user errors raise :class:`freqlens.errors.DataError`.
 """
 
-from freqlens.data.dataset import ImageDataset, normalization_stats
+from freqlens.data.dataset import ImageDataset, mean_image, normalization_stats
 from freqlens.data.download import MIRRORS, download_url
 from freqlens.data.loader import DATASET_NAMES, default_data_root, load_dataset
 from freqlens.data.sampling import pick_indices
 
-__all__ = ["DATASET_NAMES", "MIRRORS", "ImageDataset", "default_data_root", "download_url", "load_dataset", "normalization_stats",
+__all__ = ["DATASET_NAMES", "MIRRORS", "ImageDataset", "default_data_root", "download_url", "load_dataset", "mean_image", "normalization_stats",
            "pick_indices"]

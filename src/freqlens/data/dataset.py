@@ -155,3 +155,18 @@ def normalization_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[list[f
     mean = total / count
     std = (total_sq / count - mean * mean).clamp_min(0).sqrt().clamp_min(1e-6)
     return mean.tolist(), std.tolist()
+
+
+def mean_image(images: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """The mean image x̄ (``C×H×W`` float32 in [0, 1]) of ``N×C×H×W`` images, ``uint8`` or float in [0, 1],
+    summed in float64 over chunks of ``chunk`` images (x̄ of VII, seed 000)."""
+    if images.dim() != 4 or images.shape[0] == 0:
+        raise DataError(f"expected a non-empty N×C×H×W batch of images, got shape {tuple(images.shape)}")
+    total = torch.zeros(images.shape[1:], dtype=torch.float64)
+    for start in range(0, images.shape[0], chunk):
+        part = images[start : start + chunk]
+        if part.dtype == torch.uint8:
+            part = part.to(torch.float32).div_(255.0)
+        total += part.double().sum(dim=0)
+    return (total / images.shape[0]).float()
+

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from freqlens.data import load_dataset
+from freqlens.data import load_dataset, mean_image, pick_indices
 from freqlens.errors import FreqlensError
 from freqlens.metrics import vii
 from freqlens.report.figures import attribution_grid, grouped_bars, line_plot
@@ -130,14 +130,6 @@ def _display(gradients: Tensor) -> Tensor:
     return maps / peak[:, None, None]
 
 
-def _mean_image(images: Tensor, chunk: int = 4096) -> Tensor:
-    """Mean ``C×H×W`` image in [0, 1] of ``uint8`` ``N×C×H×W`` images (float64 sums, chunked)."""
-    total = torch.zeros(images.shape[1:], dtype=torch.float64)
-    for part in chunks(images.shape[0], chunk):
-        total += images[part].to(torch.float64).sum(dim=0)
-    return (total / (255.0 * images.shape[0])).float()
-
-
 def _history(checkpoint: Path) -> list[dict[str, Any]]:
     try:
         return json.loads((checkpoint.parent / "history.json").read_text())
@@ -187,9 +179,9 @@ def run_noise_modulation(
         raise FreqlensError(f"n_images = {config.n_images} but the test split has {len(test_set)} images")
     n_vii = len(test_set) if config.n_vii == 0 else min(config.n_vii, len(test_set))
     train_images = load_dataset(config.dataset, split="train").images
-    if config.n_train:
-        train_images = train_images[: config.n_train]
-    mean_image = _mean_image(train_images)
+    if config.n_train:  # the images trained_model trains on
+        train_images = train_images[pick_indices(len(train_images), config.n_train, config.seed)]
+    x_bar = mean_image(train_images)
     # a seeded random order of the test split: image-folder splits are sorted by class
     order = torch.randperm(len(test_set), generator=torch.Generator().manual_seed(config.seed))
     vii_images, vii_labels = test_set.float_images(order[:n_vii]), test_set.labels[order[:n_vii]]
@@ -212,7 +204,7 @@ def run_noise_modulation(
         models[key] = {
             "mode": describe_mode(mode),
             "accuracy": max(float(entry["val_accuracy"]) for entry in history),
-            "vii": vii(model, vii_images, vii_labels, mean_image, batch_size=config.batch_images),
+            "vii": vii(model, vii_images, vii_labels, x_bar, batch_size=config.batch_images),
             "seconds_per_epoch": sum(float(entry["seconds"]) for entry in history) / len(history),
             "checkpoint": str(checkpoint),
             "reused": reused,

@@ -44,6 +44,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from freqlens import distributed
+from freqlens.data.dataset import mean_image as mean_image_of
 from freqlens.errors import CheckpointError, ModelError, TrainingError
 from freqlens.metrics import vii as vii_metric
 from freqlens.metrics.vii import vii_per_image
@@ -184,15 +185,6 @@ def _evaluate_data(model: nn.Module, data: TensorData, batch_size: int, device: 
         loss_sum, correct = distributed.all_reduce_sum(loss_sum), distributed.all_reduce_sum(correct)
     n = len(data)
     return {"loss": float(loss_sum) / n, "accuracy": int(correct) / n}
-
-
-def _mean_image(data: TensorData, chunk: int = 4096) -> Tensor:
-    """The dataset's mean image x̄ (``C×H×W``, float in [0, 1]), streamed over chunks."""
-    total = torch.zeros(data.image_shape, dtype=torch.float64)
-    for start in range(0, len(data), chunk):
-        images, _ = data.batch(slice(start, start + chunk), torch.device("cpu"))
-        total += images.double().sum(dim=0)
-    return (total / len(data)).float()
 
 
 def _validation_vii(model: nn.Module, data: TensorData, mean_image: Tensor, images: int, batch_size: int,
@@ -437,7 +429,7 @@ def train(
     if val_data is not None:
         _probe(model, val_data, device, "validation")
     optim = _make_optimizer(model, optimizer_name, lr, weight_decay)
-    mean_image = _mean_image(train_data) if vii_images and val_data is not None else None
+    mean_image = mean_image_of(train_data.images) if vii_images and val_data is not None else None
     mode_config = describe_mode(mode)
     config: dict[str, Any] = {
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer_name,
