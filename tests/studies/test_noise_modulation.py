@@ -83,7 +83,7 @@ def test_measures_recomputed_from_checkpoints(study):
     train_set = train_set.subset(pick_indices(len(train_set), TINY.n_train, TINY.seed))
     test_set = load_dataset(TINY.dataset, "test")
     mean_image = (train_set.images.double().mean(dim=0) / 255).float()
-    order = torch.randperm(len(test_set), generator=torch.Generator().manual_seed(TINY.seed))[: TINY.n_vii]
+    order = pick_indices(len(test_set), TINY.n_vii, TINY.seed)
     images, labels = test_set.float_images(order), test_set.labels[order]
     for label in ("standard", "noise modulation", "adversarial"):
         measured = results["models"][label]

@@ -35,7 +35,7 @@ from freqlens.attribution import (
     reduce_channels,
 )
 from freqlens.attribution.registry import canonical_method
-from freqlens.data import load_dataset
+from freqlens.data import load_dataset, pick_indices
 from freqlens.errors import FreqlensError
 from freqlens.metrics.layers import LAYER_MEASURES, layer_hf_content
 from freqlens.metrics.linearization import linearization_residual
@@ -348,9 +348,9 @@ def run_forgrad(
     if needed > len(test_set):
         raise FreqlensError(f"n_images + n_calibration = {needed} but the test split has {len(test_set)} images")
     # a seeded random draw: image folders (e.g. the CIFAR-10 archive) list the test split class by class
-    drawn = torch.randperm(len(test_set), generator=torch.Generator().manual_seed(config.seed))[:needed]
-    images = test_set.float_images(drawn[: config.n_images])
-    calibration = test_set.float_images(drawn[config.n_images:])
+    evaluated = pick_indices(len(test_set), config.n_images, config.seed)
+    held_out = pick_indices(len(test_set), config.n_calibration, config.seed, skip=config.n_images)
+    images, calibration = test_set.float_images(evaluated), test_set.float_images(held_out)
     height, width = images.shape[-2:]
     nyquist = nyquist_sigma(height, width, "box")
     sigma_grid = default_sigmas(height, width, "box", n=config.n_sigmas)
@@ -527,8 +527,7 @@ def run_forgrad(
              "columns": table2_columns, "rows": table2},
         ],
         "models": per_model,
-        "test indices": {"evaluated": drawn[: config.n_images].tolist(),
-                         "calibration": drawn[config.n_images:].tolist()},
+        "test indices": {"evaluated": evaluated, "calibration": held_out},
         "footprints": footprints.to_dict(),
         "markdown": markdown,
     }

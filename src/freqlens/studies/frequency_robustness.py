@@ -38,7 +38,7 @@ from freqlens.analysis import (
     save_rct_figure,
 )
 from freqlens.attacks import CW, FGSM, PGD, LowFrequencyPGD, SimBA
-from freqlens.data import load_dataset
+from freqlens.data import load_dataset, pick_indices
 from freqlens.errors import FreqlensError
 from freqlens.report.figures import attribution_grid, heatmaps, line_grid, line_plot
 from freqlens.spectral import dct2, dct_bands
@@ -199,7 +199,7 @@ def run_frequency_robustness(
     if config.n_images > len(test_set):
         raise FreqlensError(f"n_images = {config.n_images} but the test split has {len(test_set)} images")
     # a seeded random subset: image folders list the test split class by class
-    chosen = torch.randperm(len(test_set), generator=torch.Generator().manual_seed(seed))[: config.n_images]
+    chosen = pick_indices(len(test_set), config.n_images, seed)
     images = test_set.float_images(chosen)
     labels = test_set.labels[chosen].long()
     h, w = images.shape[-2:]

@@ -182,10 +182,10 @@ def run_noise_modulation(
     if config.n_train:  # the images trained_model trains on
         train_images = train_images[pick_indices(len(train_images), config.n_train, config.seed)]
     x_bar = mean_image(train_images)
-    # a seeded random order of the test split: image-folder splits are sorted by class
-    order = torch.randperm(len(test_set), generator=torch.Generator().manual_seed(config.seed))
-    vii_images, vii_labels = test_set.float_images(order[:n_vii]), test_set.labels[order[:n_vii]]
-    grid_index = order[: config.n_images]
+    # seeded random images: image-folder splits are sorted by class
+    vii_index = pick_indices(len(test_set), n_vii, config.seed)
+    vii_images, vii_labels = test_set.float_images(vii_index), test_set.labels[vii_index]
+    grid_index = pick_indices(len(test_set), config.n_images, config.seed)
     grid_images, grid_labels = test_set.float_images(grid_index), test_set.labels[grid_index]
 
     keys: dict[str, str] = {}
