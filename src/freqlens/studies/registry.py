@@ -25,7 +25,6 @@ class StudySpec:
     module: str
     config: str
     run: str
-    seeds: str
 
     def _module(self) -> Any:
         return importlib.import_module(f"freqlens.studies.{self.module}")
@@ -36,19 +35,16 @@ class StudySpec:
     def runner(self) -> Callable[..., Path]:
         return getattr(self._module(), self.run)
 
-    def title(self) -> str:
-        return str(self._module().TITLE)
-
 
 #: In the order ``freqlens demo`` runs them (and the report shows them).
 STUDIES: dict[str, StudySpec] = {
     spec.name: spec
     for spec in (
-        StudySpec("noise-modulation", "noise_modulation", "NoiseModulationConfig", "run_noise_modulation", "000"),
-        StudySpec("forgrad", "forgrad", "ForgradConfig", "run_forgrad", "001"),
+        StudySpec("noise-modulation", "noise_modulation", "NoiseModulationConfig", "run_noise_modulation"),
+        StudySpec("forgrad", "forgrad", "ForgradConfig", "run_forgrad"),
         StudySpec("frequency-robustness", "frequency_robustness", "FrequencyRobustnessConfig",
-                  "run_frequency_robustness", "002, 003"),
-        StudySpec("noise-tunnel", "noise_tunnel", "NoiseTunnelConfig", "run_noise_tunnel", "004"),
+                  "run_frequency_robustness"),
+        StudySpec("noise-tunnel", "noise_tunnel", "NoiseTunnelConfig", "run_noise_tunnel"),
     )
 }
 
