@@ -6,3 +6,7 @@ is ``freqlens`` (:mod:`freqlens.cli`).
 """
 
 __version__ = "0.1.0"
+
+from freqlens.utils.tensors import current_pixel_range, pixel_range, set_pixel_range
+
+__all__ = ["__version__", "current_pixel_range", "pixel_range", "set_pixel_range"]

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from freqlens.attribution.base import Explainer, check_inputs, eval_mode, resolve_target
+from freqlens.attribution.base import Explainer, check_images, eval_mode, resolve_target
 from freqlens.utils.tensors import reduce_channels
 
 __all__ = ["CaptumExplainer", "quantus_explain_func", "to_quantus"]
@@ -52,7 +52,7 @@ class CaptumExplainer(Explainer):
         self.label = label or f"captum_{type(captum_attribution).__name__.lower()}"
 
     def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
-        inputs = check_inputs(inputs)
+        inputs = check_images(inputs)
         with eval_mode(self.model):
             target = resolve_target(self.model, inputs, target, None)
             leaf = inputs.detach().clone().requires_grad_(True)  # a leaf of our own: Captum does not touch the caller's

@@ -7,6 +7,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+import freqlens
+
 from freqlens.attribution.sobol import SobolAttribution, jansen_total_indices, sobol_designs
 
 from .conftest import Quadrants, SmallReLUCNN, quadrant_mask, seeded
@@ -57,7 +59,8 @@ def test_additive_model_gives_squared_share_of_each_cell() -> None:
         def forward(self, inputs: Tensor) -> Tensor:
             return (inputs * weights).sum(dim=(1, 2, 3))[:, None]
 
-    maps = SobolAttribution(Linear(), grid=4, nb_design=512, generator=seeded(5))(x, torch.tensor([0]))
+    with freqlens.pixel_range(None):  # x in [0.5, 1.5]: away from the zero baseline, outside the [0, 1] convention
+        maps = SobolAttribution(Linear(), grid=4, nb_design=512, generator=seeded(5))(x, torch.tensor([0]))
     shares = (weights * x[0]) ** 2
     expected = (shares / shares.sum())[None]
     assert maps.shape == (1, 1, 4, 4)

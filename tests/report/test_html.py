@@ -64,3 +64,18 @@ def test_report_orders_studies_and_counts_claims(tmp_path):
     assert sections == sorted(sections)  # the named studies first in the given order, then the rest
     overview = page.split("<nav>")[1].split("</nav>")[0]
     assert "<td>1 / 2</td><td>1.5</td>" in overview and "<td>1 / 1</td>" in overview and "<td>0 / 0</td>" in overview
+
+
+def test_overview_lists_the_analysed_models(tmp_path):
+    _study(tmp_path, "noise-tunnel", title="NT", analysed_models=[
+        {"role": "explained", "model": "zoo:lenet-cifar10-standard", "test accuracy": 0.661, "robust accuracy": None}])
+    _study(tmp_path, "forgrad", title="FG")
+    page = write_report(tmp_path).read_text()
+    head, _, _ = page.partition("<h2")  # the overview, before the first study section
+    assert "<h3>Models analysed</h3>" in head
+    assert "<td>noise-tunnel</td><td>explained</td><td>zoo:lenet-cifar10-standard</td><td>0.661</td><td>—</td>" in head
+
+
+def test_report_without_analysed_models_has_no_models_table(tmp_path):
+    _study(tmp_path, "forgrad", title="FG")
+    assert "Models analysed" not in write_report(tmp_path).read_text()

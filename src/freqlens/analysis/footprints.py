@@ -28,7 +28,7 @@ from freqlens.spectral import (
     radial_profile,
 )
 from freqlens.utils import atomic_write_bytes
-from freqlens.utils.tensors import check_inputs, reduce_channels, resolve_target
+from freqlens.utils.tensors import check_images, reduce_channels, resolve_target
 
 __all__ = ["HF_MEASURES", "Footprints", "method_footprints"]
 
@@ -221,7 +221,7 @@ def method_footprints(
     ``min(H, W) / 4``). ``normalize``: scale each channel-reduced map to unit RMS before the spectra
     (all-zero maps stay zero). A tqdm bar over methods with ``progress``.
     """
-    check_inputs(inputs)
+    check_images(inputs)
     h, w = inputs.shape[-2:]
     cutoff = min(h, w) / 4 if hf_cutoff is None else float(hf_cutoff)
     if not cutoff >= 0:

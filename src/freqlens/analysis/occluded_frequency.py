@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from freqlens.spectral import band_mask, dct2, dct_bands, idct2
-from freqlens.utils.tensors import check_inputs, chunks, eval_mode, resolve_target
+from freqlens.utils.tensors import check_images, chunks, eval_mode, resolve_target
 
 __all__ = [
     "BASELINES",
@@ -93,7 +93,7 @@ def occluded_frequency(
     DCT coefficient, the same coefficient occluded in every channel) with ``per_coefficient=True``.
     ``score`` is ``"logit"`` (as in the paper) or ``"probability"`` (softmax of the logits).
     """
-    check_inputs(inputs)
+    check_images(inputs)
     if baseline not in BASELINES:
         raise ValueError(f"unknown baseline {baseline!r}; expected one of {', '.join(BASELINES)}")
     if score not in SCORES:
@@ -139,7 +139,7 @@ def occluded_frequency_by_class(
     Each image is explained for its own label unless ``target`` (classes or an int) is given; the
     other keywords go to :func:`occluded_frequency`.
     """
-    check_inputs(inputs)
+    check_images(inputs)
     if not isinstance(labels, Tensor) or labels.dim() != 1 or labels.shape[0] != inputs.shape[0]:
         shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
         raise ValueError(f"labels must be a LongTensor of shape [{inputs.shape[0]}], got {shape}")

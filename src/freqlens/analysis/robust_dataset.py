@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from freqlens.models import features as penultimate_features
-from freqlens.utils.tensors import check_inputs, chunks, eval_mode
+from freqlens.utils.tensors import check_images, chunks, eval_mode
 
 __all__ = ["other_image_indices", "robust_dataset"]
 
@@ -30,7 +30,7 @@ FeatureFn = Callable[[nn.Module, Tensor], Tensor]
 
 
 def _check_pixels(x: Tensor, name: str) -> None:
-    check_inputs(x, name)
+    check_images(x, name)
     if float(x.min()) < 0.0 or float(x.max()) > 1.0:
         raise ValueError(f"{name} must hold pixels in [0, 1], got range [{float(x.min()):.4g}, {float(x.max()):.4g}]")
 

@@ -15,18 +15,35 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from freqlens.utils.tensors import check_inputs, eval_mode
+from freqlens.errors import InputError
+from freqlens.utils.tensors import check_images as _check_pixels
+from freqlens.utils.tensors import eval_mode
 
-__all__ = ["Attack", "check_images", "check_labels", "input_gradient", "per_image_norm", "rand"]
+__all__ = ["Attack", "check_budget", "check_images", "check_labels", "input_gradient", "per_image_norm", "rand"]
 
 
 def check_images(inputs: Tensor, name: str = "inputs") -> Tensor:
-    """``check_inputs`` plus the pixel range: values must lie in [0, 1]."""
-    check_inputs(inputs, name)
-    if bool((inputs < 0).any()) or bool((inputs > 1).any()):
-        low, high = float(inputs.min()), float(inputs.max())
-        raise ValueError(f"{name} must hold pixels in [0, 1], got values in [{low:.4g}, {high:.4g}]")
-    return inputs
+    """:func:`freqlens.utils.tensors.check_images` with the range fixed to [0, 1]: attacks clamp their
+    adversarial images to [0, 1], so they check that range whatever :func:`freqlens.pixel_range` says."""
+    return _check_pixels(inputs, name, bounds=(0.0, 1.0))
+
+
+def check_budget(eps: float, norm: str, image_shape: tuple[int, ...]) -> float:
+    """Refuse an ε no [0, 1] image can use: L∞ ε > 1, or L2 ε above the norm of an all-ones image
+    (``sqrt(C·H·W)``, the diagonal of the pixel cube) — typically ``8`` typed for ``8/255``.
+
+    Raises:
+        InputError: with the hint that ε is in pixel units of [0, 1] images.
+    """
+    limit = 1.0 if norm == "inf" else math.sqrt(math.prod(int(size) for size in image_shape))
+    if eps > limit:
+        name = "L∞" if norm == "inf" else "L2"
+        raise InputError(
+            f"eps={eps:g} is larger than any {name} perturbation of a [0, 1] image of shape "
+            f"{tuple(int(size) for size in image_shape)} ({limit:.4g}): ε is in pixel units of [0, 1] images, "
+            "e.g. 8/255"
+        )
+    return eps
 
 
 def check_labels(labels: Tensor, batch: int, num_classes: int, device: torch.device, name: str = "labels") -> Tensor:
@@ -108,6 +125,8 @@ class Attack:
     def attack(self, inputs: Tensor, labels: Tensor) -> Tensor:
         """Adversarial examples ``B×C×H×W`` in [0, 1] for ``inputs`` (same shape, dtype, device)."""
         check_images(inputs)
+        if getattr(self, "eps", None) is not None:
+            check_budget(float(self.eps), getattr(self, "norm", "inf"), tuple(inputs.shape[1:]))
         with eval_mode(self.model), torch.no_grad():
             logits = self.model(inputs[:1])
             if not isinstance(logits, Tensor) or logits.dim() != 2:

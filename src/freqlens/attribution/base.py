@@ -24,7 +24,16 @@ import torch
 from torch import Tensor, nn
 
 # re-exported: part of the explainer toolkit (shared with metrics and training through freqlens.utils)
-from freqlens.utils.tensors import check_inputs, chunks, eval_mode, predict, resolve_target
+from freqlens.utils.tensors import (
+    check_images,
+    check_inputs,
+    check_logits,
+    chunks,
+    eval_mode,
+    pixel_range,
+    predict,
+    resolve_target,
+)
 
 __all__ = [
     "SCORES",
@@ -33,13 +42,16 @@ __all__ = [
     "WrapperExplainer",
     "accumulation_dtype",
     "call_explainer",
+    "check_images",
     "check_inputs",
+    "check_logits",
     "check_score",
     "check_target_range",
     "chunks",
     "count_passes",
     "eval_mode",
     "is_stochastic",
+    "pixel_range",
     "predict",
     "progress_bar",
     "resolve_target",
@@ -116,8 +128,7 @@ def select_score(logits: Tensor, target: Tensor, score: str = "logit") -> Tensor
 
     Checks the target range against ``K`` (``ValueError``). Returns ``Tensor[B]``.
     """
-    if logits.dim() != 2:
-        raise ValueError(f"the model must return logits of shape B×num_classes, got shape {tuple(logits.shape)}")
+    check_logits(logits)
     check_target_range(target, logits.shape[1])
     if score == "prob":
         logits = logits.softmax(dim=1)

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from freqlens.attribution._batching import check_batch_size, resolve_batch_size
 from freqlens.attribution.base import (
     Explainer,
-    check_inputs,
+    check_images,
     check_target_range,
     chunks,
     eval_mode,
@@ -127,7 +127,7 @@ class GradCAM(Explainer):
         return gradients.mean(dim=(2, 3))
 
     def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
-        inputs = check_inputs(inputs).detach()
+        inputs = check_images(inputs).detach()
         if target is not None:
             target = resolve_target(self.model, inputs, target)
         maps = []

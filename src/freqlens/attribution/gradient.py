@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from ._batching import check_batch_size, resolve_batch_size
 from .base import (
     Explainer,
-    check_inputs,
+    check_images,
     check_score,
     chunks,
     eval_mode,
@@ -59,7 +59,7 @@ def input_gradients(
 
     Streams chunks of at most ``batch_size`` images (``None``: automatic, see ``_batching``).
     """
-    inputs = check_inputs(inputs)
+    inputs = check_images(inputs)
     check_score(score)
     check_batch_size(batch_size)
     with eval_mode(model):

@@ -18,7 +18,7 @@ from ._batching import check_batch_size, resolve_batch_size, segments
 from .base import (
     Explainer,
     accumulation_dtype,
-    check_inputs,
+    check_images,
     check_score,
     chunks,
     eval_mode,
@@ -121,7 +121,7 @@ class IntegratedGradients(Explainer):
         self, inputs: Tensor, target: Tensor | int | None = None, baseline: float | str | Tensor | None = None
     ) -> Tensor:
         """IG maps for ``inputs``; ``baseline`` overrides the constructor's for this call."""
-        inputs = check_inputs(inputs).detach()
+        inputs = check_images(inputs).detach()
         start = _baseline_tensor(self.baseline if baseline is None else baseline, inputs)
         delta = inputs - start
         batch = inputs.shape[0]

@@ -30,8 +30,9 @@ from .base import (
     WrapperExplainer,
     accumulation_dtype,
     call_explainer,
-    check_inputs,
+    check_images,
     is_stochastic,
+    pixel_range,
     progress_bar,
     resolve_target,
 )
@@ -105,7 +106,7 @@ class NoiseTunnel(WrapperExplainer):
         self, inputs: Tensor, target: Tensor | int | None = None, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor]:
         """Mean of the maps and mean of the squared maps over the ``n`` samples (float64 on CPU/CUDA)."""
-        inputs = check_inputs(inputs).detach()
+        inputs = check_images(inputs).detach()
         generator = self.generator if generator is None else generator
         batch, device = inputs.shape[0], inputs.device
         model = self.model
@@ -149,7 +150,8 @@ class NoiseTunnel(WrapperExplainer):
             child = None
             if stochastic:
                 child = torch.Generator(device=device).manual_seed(seeds[runs[0][1]][1])
-            maps = call_explainer(self.explainer, noisy, target[image], child)
+            with pixel_range(None):  # noisy samples leave [0, 1] by design; the inputs were checked above
+                maps = call_explainer(self.explainer, noisy, target[image], child)
             _check_maps(maps, noisy, self.explainer)
             maps = maps.detach().to(acc_dtype)
             if first is None or second is None:

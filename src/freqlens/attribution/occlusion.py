@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from freqlens.attribution._batching import check_batch_size, resolve_batch_size
 from freqlens.attribution.base import (
     Explainer,
-    check_inputs,
+    check_images,
     check_score,
     check_target_range,
     eval_mode,
@@ -208,7 +208,7 @@ class Occlusion(Explainer):
         self.progress = progress
 
     def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
-        inputs = check_inputs(inputs).detach()
+        inputs = check_images(inputs).detach()
         height, width = inputs.shape[-2:]
         rows = _patch_starts(height, self.patch[0], self.stride[0])
         cols = _patch_starts(width, self.patch[1], self.stride[1])

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from freqlens.attribution._batching import check_batch_size, resolve_batch_size
-from freqlens.attribution.base import Explainer, accumulation_dtype, check_inputs, check_score
+from freqlens.attribution.base import Explainer, accumulation_dtype, check_images, check_score
 from freqlens.attribution.occlusion import (
     _baseline_tensor,
     _check_positive_int,
@@ -111,7 +111,7 @@ class RISE(Explainer):
         return masks_for
 
     def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
-        inputs = check_inputs(inputs).detach()
+        inputs = check_images(inputs).detach()
         batch, _, height, width = inputs.shape
         chunk = resolve_batch_size(self.batch_size, self.model, inputs, backward=False)
         target, _ = _clean_scores(self.model, inputs, target, self.score, chunk)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from freqlens.attribution._batching import check_batch_size, resolve_batch_size
-from freqlens.attribution.base import Explainer, check_inputs, check_score
+from freqlens.attribution.base import Explainer, check_images, check_score
 from freqlens.attribution.occlusion import (
     _check_positive_int,
     _clean_scores,
@@ -124,7 +124,7 @@ class CellMaskExplainer(Explainer):
         raise NotImplementedError
 
     def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
-        inputs = check_inputs(inputs).detach()
+        inputs = check_images(inputs).detach()
         height, width = inputs.shape[-2:]
         _check_grid(self.grid, height, width)
         designs = self.designs().to(inputs.device)

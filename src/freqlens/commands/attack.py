@@ -113,9 +113,7 @@ def _attack_units(model, images, labels, args: argparse.Namespace):
                 result = run_attack(model, images[part], labels[part], attack, batch_size=args.batch_size,
                                     progress=not args.quiet and distributed.is_main())
             except (ValueError, RuntimeError) as error:  # e.g. images that do not fit the model
-                text = str(error).strip()
-                first_line = text.splitlines()[0] if text else type(error).__name__
-                raise FreqlensError(f"{args.attack} on {args.dataset}: {first_line}") from None
+                raise _user_error(args, error) from None
             done.append((index, (result.adversarial.cpu(), result.labels.cpu(), result.clean_correct.cpu(),
                                  result.adversarial_correct.cpu(),
                                  None if result.queries is None else result.queries.cpu())))
@@ -128,6 +126,33 @@ def _attack_units(model, images, labels, args: argparse.Namespace):
         clean_correct=torch.cat([p[2] for p in parts]), adversarial_correct=torch.cat([p[3] for p in parts]),
         queries=None if any(q is None for q in queries) else torch.cat(queries),
     )
+
+
+def _user_error(args: argparse.Namespace, error: Exception) -> FreqlensError:
+    """``ATTACK on DATASET: <first line of error>``: the one-line message of a failure of the attack."""
+    text = str(error).strip()
+    first_line = text.splitlines()[0] if text else type(error).__name__
+    return FreqlensError(f"{args.attack} on {args.dataset}: {first_line}")
+
+
+def _check_label_range(model, images, labels, args: argparse.Namespace) -> None:
+    """Refuse labels outside the model's classes before any work unit, over *all* the drawn images (a
+    unit alone would only see, and report the range of, its own labels).
+
+    Raises:
+        FreqlensError: ``ATTACK on DATASET: labels must lie in [0, K) ..., got values in [LOW, HIGH]``
+            with LOW and HIGH over every image, or a failure of the model on the first image.
+    """
+    from freqlens.attacks.base import check_labels
+    from freqlens.utils.tensors import predict
+
+    if labels.numel() == 0:
+        return
+    try:
+        classes = predict(model, images[:1]).shape[1]
+        check_labels(labels, labels.shape[0], classes, labels.device)
+    except (ValueError, RuntimeError) as error:
+        raise _user_error(args, error) from None
 
 
 def _attack(args: argparse.Namespace, device) -> int:
@@ -143,6 +168,7 @@ def _attack(args: argparse.Namespace, device) -> int:
     dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
     count = min(args.n_images, len(dataset))
     images, labels = pick_images(dataset, count, args.seed, device)
+    _check_label_range(model, images, labels, args)
     result = _attack_units(model, images, labels, args)
     # rank 0 writes; a failure there stops every rank at once (instead of the others timing out)
     distributed.run_everywhere(lambda: _write(args, attack, result, count) if distributed.is_main() else None,
@@ -188,7 +214,7 @@ def _write(args: argparse.Namespace, attack, result, count: int) -> None:
 def add_parser(commands) -> None:
     """Add ``attack`` to the ``freqlens`` sub-commands."""
     parser = commands.add_parser("attack", help="robust accuracy under an attack + RCT map: OUT/attack.json, rct.png")
-    parser.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by freqlens train")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by freqlens train, or zoo:NAME (a trained model shipped with freqlens: freqlens zoo list)")
     add_dataset_flags(parser)
     parser.add_argument("--split", default="test")
     parser.add_argument("--attack", required=True, help=", ".join(ATTACKS))

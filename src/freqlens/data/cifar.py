@@ -76,8 +76,8 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: 'data' must be uint8 N×{_PIXELS}, got {data.dtype} {data.shape}")
     try:
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"{path}: 'labels' are not integers ({exc})") from exc
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: an int beyond 64 bits
+        raise DataError(f"{path}: 'labels' are not 64-bit integers ({exc})") from exc
     if labels.shape[0] != data.shape[0]:
         raise DataError(f"{path}: {data.shape[0]} images but {labels.shape[0]} labels")
     if labels.size and (labels.min() < 0 or labels.max() >= len(CIFAR10_CLASSES)):

@@ -7,6 +7,19 @@ grayscale and colour is made 3-channel). All images of a split must share one si
 Archives (``.tar``, ``.tar.gz``, ``.tgz``; one extra top-level directory allowed) are read once, in a
 single streaming pass that decodes every split, and each split is cached as uint8 tensors under the cache
 directory (keyed by the archive's absolute path, size and mtime), so later loads take about a second.
+
+Hostile files fail with :class:`~freqlens.errors.DataError` in bounded time and memory:
+
+- an image file (an archive member or a file of a directory) larger than :func:`max_image_bytes` is refused
+  *before it is read*, from the size that the tar header or the file system declares. The limit is
+  :data:`MAX_IMAGE_BYTES` (64 MiB), or the environment variable ``FREQLENS_MAX_IMAGE_BYTES`` (a positive
+  number of bytes) when it is set;
+- an image declaring more than :data:`MAX_IMAGE_PIXELS` pixels (width × height; a "decompression bomb":
+  a small file with huge dimensions) is refused before it is decoded, as is anything that Pillow's own
+  decompression-bomb guard flags;
+- hard and symbolic links inside an archive are not followed: they are skipped, with one
+  :class:`RuntimeWarning` per archive giving their count. Member names are never used as paths on disk
+  (nothing is extracted), and names with ``..`` parts are ignored like hidden files.
 """
 
 from __future__ import annotations
@@ -42,9 +55,17 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 CACHE_VERSION = 1
 LAYOUT_HINT = "expected layout <root>/<split>/<class>/<image>.(png|jpg|jpeg|bmp)"
+#: Default largest image file, in bytes (see :func:`max_image_bytes`).
+MAX_IMAGE_BYTES = 64 * 2**20
+#: Environment variable that overrides :data:`MAX_IMAGE_BYTES` (a positive integer, in bytes).
+MAX_IMAGE_BYTES_ENV = "FREQLENS_MAX_IMAGE_BYTES"
+#: Largest image decoded, in pixels (width × height): 8192 × 8192, far above any image-dataset sample.
+MAX_IMAGE_PIXELS = 2**26
 
 # one decoded image: (class folder name, sort key, H×W or H×W×3 uint8 array)
 _Record = tuple[str, str, np.ndarray]
+# one decoded archive member: (path parts, member name, pixels)
+_Entry = tuple[tuple[str, ...], str, np.ndarray]
 
 
 def is_archive(path: str | os.PathLike) -> bool:
@@ -65,18 +86,91 @@ def _is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS) and not _is_hidden(name)
 
 
-def decode_image(data: bytes, source: str) -> np.ndarray:
-    """Decode one image file: ``H×W`` uint8 for grayscale (L, 1), ``H×W×3`` for everything else."""
+def max_image_bytes() -> int:
+    """The largest image file that the loaders read, in bytes.
+
+    Returns:
+        ``$FREQLENS_MAX_IMAGE_BYTES`` when it is set, else :data:`MAX_IMAGE_BYTES` (64 MiB).
+
+    Raises:
+        DataError: ``$FREQLENS_MAX_IMAGE_BYTES`` is set but is not a positive integer.
+    """
+    text = os.environ.get(MAX_IMAGE_BYTES_ENV, "").strip()
+    if not text:
+        return MAX_IMAGE_BYTES
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.mode == "L":
-                array = np.asarray(image)
-            elif image.mode == "1":
-                array = np.asarray(image.convert("L"))
-            elif image.mode == "RGB":
-                array = np.asarray(image)
-            else:
-                array = np.asarray(image.convert("RGB"))
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise DataError(f"{MAX_IMAGE_BYTES_ENV} must be a positive integer (bytes), got {text!r}")
+    return value
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
+
+
+def check_image_bytes(size: int, source: str, limit: int) -> None:
+    """Refuse an image file of ``size`` bytes (as declared, before reading it) above ``limit``.
+
+    Args:
+        size: The size of the file, as its tar header or the file system declares it.
+        source: The file or archive member, for the message.
+        limit: The largest size allowed (:func:`max_image_bytes`).
+
+    Raises:
+        DataError: ``size > limit``, naming ``source`` and both sizes.
+    """
+    if size > limit:
+        raise DataError(
+            f"{source}: image file of {size} bytes ({_mib(size)}) is larger than the {limit} bytes "
+            f"({_mib(limit)}) allowed per image; set {MAX_IMAGE_BYTES_ENV} to raise the limit"
+        )
+
+
+def _check_pixels(image: Image.Image, source: str) -> None:
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise DataError(
+            f"{source}: image of {width}×{height} = {width * height} pixels is larger than the "
+            f"{MAX_IMAGE_PIXELS} pixels allowed (a decompression bomb?)"
+        )
+
+
+def decode_image(data: bytes, source: str) -> np.ndarray:
+    """Decode one image file: ``H×W`` uint8 for grayscale (L, 1), ``H×W×3`` for everything else.
+
+    The dimensions in the header are checked against :data:`MAX_IMAGE_PIXELS` before decoding, and
+    Pillow's decompression-bomb warning is an error here.
+
+    Args:
+        data: The bytes of the file.
+        source: The file or archive member, for messages.
+
+    Returns:
+        The pixels, ``H×W`` or ``H×W×3`` uint8.
+
+    Raises:
+        DataError: The file is corrupt, not an image, too large in pixels, or of an unsupported kind.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                _check_pixels(image, source)
+                if image.mode == "L":
+                    array = np.asarray(image)
+                elif image.mode == "1":
+                    array = np.asarray(image.convert("L"))
+                elif image.mode == "RGB":
+                    array = np.asarray(image)
+                else:
+                    array = np.asarray(image.convert("RGB"))
+    except DataError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"{source}: refused as a decompression bomb ({exc})") from exc
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, zlib errors... on bad files
         raise DataError(f"{source}: corrupt or unreadable image ({type(exc).__name__}: {exc})") from exc
     if array.dtype != np.uint8 or array.ndim not in (2, 3) or array.size == 0:
@@ -131,9 +225,29 @@ def _subdirs(path: Path) -> list[str]:
         raise DataError(f"cannot list {path}: {exc.strerror or exc}") from exc
 
 
+def _read_image_file(file: Path, limit: int) -> bytes:
+    """The bytes of ``file``, refused (:class:`DataError`) above ``limit`` bytes before reading them."""
+    data = bytearray()
+    try:
+        with open(file, "rb") as handle:
+            check_image_bytes(os.fstat(handle.fileno()).st_size, str(file), limit)
+            # in chunks, up to one byte past the limit: bounded even if the file grows meanwhile
+            while chunk := handle.read(min(1 << 20, limit + 1 - len(data))):
+                data += chunk
+                check_image_bytes(len(data), str(file), limit)
+    except OSError as exc:
+        raise DataError(f"cannot read {file}: {exc.strerror or exc}") from exc
+    return bytes(data)
+
+
 def load_directory(root: str | os.PathLike, split: str = "train", *, progress: bool = True) -> ImageDataset:
-    """Load split ``split`` of the image folder ``root/<split>/<class>/*``."""
+    """Load split ``split`` of the image folder ``root/<split>/<class>/*``.
+
+    Image files larger than :func:`max_image_bytes` (default 64 MiB, ``$FREQLENS_MAX_IMAGE_BYTES``) or
+    than :data:`MAX_IMAGE_PIXELS` pixels raise :class:`DataError` before they are read or decoded.
+    """
     root = Path(root).expanduser()
+    limit = max_image_bytes()
     splits = _subdirs(root)
     if split not in splits:
         raise DataError(
@@ -160,10 +274,7 @@ def load_directory(root: str | os.PathLike, split: str = "train", *, progress: b
         leave=False,
         delay=0.5,
     ):
-        try:
-            data = file.read_bytes()
-        except OSError as exc:
-            raise DataError(f"cannot read {file}: {exc.strerror or exc}") from exc
+        data = _read_image_file(file, limit)
         records.append((class_name, str(file), decode_image(data, str(file))))
     return _assemble(records, classes, source=str(root), split=split, name=_dataset_name(root))
 
@@ -206,57 +317,34 @@ def _decompressor(head: bytes, raw: BinaryIO) -> BinaryIO:
     return raw
 
 
-def decode_archive(
-    path: str | os.PathLike, *, progress: bool = True
-) -> tuple[dict[str, list[_Record]], list[str]]:
-    """Decode every image of the archive in one streaming pass. Returns ``({split: records}, classes)``."""
-    path = Path(path)
-    entries: list[tuple[tuple[str, ...], str, np.ndarray]] = []
-    try:
-        total = path.stat().st_size
-        with (
-            open(path, "rb") as raw_file,
-            tqdm(
-                total=total,
-                unit="B",
-                unit_scale=True,
-                file=sys.stderr,
-                desc=f"decoding {path.name}",
-                disable=not progress,
-                leave=False,
-                delay=0.5,
-            ) as bar,
-        ):
-            head = raw_file.read(6)
-            raw_file.seek(0)
-            stream = _decompressor(head, _CountingReader(raw_file, bar))
-            counter = _CountingReader(stream)
-            # streaming mode ("r|"): a single forward pass, no seeking, members read in archive order
-            with tarfile.open(fileobj=counter, mode="r|*") as archive:
-                for member in archive:
-                    if not member.isfile():
-                        continue
-                    parts = tuple(p for p in PurePosixPath(member.name).parts if p not in ("", ".", "/"))
-                    if not parts or not _is_image_name(parts[-1]) or any(_is_hidden(p) for p in parts):
-                        continue
-                    handle = archive.extractfile(member)
-                    data = handle.read() if handle is not None else b""
-                    if len(data) != member.size:
-                        raise DataError(f"{path}: truncated archive (member {member.name} is incomplete)")
-                    entries.append((parts, member.name, decode_image(data, f"{path}:{member.name}")))
-                end_of_data = archive.offset
-            # A tar cut at a member boundary ends without its end-of-archive block, which tarfile accepts
-            # silently: demand that block. Draining the decompressor also checks the gzip CRC and length.
-            if counter.delivered < end_of_data + tarfile.BLOCKSIZE:
-                raise DataError(
-                    f"{path}: truncated archive (no end-of-archive marker after {end_of_data} bytes)"
-                )
-            while stream.read(1 << 20):
-                pass
-    except DataError:
-        raise
-    except (tarfile.TarError, EOFError, zlib.error, OSError, lzma.LZMAError) as exc:
-        raise DataError(f"{path}: corrupt or truncated archive ({type(exc).__name__}: {exc})") from exc
+def _decode_members(archive: tarfile.TarFile, path: Path, limit: int) -> tuple[list[_Entry], int]:
+    """Decode the image members of a streaming ``archive``; returns ``(entries, number of links skipped)``.
+
+    Each image member's declared size is checked against ``limit`` before a byte of it is read.
+    """
+    entries: list[_Entry] = []
+    links = 0
+    for member in archive:
+        if member.islnk() or member.issym():
+            links += 1
+            continue
+        if not member.isfile():
+            continue
+        parts = tuple(p for p in PurePosixPath(member.name).parts if p not in ("", ".", "/"))
+        if not parts or not _is_image_name(parts[-1]) or any(_is_hidden(p) for p in parts):
+            continue  # ".." is hidden: path traversal is ignored (nothing is extracted anyway)
+        source = f"{path}:{member.name}"
+        check_image_bytes(member.size, source, limit)
+        handle = archive.extractfile(member)
+        data = handle.read() if handle is not None else b""
+        if len(data) != member.size:
+            raise DataError(f"{path}: truncated archive (member {member.name} is incomplete)")
+        entries.append((parts, member.name, decode_image(data, source)))
+    return entries, links
+
+
+def _split_entries(entries: list[_Entry], path: Path) -> tuple[dict[str, list[_Record]], list[str]]:
+    """``({split: records}, classes)`` from the decoded members (layout checked)."""
     if not entries:
         raise DataError(f"{path}: no images found in the archive ({LAYOUT_HINT})")
     # layout: split/class/file, optionally below one common top-level directory
@@ -278,6 +366,73 @@ def decode_archive(
         records[split].append((class_name, member_name, array))
     classes = sorted({r[0] for split_records in records.values() for r in split_records})
     return dict(records), classes
+
+
+def decode_archive(
+    path: str | os.PathLike, *, progress: bool = True
+) -> tuple[dict[str, list[_Record]], list[str]]:
+    """Decode every image of the archive in one streaming pass.
+
+    Image members larger than :func:`max_image_bytes` (default 64 MiB, ``$FREQLENS_MAX_IMAGE_BYTES``),
+    judged by the size their header declares, raise :class:`DataError` before they are read; images of
+    more than :data:`MAX_IMAGE_PIXELS` pixels before they are decoded. Link members are skipped with one
+    :class:`RuntimeWarning` giving their count.
+
+    Args:
+        path: A ``.tar``, ``.tar.gz``/``.tgz`` (also bz2 or xz compressed) archive.
+        progress: Show a progress bar on stderr.
+
+    Returns:
+        ``({split: records}, classes)``.
+
+    Raises:
+        DataError: The archive is truncated, corrupt, badly laid out, or holds a refused image.
+    """
+    path = Path(path)
+    limit = max_image_bytes()
+    try:
+        total = path.stat().st_size
+        with (
+            open(path, "rb") as raw_file,
+            tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                file=sys.stderr,
+                desc=f"decoding {path.name}",
+                disable=not progress,
+                leave=False,
+                delay=0.5,
+            ) as bar,
+        ):
+            head = raw_file.read(6)
+            raw_file.seek(0)
+            stream = _decompressor(head, _CountingReader(raw_file, bar))
+            counter = _CountingReader(stream)
+            # streaming mode ("r|"): a single forward pass, no seeking, members read in archive order
+            with tarfile.open(fileobj=counter, mode="r|*") as archive:
+                entries, links = _decode_members(archive, path, limit)
+                end_of_data = archive.offset
+            # A tar cut at a member boundary ends without its end-of-archive block, which tarfile accepts
+            # silently: demand that block. Draining the decompressor also checks the gzip CRC and length.
+            if counter.delivered < end_of_data + tarfile.BLOCKSIZE:
+                raise DataError(
+                    f"{path}: truncated archive (no end-of-archive marker after {end_of_data} bytes)"
+                )
+            while stream.read(1 << 20):
+                pass
+    except DataError:
+        raise
+    except (tarfile.TarError, EOFError, zlib.error, OSError, lzma.LZMAError) as exc:
+        raise DataError(f"{path}: corrupt or truncated archive ({type(exc).__name__}: {exc})") from exc
+    if links:
+        warnings.warn(
+            f"skipped {links} link member{'s' if links != 1 else ''} in {path} (hard and symbolic links "
+            f"inside an archive are not followed)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return _split_entries(entries, path)
 
 
 def _cache_stem(path: Path) -> str:

@@ -8,6 +8,7 @@ labels ``idx1`` (magic 2049 = 0x00000801).
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -44,7 +45,20 @@ def parse_idx(data: bytes, *, expected_magic: int, source: str) -> np.ndarray:
     """Parse idx bytes into a read-only ``uint8`` array of the header's shape.
 
     Checks the magic number, that every size is positive, and that the payload length is exactly the
-    product of the sizes (a truncated file raises :class:`DataError` naming ``source``).
+    product of the sizes (a truncated file raises :class:`DataError` naming ``source``). The product is
+    computed with Python integers, so sizes whose product overflows 64 bits (e.g. 2³¹ × 2³¹ × 4) are
+    reported as a truncated file before anything is allocated.
+
+    Args:
+        data: The whole (uncompressed) file.
+        expected_magic: :data:`IMAGES_MAGIC` or :data:`LABELS_MAGIC`.
+        source: The file name, for messages.
+
+    Returns:
+        A read-only ``uint8`` view of ``data`` with the header's shape.
+
+    Raises:
+        DataError: Wrong magic, truncated header, a zero size, or a payload of the wrong length.
     """
     kind = "images (idx3)" if expected_magic == IMAGES_MAGIC else "labels (idx1)"
     if len(data) < 4:
@@ -62,7 +76,7 @@ def parse_idx(data: bytes, *, expected_magic: int, source: str) -> np.ndarray:
     dims = struct.unpack(f">{ndim}I", data[4:header])
     if any(d == 0 for d in dims):
         raise DataError(f"{source}: invalid idx sizes {dims}")
-    expected = int(np.prod(dims, dtype=np.int64))
+    expected = math.prod(dims)  # Python ints: np.prod would wrap around past 2**63 (uint8: 1 byte each)
     payload = len(data) - header
     if payload < expected:
         raise DataError(

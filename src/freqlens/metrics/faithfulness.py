@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from freqlens.utils.tensors import (
     REDUCTIONS,
-    check_inputs,
+    check_images,
     chunks,
     eval_mode,
     reduce_channels,
@@ -220,7 +220,7 @@ def _perturbation_curve(
     progress: bool,
 ) -> Tensor | tuple[Tensor, Tensor]:
     model = _check_model(model)
-    inputs = check_inputs(inputs)
+    inputs = check_images(inputs)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     score = _check_score(score)
@@ -404,7 +404,7 @@ def mufidelity(
     ``B``). ``B·(samples + 1)`` images go through the model (plus ``B`` when ``target`` is ``None``).
     """
     model = _check_model(model)
-    inputs = check_inputs(inputs)
+    inputs = check_images(inputs)
     score = _check_score(score)
     if corr not in CORRELATIONS:
         raise ValueError(f"unknown correlation {corr!r}; expected one of {', '.join(CORRELATIONS)}")

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from freqlens.spectral import compression_ratio, hf_power_ratio, laplacian_energy
-from freqlens.utils.tensors import check_inputs, chunks, eval_mode, reduce_channels, resolve_target
+from freqlens.utils.tensors import check_images, chunks, eval_mode, reduce_channels, resolve_target
 
 from .faithfulness import _check_batch_size, _check_model, _logits, _progress, _target_score
 
@@ -79,7 +79,7 @@ def default_layer_names(model: nn.Module, inputs: Tensor) -> list[str]:
     """Names (call order, ``"name#k"`` for repeated calls) of the default layers: every Conv2d, 2-D
     pooling and activation module producing a 4-D output with ``H, W ≥ 2`` on ``inputs[:1]``."""
     model = _check_model(model)
-    inputs = check_inputs(inputs)
+    inputs = check_images(inputs)
     candidates = {name: m for name, m in model.named_modules() if name and _is_candidate(m)}
     store: list[tuple[str, Tensor]] = []
     with eval_mode(model), torch.no_grad(), _capture(candidates, store):
@@ -132,7 +132,7 @@ def layer_hf_content(
         progress: show a tqdm bar on stderr.
     """
     model = _check_model(model)
-    inputs = check_inputs(inputs)
+    inputs = check_images(inputs)
     if measure not in LAYER_MEASURES:
         raise ValueError(f"unknown measure {measure!r}; expected one of {', '.join(LAYER_MEASURES)}")
     score_maps = LAYER_MEASURES[measure]

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from freqlens.utils.tensors import check_inputs, chunks, eval_mode, resolve_target
+from freqlens.utils.tensors import check_images, chunks, eval_mode, resolve_target
 
 from .faithfulness import _check_batch_size, _check_model, _logits
 
@@ -52,7 +52,7 @@ def vii_per_image(
     sign vector is all zeros (``x = x̄``, or a zero gradient) gets 0.
     """
     model = _check_model(model)
-    inputs = check_inputs(inputs)
+    inputs = check_images(inputs)
     mean_image = _check_mean_image(mean_image, inputs)
     batch = inputs.shape[0]
     chunk = _check_batch_size(batch_size, batch)

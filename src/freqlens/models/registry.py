@@ -6,10 +6,13 @@ import contextlib
 import copy
 import inspect
 import math
-from collections.abc import Sequence
+import reprlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 
 from freqlens.errors import ModelError
 from freqlens.models.base import ZooNet, as_size
@@ -41,6 +44,25 @@ MODEL_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 _COMMON = ("in_channels", "num_classes", "image_size")
 _SPEC_ATTR = "freqlens_spec"
+
+# Bounds on the arguments of build(). A checkpoint's arguments are untrusted input, so every size is checked
+# before anything is allocated (ModelError, re-raised by models.load as CheckpointError).
+#: Largest ``in_channels``.
+MAX_IN_CHANNELS = 64
+#: Largest ``num_classes``.
+MAX_NUM_CLASSES = 100_000
+#: Largest side of ``image_size``.
+MAX_IMAGE_SIZE = 4096
+#: Largest other integer argument, or integer in a list argument (``widths``, ``dims``, ``hidden``, ``dim``...).
+MAX_WIDTH = 65_536
+#: Largest total of a layer-count argument (``depth``, ``blocks``, ``depths``: summed over a list).
+MAX_DEPTH = 1024
+#: Most items in a list argument.
+MAX_LIST_LENGTH = 64
+#: Most parameter and buffer elements of a built model (2**29: 2 GiB as float32), counted on the meta device.
+MAX_PARAMETERS = 2**29
+_DEPTH_ARGS = ("depth", "blocks", "depths")
+_MAX_INT_BITS = 63
 
 
 def _plain(value: Any, where: str) -> Any:
@@ -77,6 +99,40 @@ def _channel_values(values: Any, what: str, in_channels: int) -> list[float] | N
     return [float(v) for v in values]
 
 
+def _check_magnitudes(name: str, kwargs: dict[str, Any]) -> None:
+    """Refuse integers beyond 64 bits (they cannot even be printed in an error message: Python limits
+    int-to-text conversion), long lists, and containers nested in list or dict arguments (no argument
+    needs them, and a deeply nested one would exhaust the recursion of later checks), before any other
+    check formats them."""
+    containers = (list, tuple, dict)
+    for key, value in kwargs.items():
+        items = list(value.values()) if isinstance(value, dict) else list(value) \
+            if isinstance(value, (list, tuple)) else [value]
+        if len(items) > MAX_LIST_LENGTH:
+            raise ModelError(f"{name}: {key} has {len(items)} items, more than the {MAX_LIST_LENGTH} allowed")
+        for item in items:
+            if isinstance(value, containers) and isinstance(item, containers):
+                raise ModelError(f"{name}: {key} must be flat, got a nested {type(item).__name__}")
+            if isinstance(item, int) and item.bit_length() > _MAX_INT_BITS:
+                raise ModelError(f"{name}: {key} holds an integer of {item.bit_length()} bits, far too large")
+
+
+def _check_architecture(name: str, own: dict[str, Any], parameters: Mapping[str, inspect.Parameter]) -> None:
+    """Bound the architecture arguments: no bool for a number, sizes up to :data:`MAX_WIDTH`, layer
+    counts up to :data:`MAX_DEPTH` in total."""
+    for key, value in own.items():
+        default = parameters[key].default
+        if isinstance(value, bool) and not isinstance(default, bool):
+            raise ModelError(f"{name}: {key} must be a number, got {value!r}")
+        items = value if isinstance(value, (list, tuple)) else [value]
+        ints = [v for v in items if isinstance(v, int) and not isinstance(v, bool)]
+        if key in _DEPTH_ARGS:
+            if sum(ints) > MAX_DEPTH:
+                raise ModelError(f"{name}: {key} asks for {sum(ints)} layers, more than the {MAX_DEPTH} allowed")
+        elif any(v > MAX_WIDTH for v in ints):
+            raise ModelError(f"{name}: {key}={value!r} exceeds the limit of {MAX_WIDTH} per size")
+
+
 def canonical_spec(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """``{"name", "kwargs"}`` with every argument of ``build(name, **kwargs)`` filled in (defaults
     included) as plain Python; :class:`ModelError` for an unknown name or argument."""
@@ -85,15 +141,21 @@ def canonical_spec(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     name = name.strip().lower()
     cls, fixed, defaults = _REGISTRY[name]
     kwargs = dict(kwargs)
+    _check_magnitudes(name, kwargs)
     in_channels = kwargs.pop("in_channels", 3)
     num_classes = kwargs.pop("num_classes", 10)
     image_size = kwargs.pop("image_size", None)
     mean, std = kwargs.pop("mean", None), kwargs.pop("std", None)
     pooling = kwargs.pop("pooling", None)
-    for key, value in (("in_channels", in_channels), ("num_classes", num_classes)):
+    for key, value, bound in (("in_channels", in_channels, MAX_IN_CHANNELS),
+                              ("num_classes", num_classes, MAX_NUM_CLASSES)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ModelError(f"{name}: {key} must be a positive int, got {value!r}")
+        if value > bound:
+            raise ModelError(f"{name}: {key}={value} exceeds the limit of {bound}")
     height, width = as_size(28 if in_channels == 1 else 32) if image_size is None else as_size(image_size)
+    if max(height, width) > MAX_IMAGE_SIZE:
+        raise ModelError(f"{name}: image_size {height}×{width} exceeds the limit of {MAX_IMAGE_SIZE} per side")
     if (mean is None) != (std is None):
         raise ModelError(f"{name}: give both mean and std (per-channel normalisation) or neither")
     mean = _channel_values(mean, f"{name}: mean", in_channels)
@@ -113,11 +175,80 @@ def canonical_spec(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
             f"image_size, mean, std, pooling, and for {name}: {extra}"
         )
     own = {key: kwargs.get(key, defaults.get(key, parameters[key].default)) for key in accepted}
+    _check_architecture(name, own, parameters)
     full = {
         "in_channels": in_channels, "num_classes": num_classes, "image_size": [height, width],
         "mean": mean, "std": std, "pooling": pooling, **own,
     }
     return {"name": name, "kwargs": _plain(full, name)}
+
+
+class _SkipInPlaceOnMeta(TorchFunctionMode):
+    """In-place tensor methods (``normal_``, ``uniform_``, ``zero_``...) do nothing on meta tensors.
+
+    A network built on the meta device only needs its shapes; its weight initialisation has nothing to
+    fill, and torch loads its meta kernel of ``normal_`` lazily, which takes seconds on first use.
+    """
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        name = getattr(func, "__name__", "")
+        if name.endswith("_") and not name.startswith("_") and args and isinstance(args[0], Tensor) \
+                and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
+def _assemble(spec: dict[str, Any], *, meta: bool = False) -> nn.Module:
+    """The model of a canonical ``spec``; with ``meta=True`` its network lives on the meta device
+    (shapes only: nothing is allocated nor initialised)."""
+    cls, fixed, _ = _REGISTRY[spec["name"]]
+    args = dict(spec["kwargs"])
+    mean, std, pooling = args.pop("mean"), args.pop("std"), args.pop("pooling")
+    args["image_size"] = tuple(args["image_size"])
+    if meta:
+        with torch.device("meta"), _SkipInPlaceOnMeta():
+            net: nn.Module = cls(**args, **fixed)
+    else:
+        net = cls(**args, **fixed)
+    if pooling is not None:
+        net = swap_pooling(net, pooling)
+    return net if mean is None else Normalized(net, mean, std)
+
+
+def _planned_state(spec: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Shapes of the state dict of the model of ``spec``, from a build on the meta device; ModelError
+    when the arguments cannot be built or the model exceeds :data:`MAX_PARAMETERS` elements."""
+    try:
+        model = _assemble(spec, meta=True)
+    except ModelError:
+        raise
+    except (RuntimeError, ValueError, TypeError, OverflowError) as error:  # e.g. sizes torch cannot represent
+        detail = " ".join(str(error).split())[:300]
+        raise ModelError(f"{spec['name']}: cannot be built with these arguments ({detail})") from error
+    shapes = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    count = sum(math.prod(shape) for shape in shapes.values())
+    if count > MAX_PARAMETERS:
+        raise ModelError(
+            f"{spec['name']}: these arguments ask for {count:,} parameter elements, more than the "
+            f"{MAX_PARAMETERS:,} allowed"
+        )
+    return shapes
+
+
+def state_shapes(name: str, **kwargs: Any) -> dict[str, tuple[int, ...]]:
+    """The state-dict shapes of ``build(name, **kwargs)``, computed without allocating it.
+
+    Args:
+        name: A model name (see :func:`build`).
+        **kwargs: The arguments of :func:`build`.
+
+    Returns:
+        ``{state-dict key: shape}``.
+
+    Raises:
+        ModelError: Unknown name, invalid or out-of-bounds arguments (the same checks as :func:`build`).
+    """
+    return _planned_state(canonical_spec(name, kwargs))
 
 
 def build(
@@ -139,22 +270,26 @@ def build(
     ``mean``/``std`` wrap the network in :class:`Normalized`; ``pooling="avg"`` applies
     :func:`swap_pooling`. Architecture arguments (e.g. ``widths``, ``dim``) go in ``kwargs``.
 
+    Arguments are bounded, and checked before anything is allocated (they may come from an untrusted
+    checkpoint): ``in_channels`` <= :data:`MAX_IN_CHANNELS` (64), ``num_classes`` <= :data:`MAX_NUM_CLASSES`
+    (100,000), each side of ``image_size`` <= :data:`MAX_IMAGE_SIZE` (4096), any other integer size
+    <= :data:`MAX_WIDTH` (65,536), layer counts (``depth``, ``blocks``, ``depths``) <= :data:`MAX_DEPTH`
+    (1024) in total, lists <= :data:`MAX_LIST_LENGTH` (64) items, no bool where a number is expected,
+    and at most :data:`MAX_PARAMETERS` (2**29) parameter elements, counted by a build on the meta device.
+
     The result carries ``model.freqlens_spec = {"name", "kwargs"}`` (all arguments, plain Python), from
     which :func:`freqlens.models.load` rebuilds it.
+
+    Raises:
+        ModelError: Unknown name, invalid or out-of-bounds arguments.
     """
     spec = canonical_spec(
         name,
         dict(in_channels=in_channels, num_classes=num_classes, image_size=image_size, mean=mean, std=std,
              pooling=pooling, **kwargs),
     )
-    cls, fixed, _ = _REGISTRY[spec["name"]]
-    args = dict(spec["kwargs"])
-    mean, std, pooling = args.pop("mean"), args.pop("std"), args.pop("pooling")
-    args["image_size"] = tuple(args["image_size"])
-    net: nn.Module = cls(**args, **fixed)
-    if pooling is not None:
-        net = swap_pooling(net, pooling)
-    model = net if mean is None else Normalized(net, mean, std)
+    _planned_state(spec)
+    model = _assemble(spec)
     setattr(model, _SPEC_ATTR, spec)
     return model
 
@@ -180,8 +315,24 @@ def model_spec(model: nn.Module) -> dict[str, Any]:
 
 def describe_spec(spec: dict[str, Any]) -> str:
     """``'vgg11' (in_channels=3, num_classes=10, ...)`` for error messages."""
-    args = ", ".join(f"{key}={value!r}" for key, value in spec.get("kwargs", {}).items())
+    args = ", ".join(f"{key}={_brief(value)}" for key, value in spec.get("kwargs", {}).items())
     return f"{spec.get('name')!r} ({args})"
+
+
+class _BriefRepr(reprlib.Repr):
+    """``repr`` for messages: bounded depth and length, and integers too long for Python to print
+    (beyond 4300 digits) shown by their size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxlist, self.maxtuple, self.maxdict = 3, MAX_LIST_LENGTH, MAX_LIST_LENGTH, 16
+        self.maxstring = self.maxother = 200
+
+    def repr_int(self, x: int, level: int) -> str:
+        return f"<integer of {x.bit_length()} bits>" if x.bit_length() > _MAX_INT_BITS else repr(x)
+
+
+_brief = _BriefRepr().repr
 
 
 def features(model: nn.Module, x: Tensor) -> Tensor:
@@ -222,4 +373,4 @@ def num_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 
 
 __all__ = ["MODEL_NAMES", "build", "canonical_spec", "describe_spec", "features", "model_spec",
-           "num_parameters"]
+           "num_parameters", "state_shapes"]

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from freqlens.attacks.base import check_budget
 from freqlens.training.augment import TrainingConfigError
 from freqlens.training.modes import evaluating
 
@@ -34,6 +35,8 @@ def _check_eps(name: str, value: Any) -> float:
         raise TrainingConfigError(f"{name} must be a positive number, got {value!r}") from None
     if not 0.0 < value < float("inf"):
         raise TrainingConfigError(f"{name} must be a positive finite number, got {value}")
+    if name == "eps":  # these modes are L∞: ε > 1 is 8 typed for 8/255
+        check_budget(value, "inf", ())
     return value
 
 

@@ -1,17 +1,32 @@
-"""Atomic writes: a file is either the old one or the complete new one, never half written.
+"""Atomic writes and output folders.
 
 Each writer writes to a temporary file in the destination folder, flushes and fsyncs it, then
-``os.replace``-s it over the destination (atomic on POSIX and Windows).
+``os.replace``-s it over the destination (atomic on POSIX and Windows): a file is either the old one or
+the complete new one, never half written. A failed write (full disk, read-only folder) raises
+:class:`~freqlens.errors.OutputError` naming the destination.
+
+:func:`prepare_output_dir` checks an output folder before a command does any work; inside
+:func:`removing_created_dirs_on_error` the folders it creates are removed again, when still empty, if the
+command fails.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from freqlens.errors import OutputError
+
+_created_dirs: list[list[Path]] = []
+"""One list per active :func:`removing_created_dirs_on_error` block (innermost last): the folders
+:func:`prepare_output_dir` created in it, outermost first."""
 
 
 def _default_mode() -> int:
@@ -21,11 +36,32 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
+def _write_error(path: Path, error: OSError) -> OutputError:
+    """``cannot write PATH: REASON`` for an :class:`OSError` met while writing ``path``."""
+    reason = error.strerror or str(error) or type(error).__name__
+    return OutputError(f"cannot write {path}: {reason}", error.errno, error.strerror, str(path))
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically; create parent folders. Returns the path."""
+    """Write ``data`` to ``path`` atomically; create parent folders.
+
+    Args:
+        path: The destination file.
+        data: Its new content.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        OutputError: The file cannot be written (``cannot write PATH: No space left on device``); the
+            old file, if any, is kept and no temporary file is left behind.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise _write_error(path, error) from error
     try:
         os.chmod(tmp, _default_mode())
         with os.fdopen(fd, "wb") as handle:
@@ -33,11 +69,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(error, OSError) and not isinstance(error, OutputError):
+            raise _write_error(path, error) from error
         raise
     return path
 
@@ -57,3 +95,97 @@ def atomic_save_torch(path: str | os.PathLike, obj: Any) -> Path:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def _created_by_mkdir(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, outermost first."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists() or folder.is_symlink():
+            break
+        missing.append(folder)
+    return missing[::-1]
+
+
+def _check_no_file_in_the_way(path: Path) -> None:
+    """Raise :class:`OutputError` when ``path`` or its nearest existing ancestor is not a folder."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if folder.is_dir():
+                return
+            if folder == path:
+                raise OutputError(f"cannot use {path} as output folder: it is an existing file",
+                                  errno.EEXIST, os.strerror(errno.EEXIST), str(path))
+            raise OutputError(f"cannot create output folder {path}: {folder} is a file, not a folder",
+                              errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
+
+
+def prepare_output_dir(path: str | os.PathLike) -> Path:
+    """Make sure ``path`` is a folder this process can write to, before a command does any work.
+
+    Creates the folder (and missing parents) when needed, then creates and deletes a probe file in it.
+    Inside :func:`removing_created_dirs_on_error`, the folders it created are remembered.
+
+    Args:
+        path: The output folder.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path` (not resolved).
+
+    Raises:
+        OutputError: One line saying why: ``path`` (or a parent) is a file, the folder cannot be created,
+            or it is not writable (read-only, full disk).
+    """
+    path = Path(path)
+    missing: list[Path] = []
+    try:
+        _check_no_file_in_the_way(path)
+        missing = _created_by_mkdir(path)
+        path.mkdir(parents=True, exist_ok=True)
+    except OutputError:
+        raise
+    except OSError as error:
+        raise OutputError(f"cannot create output folder {path}: {error.strerror or error}", error.errno,
+                          error.strerror, str(path)) from error
+    finally:  # also the parents made before a failure, so that they are removed again
+        if _created_dirs:
+            _created_dirs[-1].extend(folder for folder in missing if folder.is_dir())
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".freqlens-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise OutputError(f"cannot write to output folder {path}: {error.strerror or error}", error.errno,
+                          error.strerror, str(path)) from error
+    return path
+
+
+def remove_empty_dirs(folders: list[Path]) -> None:
+    """Remove those of ``folders`` (listed outermost first) that are empty, innermost first; keep the
+    others (and anything that cannot be removed) silently."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+
+
+@contextlib.contextmanager
+def removing_created_dirs_on_error() -> Iterator[list[Path]]:
+    """Within the block, remember the folders :func:`prepare_output_dir` creates; when the block raises,
+    remove those still empty (a failed command leaves no empty output folders behind; folders holding
+    complete earlier files stay).
+
+    Yields:
+        The list of folders created so far in the block, outermost first.
+    """
+    created: list[Path] = []
+    _created_dirs.append(created)
+    try:
+        yield created
+    except BaseException:
+        remove_empty_dirs(created)
+        raise
+    finally:
+        popped = _created_dirs.pop()
+        assert popped is created, "removing_created_dirs_on_error blocks must nest"

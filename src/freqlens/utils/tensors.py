@@ -1,7 +1,8 @@
 """Tensor and model helpers shared by ``attribution``, ``metrics`` and ``training`` (a leaf module:
 it imports torch only, so every layer may use it).
 
-``check_inputs`` validates an image batch, ``eval_mode`` holds a model in eval mode and restores every
+``check_inputs`` validates an image batch, ``check_images`` also its pixel range (the [0, 1] convention,
+see :func:`pixel_range` for other input domains), ``check_logits`` a model's output, ``eval_mode`` holds a model in eval mode and restores every
 submodule's flag, ``chunks`` streams a range in slices of at most ``batch_size``, ``predict`` /
 ``resolve_target`` turn ``target=None`` into the predicted classes, ``reduce_channels`` reduces maps.
 """
@@ -10,11 +11,23 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from contextvars import ContextVar
 
 import torch
 from torch import Tensor, nn
 
+from freqlens.errors import InputError
+
 REDUCTIONS = ("sum", "mean", "abs_sum", "abs_mean", "max_abs")
+
+#: Relative tolerance of the pixel-range check: float images may overshoot [0, 1] by 1e-4 (rounding
+#: of a resize, a normalisation undone in float32) without being refused.
+PIXEL_TOLERANCE = 1e-4
+
+Bounds = tuple[float, float] | None
+_UNSET = object()
+_default_bounds: Bounds = (0.0, 1.0)
+_bounds_override: ContextVar[object] = ContextVar("freqlens_pixel_range", default=_UNSET)
 
 
 def check_inputs(inputs: Tensor, name: str = "inputs") -> Tensor:
@@ -30,6 +43,99 @@ def check_inputs(inputs: Tensor, name: str = "inputs") -> Tensor:
     if not bool(torch.isfinite(inputs).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
     return inputs
+
+
+def _checked_bounds(bounds: Bounds) -> Bounds:
+    if bounds is None:
+        return None
+    try:
+        low, high = (float(value) for value in bounds)
+    except (TypeError, ValueError):
+        raise ValueError(f"pixel range must be None or a (low, high) pair of numbers, got {bounds!r}") from None
+    if not low < high:
+        raise ValueError(f"pixel range must have low < high, got {bounds!r}")
+    return low, high
+
+
+def current_pixel_range() -> Bounds:
+    """The pixel range :func:`check_images` enforces now: ``(0.0, 1.0)`` unless changed by
+    :func:`set_pixel_range` or inside a :func:`pixel_range` block; ``None`` = not checked."""
+    bounds = _bounds_override.get()
+    return _default_bounds if bounds is _UNSET else bounds  # type: ignore[return-value]
+
+
+def set_pixel_range(bounds: Bounds) -> None:
+    """Change the pixel range checked wherever images enter freqlens, for the whole process.
+
+    Args:
+        bounds: ``(low, high)``, or ``None`` to turn the range check off (shape, dtype and NaN/inf are
+            still checked). The default is ``(0.0, 1.0)``, the freqlens convention: normalisation belongs
+            inside the model (:class:`freqlens.models.Normalized`), so that noise, baselines, blur and
+            attack budgets all live in pixel units.
+    """
+    global _default_bounds
+    _default_bounds = _checked_bounds(bounds)
+
+
+@contextlib.contextmanager
+def pixel_range(bounds: Bounds) -> Iterator[None]:
+    """Check images against ``bounds`` (``None``: no range check) inside the ``with`` block only.
+
+    For users whose models take another input domain (e.g. images in [0, 255] or standardised ones):
+    ``with freqlens.pixel_range(None): maps = Saliency(model)(x)``. Attacks and adversarial training
+    clamp to [0, 1] and keep checking that range whatever is set here.
+    """
+    token = _bounds_override.set(_checked_bounds(bounds))
+    try:
+        yield
+    finally:
+        _bounds_override.reset(token)
+
+
+def check_images(inputs: Tensor, name: str = "inputs", bounds: Bounds | object = _UNSET) -> Tensor:
+    """:func:`check_inputs` plus the pixel range (the one check of the [0, 1] convention).
+
+    Args:
+        inputs: ``B×C×H×W`` floating batch.
+        name: how the error message calls ``inputs``.
+        bounds: the range to enforce; default :func:`current_pixel_range` (``(0, 1)`` unless changed).
+
+    Returns:
+        ``inputs`` unchanged.
+
+    Raises:
+        InputError: pixels outside the range by more than :data:`PIXEL_TOLERANCE` of its width.
+    """
+    check_inputs(inputs, name)
+    bounds = current_pixel_range() if bounds is _UNSET else _checked_bounds(bounds)  # type: ignore[arg-type]
+    if bounds is None:
+        return inputs
+    low, high = bounds
+    slack = PIXEL_TOLERANCE * (high - low)
+    smallest, largest = (float(value) for value in torch.aminmax(inputs.detach()))
+    if smallest < low - slack or largest > high + slack:
+        hint = " (images in [0, 255]? divide them by 255)" if largest > 1.5 and (low, high) == (0.0, 1.0) else ""
+        raise InputError(
+            f"{name} must hold pixels in [{low:g}, {high:g}], got values in [{smallest:.4g}, {largest:.4g}]{hint}; "
+            "normalisation belongs inside the model (freqlens.models.Normalized); for another input domain "
+            "use freqlens.pixel_range(None) or freqlens.set_pixel_range((low, high))"
+        )
+    return inputs
+
+
+def check_logits(logits: object, batch: int | None = None) -> Tensor:
+    """Validate a model's output: a ``B×K`` tensor of finite logits; returns it.
+
+    Raises:
+        InputError: not a ``B×K`` tensor (or not ``batch`` rows), or NaN / infinite values (e.g. a model
+            with poisoned weights).
+    """
+    if not isinstance(logits, Tensor) or logits.dim() != 2 or (batch is not None and logits.shape[0] != batch):
+        shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+        raise InputError(f"the model must return logits of shape B×num_classes, got {shape}")
+    if not bool(torch.isfinite(logits.detach()).all()):
+        raise InputError("the model returned NaN or infinite logits (are its weights finite?)")
+    return logits
 
 
 @contextlib.contextmanager
@@ -59,11 +165,7 @@ def predict(model: nn.Module, inputs: Tensor, batch_size: int | None = None) -> 
     with eval_mode(model):
         outputs = []
         for part in chunks(inputs.shape[0], batch_size):
-            logits = model(inputs[part])
-            if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != part.stop - part.start:
-                shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-                raise ValueError(f"the model must return logits of shape [batch, classes], got {shape}")
-            outputs.append(logits)
+            outputs.append(check_logits(model(inputs[part]), part.stop - part.start))
         return torch.cat(outputs)
 
 
