@@ -11,7 +11,7 @@ from torch import nn
 
 from freqlens.analysis import Ranking, rank_methods
 from freqlens.analysis.sigma_search import default_sigmas
-from freqlens.attribution import IntegratedGradients, Occlusion, Saliency
+from freqlens.attribution import GradientInput, IntegratedGradients, Occlusion, Saliency
 from freqlens.attribution.base import Explainer
 from freqlens.metrics import deletion, insertion, mufidelity
 from freqlens.spectral import lowpass
@@ -112,11 +112,16 @@ def test_forgrad_rows_reuse_the_maps(linear):
     for row in ranking.forgrad_rows:
         assert row.sigma in sigmas and row.search is not None and row.search.sigma_star == row.sigma
         assert row.forgrad and row.label == f"{row.method}*"
-    # the * row is the original maps low-passed at σ*: its Deletion equals that of lowpass(maps, σ*)
+    # the * row is the FORGrad map (default: magnitude) of the original maps at σ*:
+    # its Deletion equals that of |lowpass(|mean_c φ|, σ*)|
+    assert ranking.mode == "magnitude" and ranking.to_dict()["forgrad_mode"] == "magnitude"
     star = ranking.forgrad_rows[0]
     maps = Saliency(model)(inputs)
-    expected = deletion(model, inputs, None, lowpass(maps, star.sigma, "box"), steps=8).double()
+    filtered = lowpass(maps.mean(dim=1, keepdim=True).abs(), star.sigma, "box").abs()
+    expected = deletion(model, inputs, None, filtered, steps=8).double()
     torch.testing.assert_close(star.values["deletion"], expected)
+    search = ranking.to_dict()["forgrad"][0]["sigma_search"]
+    assert search["mode"] == "magnitude" and len(search["gain_over_unfiltered"]) == len(sigmas)
     assert set(ranking.rank_change()) == {"saliency", "random"}
 
 
@@ -150,7 +155,7 @@ def test_calibration_set_and_fixed_sigma(linear):
 def test_markdown_and_dict(linear):
     model, inputs = linear
     ranking = rank_methods(model, inputs, methods=("saliency", "gradient_input", RandomMaps(model)),
-                           forgrad=2.0, generator=torch.Generator().manual_seed(0), **FAST)
+                           forgrad=2.0, generator=torch.Generator().manual_seed(0), mode="signed", **FAST)
     text = ranking.to_markdown()
     table = [line for line in text.split("\n\n")[0].splitlines()[2:]]
     labels = [line.split("|")[1].strip() for line in table]
@@ -208,3 +213,27 @@ def test_bad_arguments(linear, kwargs, fragment):
     kwargs = {"methods": ("saliency",), **kwargs}
     with pytest.raises(ValueError, match=fragment):
         rank_methods(model, inputs, **{**FAST, **kwargs})
+
+
+@pytest.mark.parametrize("mode", ["magnitude", "signed"])
+def test_original_rows_are_paired_with_the_forgrad_rows(linear, mode):
+    """With FORGrad on, the original row uses the * row's convention without low-pass (σ = ∞): at a σ at or
+    above Nyquist the two rows are identical; with FORGrad off the rows are the explainers' own maps."""
+    model, inputs = linear
+    target = torch.tensor([0, 1, 2, 0, 1, 2])
+    methods = ("gradient_input", ("occ", Occlusion(model, patch=4, stride=2)))
+    ranking = rank_methods(model, inputs, target, methods=methods, forgrad=float(SIZE // 2), mode=mode,
+                           generator=torch.Generator().manual_seed(0), **FAST)
+    for row, star in zip(ranking.rows, ranking.forgrad_rows):
+        for name in ("deletion", "insertion", "mufidelity", "hf_power_ratio"):
+            torch.testing.assert_close(star.values[name], row.values[name], rtol=0, atol=0)
+    gxi = GradientInput(model)(inputs, target)
+    paired = gxi.abs() if mode == "magnitude" else gxi  # one channel: |mean_c φ| = |φ|
+    expected = deletion(model, inputs, target, paired, steps=8).double()
+    torch.testing.assert_close(ranking.rows[0].values["deletion"], expected)
+    assert ranking.mode == mode
+    off = rank_methods(model, inputs, target, methods=methods, forgrad=False, mode=mode, **FAST)
+    assert off.mode is None and off.to_dict()["forgrad_mode"] is None
+    torch.testing.assert_close(off.rows[0].values["deletion"], deletion(model, inputs, target, gxi, steps=8).double())
+    if mode == "magnitude":  # |Grad × Input| loses the sign that the linear model's oracle needs
+        assert not torch.allclose(ranking.rows[0].values["mufidelity"], off.rows[0].values["mufidelity"])

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from freqlens.analysis import SigmaSearch, default_sigmas, search_sigma
+from freqlens.analysis import SigmaSearch, bootstrap_interval, default_sigmas, search_sigma
+from freqlens.attribution import forgrad_filter
 from freqlens.attribution.base import Explainer
 from freqlens.metrics import deletion, insertion
 from freqlens.spectral import lowpass, nyquist_sigma
@@ -56,7 +57,7 @@ def test_noisy_oracle_gives_sigma_below_nyquist():
     explainer = MapExplainer(model, lambda x, t: bump * x + noise)
     sigmas = default_sigmas(SIZE, SIZE)
     result = search_sigma(explainer, model, inputs, torch.zeros(4, dtype=torch.long), sigmas=sigmas,
-                          steps=16, score="logit")
+                          steps=16, score="logit", mode="signed")
     bound = nyquist_sigma(SIZE, SIZE, "box")
     assert sigmas[-1] == bound  # the identity is part of the default grid
     assert result.sigma_star in result.sigmas and result.sigma_star < bound
@@ -77,13 +78,17 @@ def test_explainer_called_once_for_whole_sweep_and_scores_consistent():
     # target=None is resolved once to the predicted class.
     with torch.no_grad():
         torch.testing.assert_close(result.target, model(inputs).argmax(1))
-    # Recompute one grid point directly from the base maps.
-    maps = lowpass(result.base_maps, 3.0, "box")
-    d = deletion(model, inputs, result.target, maps, steps=8).double().mean()
-    i = insertion(model, inputs, result.target, maps, steps=8).double().mean()
-    torch.testing.assert_close(result.deletion[3], d)
-    torch.testing.assert_close(result.insertion[3], i)
-    torch.testing.assert_close(result.best_maps(), lowpass(result.base_maps, result.sigma_star, "box"))
+    # Recompute one grid point directly from the base maps: the default pipeline is the magnitude one,
+    # |lowpass(|mean_c φ|)|, one map per image.
+    assert result.mode == "magnitude"
+    maps = lowpass(result.base_maps.mean(dim=1, keepdim=True).abs(), 3.0, "box").abs()
+    d = deletion(model, inputs, result.target, maps, steps=8).double()
+    i = insertion(model, inputs, result.target, maps, steps=8).double()
+    torch.testing.assert_close(result.deletion[3], d.mean())
+    torch.testing.assert_close(result.insertion[3], i.mean())
+    torch.testing.assert_close(result.per_image[3], i - d)
+    torch.testing.assert_close(result.best_maps(), forgrad_filter(result.base_maps, result.sigma_star, "box"))
+    assert result.best_maps().shape == (len(inputs), 1, SIZE, SIZE)
 
 
 def test_ties_go_to_the_smallest_sigma():
@@ -104,6 +109,8 @@ def test_ties_go_to_the_smallest_sigma():
     assert result.sigmas == [2.0, 4.0, 8.0]  # sorted, de-duplicated
     assert result.sigma_star == 2.0
     torch.testing.assert_close(result.scores, torch.zeros(3, dtype=torch.float64))
+    # nothing to gain over the unfiltered maps: σ* is not significant
+    assert result.gain.low == result.gain.high == 0.0 and not result.significant
 
 
 @pytest.mark.parametrize("shape", ["box", "disk", "gaussian"])
@@ -139,3 +146,94 @@ def test_bad_inputs():
     wrong = MapExplainer(model, lambda x, t: torch.rand(x.shape[0], 1, 8, 8))
     with pytest.raises(ValueError, match="do not match"):
         search_sigma(wrong, model, inputs, None, sigmas=[2.0, 8.0])
+
+
+def magnitude_problem(batch: int = 8):
+    """The bump model on images of constant brightness (so Grad × Input = bump · level is smooth), and
+    non-negative Nyquist-frequency noise on half the pixels, larger than the signal."""
+    model, _, bump = smooth_problem()
+    levels = torch.linspace(0.3, 0.7, batch).view(-1, 1, 1, 1)
+    inputs = levels.expand(batch, 1, SIZE, SIZE).clone()
+    noise = 0.5 * (1.0 + checkerboard())  # 1 on half the pixels, 0 elsewhere: |map| = map
+    return model, inputs, bump, noise
+
+
+def test_magnitude_oracle_gain_over_unfiltered_is_significant():
+    model, inputs, bump, noise = magnitude_problem()
+    explainer = MapExplainer(model, lambda x, t: bump * x + noise)
+    target = torch.zeros(len(inputs), dtype=torch.long)
+    result = search_sigma(explainer, model, inputs, target, steps=16, score="logit",
+                          generator=torch.Generator().manual_seed(0))
+    assert explainer.calls == 1 and result.mode == "magnitude"
+    bound = nyquist_sigma(SIZE, SIZE, "box")
+    assert result.sigma_star < bound and result.sigmas[-1] == bound
+    # the unfiltered reference is the grid's identity entry, in the same (magnitude) convention
+    torch.testing.assert_close(result.unfiltered, result.per_image[-1], rtol=0, atol=0)
+    reduced = result.base_maps.mean(dim=1, keepdim=True).abs()
+    expected = (insertion(model, inputs, target, reduced, steps=16, score="logit")
+                - deletion(model, inputs, target, reduced, steps=16, score="logit")).double()
+    torch.testing.assert_close(result.unfiltered, expected)
+    # per σ: interval of the mean I − D and paired gain over the unfiltered maps
+    assert len(result.intervals) == len(result.gains) == len(result.sigmas)
+    for k, (interval, gain) in enumerate(zip(result.intervals, result.gains)):
+        assert interval.estimate == pytest.approx(float(result.scores[k]), abs=1e-12)
+        assert interval.low <= interval.estimate <= interval.high and interval.n == len(inputs)
+        assert gain.estimate == pytest.approx(float((result.per_image[k] - result.unfiltered).mean()), abs=1e-12)
+    assert result.gains[-1].low == result.gains[-1].high == 0.0  # the identity against itself
+    assert result.gain.low > 0 and result.significant
+    assert result.interval is result.intervals[result.index]
+    summary = result.to_dict()
+    assert summary["significant"] is True and summary["mode"] == "magnitude"
+    assert summary["gain_over_unfiltered"][result.index]["low"] == result.gain.low
+
+
+def test_unfiltered_reference_is_computed_when_the_grid_lacks_the_identity():
+    model, inputs, bump, noise = magnitude_problem(batch=4)
+    explainer = MapExplainer(model, lambda x, t: bump * x + noise)
+    for mode in ("magnitude", "signed"):
+        result = search_sigma(explainer, model, inputs, None, sigmas=[1.0, 3.0], steps=8, mode=mode,
+                              n_resamples=50)
+        unfiltered_maps = forgrad_filter(result.base_maps, math.inf, "box", mode)
+        expected = (insertion(model, inputs, result.target, unfiltered_maps, steps=8)
+                    - deletion(model, inputs, result.target, unfiltered_maps, steps=8)).double()
+        torch.testing.assert_close(result.unfiltered, expected)
+        assert result.intervals[0].n_resamples == 50
+    assert explainer.calls == 2  # once per search: the reference reuses the base maps
+
+
+def test_signed_mode_filters_the_signed_maps():
+    model, inputs, bump = smooth_problem()
+    explainer = MapExplainer(model, lambda x, t: bump * x - 0.5)
+    result = search_sigma(explainer, model, inputs, None, sigmas=[2.0, 8.0], steps=8, mode="signed")
+    maps = lowpass(result.base_maps, 2.0, "box")
+    d = deletion(model, inputs, result.target, maps, steps=8).double()
+    torch.testing.assert_close(result.deletion[0], d.mean())
+    torch.testing.assert_close(result.best_maps(), lowpass(result.base_maps, result.sigma_star, "box"))
+    assert result.best_maps().shape == result.base_maps.shape
+
+
+def test_intervals_are_reproducible():
+    model, inputs, bump, noise = magnitude_problem(batch=6)
+    explainer = MapExplainer(model, lambda x, t: bump * x + noise)
+    runs = [search_sigma(explainer, model, inputs, None, sigmas=[2.0, 8.0], steps=8, generator=generator)
+            for generator in (None, None, torch.Generator().manual_seed(0), torch.Generator().manual_seed(1))]
+    assert runs[0].intervals == runs[1].intervals == runs[2].intervals  # None = a generator seeded with 0
+    assert runs[0].gains == runs[1].gains
+    assert runs[3].intervals != runs[0].intervals
+    # the first interval is the first draw of that generator
+    first = bootstrap_interval(runs[0].per_image[0], 1000, 0.95, torch.Generator().manual_seed(0))
+    assert runs[0].intervals[0] == first
+    light = runs[0].without_maps()
+    assert light.base_maps.numel() == 0 and light.target is None and light.gains == runs[0].gains
+
+
+def test_bad_bootstrap_and_mode_arguments():
+    model, inputs, bump = smooth_problem(batch=2)
+    explainer = MapExplainer(model, lambda x, t: bump * x)
+    with pytest.raises(ValueError, match="FORGrad mode"):
+        search_sigma(explainer, model, inputs, None, mode="abs")
+    with pytest.raises(ValueError, match="n_resamples"):
+        search_sigma(explainer, model, inputs, None, n_resamples=0)
+    with pytest.raises(ValueError, match="confidence"):
+        search_sigma(explainer, model, inputs, None, confidence=1.5)
+    assert explainer.calls == 0

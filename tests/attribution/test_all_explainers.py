@@ -63,8 +63,9 @@ EXPENSIVE: dict[str, Callable[[nn.Module], object]] = {
     "hsic": lambda model: HSICAttribution(model, grid=2, nb_design=8, generator=seeded()),
 }
 CAM = {"gradcam", "gradcam_pp"}
-# Channel-summing methods return one map per image; the others one per input channel.
-PER_CHANNEL = {"saliency", "gradient_input", "integrated_gradients", "smoothgrad_saliency", "forgrad_saliency"}
+# Channel-summing methods return one map per image; the others one per input channel. FORGrad's default
+# (magnitude) pipeline reduces the channels: one map per image.
+PER_CHANNEL = {"saliency", "gradient_input", "integrated_gradients", "smoothgrad_saliency"}
 
 
 @functools.cache

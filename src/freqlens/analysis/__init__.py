@@ -1,6 +1,7 @@
 """freqlens.analysis: studies composed from attribution, metrics and spectral (see DESIGN.md).
 
-* :func:`search_sigma` / :class:`SigmaSearch`: the FORGrad cutoff σ* (seed 001).
+* :func:`search_sigma` / :class:`SigmaSearch`: the FORGrad cutoff σ* (seed 001), with bootstrap intervals
+  (:func:`bootstrap_interval`, :func:`paired_bootstrap_interval`, :class:`Interval`).
 * :func:`explain_images` / :class:`Explanation`: maps of one method (+ FORGrad) — ``freqlens explain``.
 * :func:`rank_methods` / :class:`Ranking` / :class:`MethodRow`: faithfulness table and ranking of
   methods, original and FORGrad* (seed 001, Tables 1–2) — ``freqlens evaluate``.
@@ -13,6 +14,7 @@ All reachable from ``freqlens analyze NAME``.
 
 from .attack_spectra import AttackSpectra, AttackSpectrum, attack_spectra, high_low_ratio, save_rct_figure
 from .attribution_shift import AttributionShift, attribution_shift
+from .bootstrap import Interval, bootstrap_interval, paired_bootstrap_interval
 from .explain import Explanation, explain_images
 from .footprints import HF_MEASURES, Footprints, method_footprints
 from .occluded_frequency import ablate_bands, low_band_share, occluded_frequency, occluded_frequency_by_class
@@ -27,12 +29,14 @@ __all__ = [
     "AttributionShift",
     "Explanation",
     "Footprints",
+    "Interval",
     "MethodRow",
     "Ranking",
     "SigmaSearch",
     "ablate_bands",
     "attack_spectra",
     "attribution_shift",
+    "bootstrap_interval",
     "default_sigmas",
     "explain_images",
     "high_low_ratio",
@@ -41,6 +45,7 @@ __all__ = [
     "occluded_frequency",
     "occluded_frequency_by_class",
     "other_image_indices",
+    "paired_bootstrap_interval",
     "rank_methods",
     "robust_dataset",
     "save_rct_figure",

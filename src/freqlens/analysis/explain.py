@@ -10,15 +10,17 @@ from torch import Tensor, nn
 
 from freqlens.attribution import reduce_channels
 from freqlens.attribution.base import resolve_target
+from freqlens.attribution.forgrad import check_forgrad_mode, forgrad_filter
 from freqlens.attribution.registry import canonical_method, make_explainer
-from freqlens.spectral import lowpass, power_spectrum
+from freqlens.spectral import power_spectrum
 
 from .sigma_search import SigmaSearch, search_sigma
 
 
 @dataclass
 class Explanation:
-    """Maps of one method on ``images`` (``B×C×H×W``), with the FORGrad-filtered maps when asked."""
+    """Maps of one method on ``images`` (``B×C×H×W``), with the FORGrad maps when asked (``forgrad_maps``:
+    ``B×1×H×W`` in ``mode="magnitude"``, the maps' shape in ``mode="signed"``)."""
 
     method: str
     images: Tensor
@@ -28,6 +30,7 @@ class Explanation:
     sigma: float | None = None
     shape: str = "box"
     search: SigmaSearch | None = field(default=None, repr=False)
+    mode: str = "magnitude"
 
     def log_spectrum(self) -> Tensor:
         """``log(1 + power spectrum)`` of the channel-summed maps, ``B×H×W`` (DC at the centre)."""
@@ -42,6 +45,7 @@ def explain_images(
     target: Tensor | None = None,
     forgrad: float | str | None = None,
     shape: str = "box",
+    mode: str = "magnitude",
     calibration: tuple[Tensor, Tensor | None] | None = None,
     sigmas: list[float] | None = None,
     steps: int = 20,
@@ -53,13 +57,16 @@ def explain_images(
     ``target=None``: the predicted classes. ``forgrad``: ``None`` (no filtering), a σ in cycles per
     image, or ``"auto"`` = σ* of :func:`search_sigma` on ``calibration = (images, target or None)``,
     images that are not the explained ones (held out), with Deletion/Insertion of ``steps`` steps.
+    ``mode``: the FORGrad pipeline (:func:`freqlens.attribution.forgrad_filter`), ``"magnitude"`` (as
+    published) or ``"signed"``; used for the filtered maps and the σ* search.
     """
     method = canonical_method(method)
+    check_forgrad_mode(mode)
     generator = torch.Generator(device=images.device).manual_seed(seed)
     explainer = make_explainer(method, model, batch_size=batch_size, generator=generator)
     target = resolve_target(model, images, target, batch_size)
     maps = explainer(images, target)
-    result = Explanation(method=method, images=images, target=target, maps=maps, shape=shape)
+    result = Explanation(method=method, images=images, target=target, maps=maps, shape=shape, mode=mode)
     if forgrad is None:
         return result
     if forgrad == "auto":
@@ -68,11 +75,11 @@ def explain_images(
         calibration_images, calibration_target = calibration
         search = search_sigma(
             explainer, model, calibration_images, calibration_target, sigmas=sigmas, shape=shape, steps=steps,
-            batch_size=batch_size,
+            batch_size=batch_size, mode=mode,
         )
         result.search, sigma = search, float(search.sigma_star)
     else:
         sigma = float(forgrad)
     result.sigma = sigma
-    result.forgrad_maps = lowpass(maps, sigma, shape)  # = FORGrad(explainer, sigma, shape) without recomputing
+    result.forgrad_maps = forgrad_filter(maps, sigma, shape, mode)  # = FORGrad(explainer, sigma, shape, mode)
     return result

@@ -4,8 +4,9 @@ For each method the maps of the evaluated images are computed **once**; Deletion
 MuFidelity (one value per image), the global score ``I + F − D``, the three high-frequency measures
 (on channel-summed maps) and the cost (forward + backward passes per image, counted with
 :func:`freqlens.attribution.base.count_passes`, and seconds per image) are reported. With FORGrad on,
-each method also gets a "*" row: its base maps low-passed at σ* (no second attribution of the
-evaluated images).
+each method also gets a "*" row: the FORGrad map of its base maps at σ* (no second attribution of the
+evaluated images), and both rows use the same map convention (``mode``), so that the comparison is
+paired: in magnitude mode the original row is the magnitude map without low-pass (σ = ∞).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import torch
 from torch import Tensor, nn
 
 from freqlens.attribution._batching import saved_bytes_per_image
-from freqlens.attribution.base import call_explainer, check_inputs, count_passes, eval_mode, resolve_target
+from freqlens.attribution.base import call_explainer, check_images, count_passes, eval_mode, resolve_target
+from freqlens.attribution.forgrad import check_forgrad_mode, forgrad_filter
 from freqlens.attribution.registry import canonical_method, make_explainer
 from freqlens.metrics import deletion, global_score, insertion, mufidelity
-from freqlens.spectral import compression_ratio, hf_power_ratio, laplacian_energy, lowpass
+from freqlens.spectral import compression_ratio, hf_power_ratio, laplacian_energy
 from freqlens.utils.tensors import reduce_channels
 
 from .sigma_search import SigmaSearch, search_sigma
@@ -84,12 +86,15 @@ class Ranking:
 
     Orders: :attr:`order` (original maps), :attr:`forgrad_order` (every method's * row) and
     :attr:`paper_order` (seed 001 Table 2: * rows of gradient methods, original rows of the others).
+    ``mode``: the FORGrad pipeline of the * rows and of the original rows they are paired with
+    (``"magnitude"`` / ``"signed"``), ``None`` when FORGrad is off (original rows = the explainers' maps).
     """
 
     rows: list[MethodRow]
     forgrad_rows: list[MethodRow]
     n_images: int
     sigma_source: str | None = None
+    mode: str | None = None
 
     @staticmethod
     def _order(rows: list[MethodRow]) -> list[str]:
@@ -142,15 +147,14 @@ class Ranking:
                 },
                 "cost": {"forward_per_image": row.forward, "backward_per_image": row.backward,
                          "passes_per_image": row.passes, "seconds_per_image": row.seconds},
-                **({"sigma_search": {"sigmas": row.search.sigmas, "sigma_star": row.search.sigma_star,
-                                     "insertion_minus_deletion": row.search.scores.tolist()}}
-                   if row.search is not None else {}),
+                **({"sigma_search": row.search.to_dict()} if row.search is not None else {}),
             }
 
         ranks = self.rank_change()
         return {
             "n_images": self.n_images,
             "sigma_source": self.sigma_source,
+            "forgrad_mode": self.mode,
             "methods": [row_dict(r) for r in self.rows],
             "forgrad": [row_dict(r) for r in self.forgrad_rows],
             "ranking": {"original": self.order, "forgrad": self.paper_order, "all_forgrad": self.forgrad_order,
@@ -179,8 +183,8 @@ class Ranking:
             by_name = {r.method: r for r in self.rows}
             by_label = {r.label: r for r in self.paper_pool()}
             changes = self.rank_change()
-            lines.append("FORGrad column: gradient methods filtered at σ* (marked *), the others unchanged "
-                         "(seed 001, Table 2).")
+            lines.append(f"FORGrad column: gradient methods filtered at σ* (marked *, {self.mode} pipeline), "
+                         "the others unchanged (seed 001, Table 2).")
             lines.append("")
             lines.append(_md_row(["Rank", "Original", "I+F−D", "FORGrad", "I+F−D", "Δ rank of the original"]))
             lines.append(_md_row(["---"] * 6))
@@ -249,9 +253,102 @@ def _forgrad_setting(forgrad: bool | str | float | None) -> str | float | None:
     return sigma
 
 
+def _evaluate_maps(model: nn.Module, inputs: Tensor, target: Tensor, maps: Tensor, *, steps: int, grid: int,
+                   samples: int, batch_size: int | None, progress: bool, mask_seed: int) -> dict[str, Tensor]:
+    """Per-image values (float64, CPU) of every metric of :data:`METRICS` for ``maps`` of ``inputs``;
+    the MuFidelity masks come from a fresh generator seeded with ``mask_seed`` (the same for every row)."""
+    masks = torch.Generator(device=inputs.device).manual_seed(mask_seed)
+    common = {"batch_size": batch_size, "progress": progress}
+    values = {
+        "deletion": deletion(model, inputs, target, maps, steps=steps, **common),
+        "insertion": insertion(model, inputs, target, maps, steps=steps, **common),
+        "mufidelity": mufidelity(model, inputs, target, maps, grid=grid, samples=samples, generator=masks, **common),
+    }
+    values = {k: v.detach().double().cpu() for k, v in values.items()}
+    values["score"] = global_score(values["deletion"], values["insertion"], values["mufidelity"])
+    reduced = reduce_channels(maps.detach(), "sum")
+    values["hf_power_ratio"] = hf_power_ratio(reduced).double().cpu()
+    values["laplacian_energy"] = laplacian_energy(reduced).double().cpu()
+    values["compression_ratio"] = compression_ratio(reduced).double().cpu()
+    return values
+
+
+def _check_arguments(steps: object, calibration: object, mode: object) -> tuple[Tensor, Tensor | int | None] | None:
+    """Validate ``steps``, ``mode`` and ``calibration`` of :func:`rank_methods`; the checked calibration pair."""
+    check_forgrad_mode(mode)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if calibration is None:
+        return None
+    if not (isinstance(calibration, tuple) and len(calibration) == 2):
+        raise ValueError("calibration must be a pair (images, target or None)")
+    return check_images(calibration[0]), calibration[1]
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+@dataclass
+class _Table:
+    """The shared settings of one :func:`rank_methods` call; :meth:`rows` evaluates one method."""
+
+    model: nn.Module
+    inputs: Tensor
+    target: Tensor
+    setting: str | float | None
+    mode: str
+    shape: str
+    sigmas: Sequence[float] | None
+    calibration: tuple[Tensor, Tensor | int | None] | None
+    generator: torch.Generator | None
+    batch_size: int | None
+    metric_settings: dict
+
+    def evaluate(self, maps: Tensor) -> dict[str, Tensor]:
+        return _evaluate_maps(self.model, self.inputs, self.target, maps, **self.metric_settings)
+
+    def sigma(self, explainer: object, maps: Tensor) -> tuple[float, SigmaSearch | None]:
+        """σ of the * row: fixed, or σ* searched on the calibration images (the explainer is called on
+        them) or else on the evaluated images with their cached ``maps``."""
+        if self.setting != "auto":
+            return float(self.setting), None  # type: ignore[arg-type]
+        if self.calibration is not None:
+            source, images, target = explainer, self.calibration[0], self.calibration[1]
+        else:
+            source, images, target = _CachedMaps(self.inputs, maps), self.inputs, self.target
+        search = search_sigma(source, self.model, images, target, sigmas=self.sigmas, shape=self.shape,
+                              steps=self.metric_settings["steps"], batch_size=self.batch_size, mode=self.mode)
+        return float(search.sigma_star), search
+
+    def rows(self, label: str, explainer: object) -> tuple[MethodRow, MethodRow | None]:
+        """The original row of one method and its * row (``None`` when FORGrad is off); maps computed once."""
+        batch, device = self.inputs.shape[0], self.inputs.device
+        _sync(device)
+        start = time.perf_counter()
+        with count_passes(self.model) as count:
+            maps = call_explainer(explainer, self.inputs, self.target, self.generator).detach()
+        _sync(device)
+        seconds = time.perf_counter() - start
+        if maps.dim() not in (3, 4) or maps.shape[0] != batch or not bool(torch.isfinite(maps).all()):
+            raise ValueError(f"{label}: the explainer returned invalid maps of shape {tuple(maps.shape)}")
+        family = str(getattr(explainer, "family", "gradient"))
+        if self.setting is None:
+            return MethodRow(label, False, self.evaluate(maps), count.forward / batch, count.backward / batch,
+                             seconds / batch, family=family), None
+        # paired: the original row is the FORGrad map of the same mode without low-pass (σ = ∞)
+        paired = forgrad_filter(maps, math.inf, self.shape, self.mode)
+        row = MethodRow(label, False, self.evaluate(paired), count.forward / batch, count.backward / batch,
+                        seconds / batch, family=family)
+        sigma, search = self.sigma(explainer, maps)
+        start = time.perf_counter()
+        filtered = forgrad_filter(maps, sigma, self.shape, self.mode)
+        _sync(device)
+        seconds = row.seconds + (time.perf_counter() - start) / batch
+        star = MethodRow(label, True, self.evaluate(filtered), row.forward, row.backward, seconds, sigma=sigma,
+                         search=search, family=family)
+        return row, star
 
 
 def rank_methods(
@@ -270,6 +367,7 @@ def rank_methods(
     progress: bool = True,
     *,
     shape: str = "box",
+    mode: str = "magnitude",
 ) -> Ranking:
     """Evaluate and rank attribution methods (seed 001, Tables 1–2).
 
@@ -285,6 +383,13 @@ def rank_methods(
             **else on the evaluated inputs themselves, reusing their maps** (σ* is then tuned on the test
             images — optimistic; give a calibration set for a fair comparison); a float: a fixed σ.
         sigmas: σ grid of the search (default :func:`default_sigmas`); ``shape``: the low-pass shape.
+        mode: the FORGrad pipeline (:func:`freqlens.attribution.forgrad_filter`): ``"magnitude"`` (the
+            published one, default) or ``"signed"`` (seed 001, Prop. 3.1). With FORGrad on, the
+            **original row of every method uses the same convention as its * row** (paired
+            comparison): its maps are ``forgrad_filter(maps, inf, shape, mode)``, i.e. in magnitude mode
+            ``|mean_c φ|`` without low-pass (the identity for non-negative one-channel maps such as RISE,
+            Sobol, HSIC, GradCAM; ``|φ|`` for Occlusion), in signed mode ``φ`` itself. With FORGrad off
+            the rows are the explainers' own maps and ``mode`` is not used.
         steps: Deletion/Insertion (and σ search) steps. ``mufidelity_samples``, ``grid``: MuFidelity
             (subset 0.2). The MuFidelity masks are the same for every row (a seed drawn once from
             ``generator``).
@@ -297,35 +402,11 @@ def rank_methods(
         memory probe of automatic batching is run up front), e.g. Saliency 1 + 1, Integrated
         Gradients ``steps`` + ``steps``, Occlusion ``1 + patches`` forwards.
     """
-    inputs = check_inputs(inputs)
+    inputs = check_images(inputs)
     setting = _forgrad_setting(forgrad)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    if calibration is not None:
-        if not (isinstance(calibration, tuple) and len(calibration) == 2):
-            raise ValueError("calibration must be a pair (images, target or None)")
-        calibration = (check_inputs(calibration[0]), calibration[1])
+    calibration = _check_arguments(steps, calibration, mode)
     explainers = _resolve_methods(methods, model, batch_size, generator)
-    batch = inputs.shape[0]
     mask_seed = int(torch.randint(0, 2**62, (1,), generator=generator).item()) if generator is not None else 0
-    metric_kwargs = {"batch_size": batch_size, "progress": progress}
-
-    def evaluate(maps: Tensor, tgt: Tensor) -> dict[str, Tensor]:
-        masks = torch.Generator(device=inputs.device).manual_seed(mask_seed)
-        values = {
-            "deletion": deletion(model, inputs, tgt, maps, steps=steps, **metric_kwargs),
-            "insertion": insertion(model, inputs, tgt, maps, steps=steps, **metric_kwargs),
-            "mufidelity": mufidelity(model, inputs, tgt, maps, grid=grid, samples=mufidelity_samples,
-                                     generator=masks, **metric_kwargs),
-        }
-        values = {k: v.detach().double().cpu() for k, v in values.items()}
-        values["score"] = global_score(values["deletion"], values["insertion"], values["mufidelity"])
-        reduced = reduce_channels(maps.detach(), "sum")
-        values["hf_power_ratio"] = hf_power_ratio(reduced).double().cpu()
-        values["laplacian_energy"] = laplacian_energy(reduced).double().cpu()
-        values["compression_ratio"] = compression_ratio(reduced).double().cpu()
-        return values
-
     rows: list[MethodRow] = []
     forgrad_rows: list[MethodRow] = []
     from tqdm.auto import tqdm
@@ -334,44 +415,16 @@ def rank_methods(
         target = resolve_target(model, inputs, target, batch_size)
         if batch_size is None:  # the one-off 1-image memory probe of automatic batching, not a method's cost
             saved_bytes_per_image(model, inputs[:1])
+        table = _Table(model, inputs, target, setting, mode, shape, sigmas, calibration, generator, batch_size,
+                       {"steps": steps, "grid": grid, "samples": mufidelity_samples, "batch_size": batch_size,
+                        "progress": progress, "mask_seed": mask_seed})
         bar = tqdm(explainers, desc="rank_methods", unit="method", leave=False, disable=not progress)
         for label, explainer in bar:
             bar.set_postfix_str(label)
-            _sync(inputs.device)
-            start = time.perf_counter()
-            with count_passes(model) as count:
-                maps = call_explainer(explainer, inputs, target, generator).detach()
-            _sync(inputs.device)
-            seconds = time.perf_counter() - start
-            if maps.dim() not in (3, 4) or maps.shape[0] != batch or not bool(torch.isfinite(maps).all()):
-                raise ValueError(f"{label}: the explainer returned invalid maps of shape {tuple(maps.shape)}")
-            family = str(getattr(explainer, "family", "gradient"))
-            row = MethodRow(label, False, evaluate(maps, target), count.forward / batch, count.backward / batch,
-                            seconds / batch, family=family)
+            row, star = table.rows(label, explainer)
             rows.append(row)
-            if setting is None:
-                continue
-            search = None
-            if setting == "auto":
-                if calibration is not None:
-                    search = search_sigma(explainer, model, calibration[0], calibration[1], sigmas=sigmas,
-                                          shape=shape, steps=steps, batch_size=batch_size)
-                else:
-                    search = search_sigma(_CachedMaps(inputs, maps), model, inputs, target, sigmas=sigmas,
-                                          shape=shape, steps=steps, batch_size=batch_size)
-                sigma = float(search.sigma_star)
-            else:
-                sigma = float(setting)
-            start = time.perf_counter()
-            filtered = lowpass(maps, sigma, shape)
-            _sync(inputs.device)
-            filter_seconds = time.perf_counter() - start
-            forgrad_rows.append(MethodRow(label, True, evaluate(filtered, target), row.forward, row.backward,
-                                          row.seconds + filter_seconds / batch, sigma=sigma, search=search,
-                                          family=family))
-    source = None
-    if setting == "auto":
-        source = "calibration" if calibration is not None else "inputs"
-    elif setting is not None:
-        source = "fixed"
-    return Ranking(rows=rows, forgrad_rows=forgrad_rows, n_images=batch, sigma_source=source)
+            if star is not None:
+                forgrad_rows.append(star)
+    source = {None: None, "auto": "calibration" if calibration is not None else "inputs"}.get(setting, "fixed")
+    return Ranking(rows=rows, forgrad_rows=forgrad_rows, n_images=inputs.shape[0], sigma_source=source,
+                   mode=None if setting is None else mode)

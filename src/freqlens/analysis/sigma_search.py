@@ -1,31 +1,40 @@
-"""FORGrad cutoff search (seed 001, §4 "An adapted σ* per model").
+"""FORGrad cutoff search (seed 001, §3.4 "An adapted σ* per model"), with bootstrap intervals.
 
-``σ* = argmax_σ mean_x [Insertion(φ_σ(x)) − Deletion(φ_σ(x))]`` with ``φ_σ = lowpass(φ, σ)``. The paper
-writes "argmax D − I", but lower Deletion is better, so the faithful reading (and ours) maximises
-``I − D``. The base maps ``φ(x)`` are computed once; only the filtering and the two metrics are
-repeated per σ.
+``σ* = argmax_σ mean_x [Insertion(φ_σ(x)) − Deletion(φ_σ(x))]`` with ``φ_σ`` the FORGrad map of
+:func:`freqlens.attribution.forgrad_filter` (``mode="magnitude"``: the published pipeline,
+``"signed"``: Prop. 3.1's). The paper writes "argmax D − I", but lower Deletion is better, so the
+faithful reading (and ours) maximises ``I − D``. The base maps ``φ(x)`` are computed once; only the
+filtering and the two metrics are repeated per σ.
+
+Because σ* is an argmax over a noisy curve, the search also reports, per σ, a percentile-bootstrap
+interval of the mean ``I − D`` over images and the paired gain over the unfiltered map of the same mode
+(σ = ∞, the same images) with its interval (:mod:`freqlens.analysis.bootstrap`); σ* is *significant*
+when the gain interval lies entirely above 0.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from freqlens.attribution.base import Explainer, check_inputs, resolve_target
+from freqlens.attribution.base import Explainer, check_images, resolve_target
+from freqlens.attribution.forgrad import check_forgrad_mode, forgrad_filter
 from freqlens.metrics import deletion, insertion
-from freqlens.spectral import lowpass, nyquist_sigma
+from freqlens.spectral import nyquist_sigma
+
+from .bootstrap import Interval, _check_settings, bootstrap_interval, paired_bootstrap_interval
 
 __all__ = ["SigmaSearch", "default_sigmas", "search_sigma"]
 
 
 @dataclass(frozen=True)
 class SigmaSearch:
-    """Result of :func:`search_sigma`.
+    """Result of :func:`search_sigma` (S = number of σ, B = number of images).
 
     Attributes:
         sigma_star: the selected cutoff σ* (an element of ``sigmas``).
@@ -33,9 +42,16 @@ class SigmaSearch:
         scores: ``Tensor[S]``, mean over images of ``Insertion − Deletion`` per σ (the criterion).
         deletion: ``Tensor[S]``, mean Deletion per σ.
         insertion: ``Tensor[S]``, mean Insertion per σ.
-        base_maps: the unfiltered maps ``φ(x)`` (the explainer's output).
+        base_maps: the unfiltered maps ``φ(x)`` (the explainer's output, before the FORGrad pipeline).
         shape: the low-pass shape used.
         target: the classes explained, ``LongTensor[B]``.
+        mode: the FORGrad pipeline, ``"magnitude"`` or ``"signed"``.
+        per_image: ``Tensor[S, B]``, ``Insertion − Deletion`` of every image at every σ.
+        unfiltered: ``Tensor[B]``, ``Insertion − Deletion`` of the unfiltered map of the same mode
+            (``forgrad_filter(φ, inf, shape, mode)``: ``|reduced φ|`` in magnitude mode, ``φ`` in signed).
+        intervals: per σ, the bootstrap interval of the mean ``I − D`` over images.
+        gains: per σ, the bootstrap interval of the mean paired gain ``(I − D)(φ_σ) − (I − D)(φ_∞)``.
+        unfiltered_interval: the bootstrap interval of the mean ``I − D`` of the unfiltered maps.
     """
 
     sigma_star: float
@@ -46,15 +62,55 @@ class SigmaSearch:
     base_maps: Tensor = field(repr=False)
     shape: str = "box"
     target: Tensor | None = field(default=None, repr=False)
+    mode: str = "magnitude"
+    per_image: Tensor | None = field(default=None, repr=False)
+    unfiltered: Tensor | None = field(default=None, repr=False)
+    intervals: list[Interval] = field(default_factory=list, repr=False)
+    gains: list[Interval] = field(default_factory=list, repr=False)
+    unfiltered_interval: Interval | None = field(default=None, repr=False)
 
     @property
     def index(self) -> int:
         """Position of σ* in :attr:`sigmas`."""
         return self.sigmas.index(self.sigma_star)
 
+    @property
+    def interval(self) -> Interval | None:
+        """Bootstrap interval of the mean ``I − D`` at σ* (``None`` if not computed)."""
+        return self.intervals[self.index] if self.intervals else None
+
+    @property
+    def gain(self) -> Interval | None:
+        """Paired gain of σ* over the unfiltered maps, with its bootstrap interval (``None`` if not computed)."""
+        return self.gains[self.index] if self.gains else None
+
+    @property
+    def significant(self) -> bool:
+        """Whether the gain of σ* over the unfiltered maps is significant: its interval lies above 0."""
+        gain = self.gain
+        return gain is not None and gain.low > 0.0
+
     def best_maps(self) -> Tensor:
-        """The base maps filtered at σ* (``lowpass(base_maps, sigma_star, shape)``)."""
-        return lowpass(self.base_maps, self.sigma_star, self.shape)
+        """The FORGrad maps at σ*: ``forgrad_filter(base_maps, sigma_star, shape, mode)``."""
+        return forgrad_filter(self.base_maps, self.sigma_star, self.shape, self.mode)
+
+    def without_maps(self) -> SigmaSearch:
+        """A copy without ``base_maps`` / ``target`` and with the tensors on the CPU (light to pickle)."""
+        cpu = {name: getattr(self, name).detach().cpu() for name in ("scores", "deletion", "insertion", "per_image",
+                                                                     "unfiltered") if getattr(self, name) is not None}
+        return replace(self, base_maps=torch.empty(0), target=None, **cpu)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary: the curve, the intervals, the gains over the unfiltered maps and σ*."""
+        return {
+            "mode": self.mode, "shape": self.shape, "sigmas": list(self.sigmas), "sigma_star": self.sigma_star,
+            "insertion_minus_deletion": self.scores.tolist(), "deletion": self.deletion.tolist(),
+            "insertion": self.insertion.tolist(),
+            "intervals": [interval.to_dict() for interval in self.intervals],
+            "gain_over_unfiltered": [gain.to_dict() for gain in self.gains],
+            "unfiltered": None if self.unfiltered_interval is None else self.unfiltered_interval.to_dict(),
+            "significant": self.significant,
+        }
 
 
 def default_sigmas(height: int, width: int, shape: str = "box", n: int = 16) -> list[float]:
@@ -98,6 +154,14 @@ def _check_sigmas(sigmas: Sequence[float] | Tensor) -> list[float]:
     return sorted(set(values))
 
 
+def _deletion_insertion(model: nn.Module, inputs: Tensor, target: Tensor, maps: Tensor,
+                        kwargs: dict) -> tuple[Tensor, Tensor]:
+    """Per image ``(Deletion, Insertion)`` of ``maps`` as float64 CPU ``Tensor[B]``."""
+    d = deletion(model, inputs, target, maps, **kwargs).detach().double().cpu()
+    i = insertion(model, inputs, target, maps, **kwargs).detach().double().cpu()
+    return d, i
+
+
 def search_sigma(
     explainer: Explainer,
     model: nn.Module,
@@ -110,14 +174,18 @@ def search_sigma(
     baseline: float | Tensor | str = 0.0,
     score: str = "prob",
     *,
+    mode: str = "magnitude",
     reduce: str = "sum",
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    generator: torch.Generator | None = None,
     progress: bool = False,
 ) -> SigmaSearch:
-    """Find the FORGrad cutoff σ* maximising ``mean(Insertion − Deletion)`` (seed 001).
+    """Find the FORGrad cutoff σ* maximising ``mean(Insertion − Deletion)`` (seed 001, §3.4).
 
     Args:
         explainer: any explainer; ``explainer.attribute(inputs, target)`` is called **once** for the
-            whole batch (each image is explained once for the whole sweep).
+            whole batch (each image is explained once for the whole sweep and the unfiltered reference).
         model: the classifier scored by the metrics (usually ``explainer.model``).
         inputs: ``B×C×H×W`` images in [0, 1].
         target: ``LongTensor[B]``, int, or ``None`` = the predicted class (resolved once).
@@ -126,45 +194,71 @@ def search_sigma(
         shape: low-pass shape for :func:`freqlens.spectral.lowpass`.
         steps, batch_size, baseline, score, reduce: passed to :func:`freqlens.metrics.deletion` and
             :func:`freqlens.metrics.insertion`.
+        mode: the FORGrad pipeline of :func:`freqlens.attribution.forgrad_filter`, ``"magnitude"``
+            (published, default) or ``"signed"``; the unfiltered reference uses the same mode.
+        n_resamples, confidence: of the percentile bootstrap over images (:func:`bootstrap_interval`).
+        generator: CPU generator of the bootstrap resampling; ``None``: a generator seeded with 0, so
+            the intervals of a given search are reproducible.
         progress: a tqdm bar over the σ grid.
 
     Returns:
-        :class:`SigmaSearch`. Ties in the criterion go to the **smaller** σ (the smoother map).
+        :class:`SigmaSearch`. Ties in the criterion go to the **smaller** σ (the smoother map). The
+        unfiltered reference (σ = ∞) is taken from the grid when it holds a σ ≥ the Nyquist bound of
+        ``shape``, else computed once more from the same base maps.
     """
-    inputs = check_inputs(inputs)
+    inputs = check_images(inputs)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     if score not in ("prob", "logit"):
         raise ValueError(f"unknown score {score!r}; expected one of prob, logit")
+    check_forgrad_mode(mode)
+    _check_settings(n_resamples, confidence)
     height, width = inputs.shape[-2:]
+    bound = nyquist_sigma(height, width, shape)  # validates ``shape`` before any work
     grid = default_sigmas(height, width, shape) if sigmas is None else _check_sigmas(sigmas)
-    nyquist_sigma(height, width, shape)  # validates ``shape`` before any work
     target = resolve_target(model, inputs, target, batch_size)
+    base_maps = _base_maps(explainer, inputs, target)
 
+    kwargs = {"steps": steps, "baseline": baseline, "score": score, "batch_size": batch_size, "reduce": reduce}
+    deletions, insertions = [], []
+    for sigma in tqdm(grid, desc="search_sigma", unit="σ", leave=False, disable=not progress):
+        d, i = _deletion_insertion(model, inputs, target, forgrad_filter(base_maps, sigma, shape, mode), kwargs)
+        deletions.append(d)
+        insertions.append(i)
+    per_deletion, per_insertion = torch.stack(deletions), torch.stack(insertions)  # S×B
+    per_image = per_insertion - per_deletion
+    if grid[-1] >= bound:  # the grid holds the identity: its maps are the unfiltered ones
+        unfiltered = per_image[-1]
+    else:
+        d, i = _deletion_insertion(model, inputs, target, forgrad_filter(base_maps, math.inf, shape, mode), kwargs)
+        unfiltered = i - d
+    deletion_mean, insertion_mean = per_deletion.mean(dim=1), per_insertion.mean(dim=1)
+    scores = insertion_mean - deletion_mean
+    best = int(torch.argmax(scores))  # first maximum = the smallest σ among ties (grid is sorted)
+    intervals, gains, reference = _intervals(per_image, unfiltered, n_resamples, confidence, generator)
+    return SigmaSearch(
+        sigma_star=grid[best], sigmas=grid, scores=scores, deletion=deletion_mean, insertion=insertion_mean,
+        base_maps=base_maps, shape=shape, target=target, mode=mode, per_image=per_image, unfiltered=unfiltered,
+        intervals=intervals, gains=gains, unfiltered_interval=reference,
+    )
+
+
+def _intervals(per_image: Tensor, unfiltered: Tensor, n_resamples: int, confidence: float,
+               generator: torch.Generator | None) -> tuple[list[Interval], list[Interval], Interval]:
+    """Per σ the interval of the mean ``I − D`` and of the paired gain over ``unfiltered``, then the
+    interval of the unfiltered mean; drawn in that order from ``generator`` (``None``: seeded with 0)."""
+    rng = generator if generator is not None else torch.Generator().manual_seed(0)
+    intervals = [bootstrap_interval(row, n_resamples, confidence, rng) for row in per_image]
+    gains = [paired_bootstrap_interval(row, unfiltered, n_resamples, confidence, rng) for row in per_image]
+    return intervals, gains, bootstrap_interval(unfiltered, n_resamples, confidence, rng)
+
+
+def _base_maps(explainer: Explainer, inputs: Tensor, target: Tensor) -> Tensor:
+    """The explainer's maps of ``inputs`` (one call), checked: ``B×C×H×W`` / ``B×H×W`` and finite."""
     base_maps = explainer.attribute(inputs, target).detach()
     if not isinstance(base_maps, Tensor) or base_maps.dim() not in (3, 4) or base_maps.shape[0] != inputs.shape[0]:
         got = tuple(base_maps.shape) if isinstance(base_maps, Tensor) else type(base_maps).__name__
         raise ValueError(f"the explainer returned maps of shape {got} for inputs of shape {tuple(inputs.shape)}")
     if not bool(torch.isfinite(base_maps).all()):
         raise ValueError("the explainer returned maps with NaN or infinite values")
-
-    deletions, insertions = [], []
-    for sigma in tqdm(grid, desc="search_sigma", unit="σ", leave=False, disable=not progress):
-        maps = lowpass(base_maps, sigma, shape)
-        kwargs = {"steps": steps, "baseline": baseline, "score": score, "batch_size": batch_size, "reduce": reduce}
-        deletions.append(deletion(model, inputs, target, maps, **kwargs).double().mean())
-        insertions.append(insertion(model, inputs, target, maps, **kwargs).double().mean())
-    deletion_mean = torch.stack(deletions).cpu()
-    insertion_mean = torch.stack(insertions).cpu()
-    scores = insertion_mean - deletion_mean
-    best = int(torch.argmax(scores))  # first maximum = the smallest σ among ties (grid is sorted)
-    return SigmaSearch(
-        sigma_star=grid[best],
-        sigmas=grid,
-        scores=scores,
-        deletion=deletion_mean,
-        insertion=insertion_mean,
-        base_maps=base_maps,
-        shape=shape,
-        target=target,
-    )
+    return base_maps

@@ -7,7 +7,7 @@ others; see :mod:`freqlens.attribution.base` and DESIGN.md.
 
 from ._batching import auto_batch_size
 from .base import SCORES, Explainer, PassCount, count_passes
-from .forgrad import FORGrad
+from .forgrad import FORGRAD_MODES, FORGrad, forgrad_filter
 from .gradcam import GradCAM, GradCAMPlusPlus
 from .gradient import GradientInput, Saliency, input_gradients
 from .hsic import HSICAttribution
@@ -19,6 +19,7 @@ from .rise import RISE
 from .sobol import SobolAttribution
 
 __all__ = [
+    "FORGRAD_MODES",
     "REDUCTIONS",
     "RISE",
     "SCORES",
@@ -39,6 +40,7 @@ __all__ = [
     "VarGrad",
     "auto_batch_size",
     "count_passes",
+    "forgrad_filter",
     "input_gradients",
     "reduce_channels",
 ]

@@ -1,8 +1,17 @@
 """FORGrad (Muzellec et al. 2023, "Gradient strikes back", seed 001): low-pass filtered attributions.
 
-``φ_σ = F⁻¹(F(φ) ⊙ K^σ)`` applied by :func:`freqlens.spectral.lowpass` to the signed maps of any
-explainer, per channel. σ is in cycles per image; σ ≥ the Nyquist bound returns the base maps
-exactly. Choosing σ* (``freqlens.analysis.search_sigma``) is separate.
+``φ_σ = F⁻¹(F(φ) ⊙ K^σ)`` (seed 001, §3.4), with two pipelines for *which* map ``φ`` is filtered:
+
+* ``mode="magnitude"`` (default, the method as published): the pipeline of the seed authors' reference
+  implementation, Xplique's ``xplique.commons.forgrad.forgrad`` (Muzellec & Fel, 2023):
+  ``|F⁻¹(F(|mean_c φ|) ⊙ K^σ)|`` — channels reduced by their (signed) mean, absolute value, low-pass,
+  absolute value. One map per image, ``B×1×H×W``.
+* ``mode="signed"`` (the theory of seed 001, Prop. 3.1: the filter is applied to the noisy gradient
+  itself): ``F⁻¹(F(φ) ⊙ K^σ)`` per channel on the signed maps; same shape as the explainer's maps.
+
+The filter is :func:`freqlens.spectral.lowpass` (pure, signed in / signed out): σ in cycles per image,
+masks on the centred spectrum, σ ≥ the Nyquist bound is the identity (an exact copy). Choosing σ*
+(:func:`freqlens.analysis.search_sigma`) is separate.
 """
 
 from __future__ import annotations
@@ -13,27 +22,124 @@ import torch
 from torch import Tensor
 
 from freqlens.spectral import SHAPES, lowpass
+from freqlens.utils.tensors import REDUCTIONS, reduce_channels
 
 from .base import WrapperExplainer, call_explainer, is_stochastic
 
-__all__ = ["FORGrad"]
+__all__ = ["FORGRAD_MODES", "FORGrad", "check_forgrad_mode", "forgrad_filter"]
+
+#: The two FORGrad pipelines: ``"magnitude"`` (as published, Xplique) and ``"signed"`` (Prop. 3.1).
+FORGRAD_MODES = ("magnitude", "signed")
+
+
+def check_forgrad_mode(mode: object) -> str:
+    """Return ``mode`` if it is one of :data:`FORGRAD_MODES`, else raise ``ValueError``."""
+    if mode not in FORGRAD_MODES:
+        raise ValueError(f"unknown FORGrad mode {mode!r}; expected one of {', '.join(FORGRAD_MODES)}")
+    return str(mode)
+
+
+def forgrad_filter(
+    maps: Tensor,
+    sigma: float,
+    shape: str = "box",
+    mode: str = "magnitude",
+    channel_reduction: str = "mean",
+) -> Tensor:
+    """The FORGrad map of already computed attributions (seed 001, §3.4), without an explainer.
+
+    Args:
+        maps: ``B×C×H×W`` attribution maps (``B×H×W`` is read as one channel).
+        sigma: cutoff in cycles per image, ``≥ 0``; ``inf`` or ``≥`` the Nyquist bound of ``shape``
+            applies no low-pass (see :func:`freqlens.spectral.nyquist_sigma`).
+        shape: ``"box"`` (the paper's ``K^σ``), ``"disk"`` (Xplique's mask) or ``"gaussian"``.
+        mode: ``"magnitude"``: ``|lowpass(|reduce_channels(maps, channel_reduction)|, σ)|`` →
+            ``B×1×H×W``, non-negative; ``"signed"``: ``lowpass(maps, σ)`` per channel, same shape.
+        channel_reduction: magnitude mode only, one of
+            :data:`freqlens.attribution.REDUCTIONS`; ``"mean"`` (Xplique's ``reduce_mean`` over
+            channels, before the absolute value). ``"max_abs"`` reproduces Xplique's Saliency reducer.
+
+    Returns:
+        The filtered maps; in magnitude mode at σ ≥ Nyquist exactly ``|reduced maps|`` (``B×1×H×W``).
+    """
+    check_forgrad_mode(mode)
+    if channel_reduction not in REDUCTIONS:
+        raise ValueError(f"unknown channel reduction {channel_reduction!r}; expected one of {', '.join(REDUCTIONS)}")
+    if not isinstance(maps, Tensor) or maps.dim() not in (3, 4):
+        got = tuple(maps.shape) if isinstance(maps, Tensor) else type(maps).__name__
+        raise ValueError(f"maps must be B×C×H×W (or B×H×W), got {got}")
+    if mode == "signed":
+        return lowpass(maps, sigma, shape)
+    if maps.dim() == 3:
+        maps = maps.unsqueeze(1)
+    magnitude = reduce_channels(maps, channel_reduction).abs().unsqueeze(1)
+    return lowpass(magnitude, sigma, shape).abs()
 
 
 class FORGrad(WrapperExplainer):
-    """Wrap ``explainer``: its maps low-pass filtered with cutoff ``sigma`` and mask ``shape``.
+    """Wrap ``explainer``: its maps low-pass filtered at ``sigma`` with mask ``shape`` (seed 001, §3.4).
 
-    ``shape``: ``"box"`` (the paper's square mask), ``"disk"`` or ``"gaussian"``. Maps keep the wrapped
-    explainer's shape (``B×C×H×W`` or ``B×1×H×W``); ``per_channel`` and ``family`` follow it.
+    ``FORGrad(explainer, sigma, shape="box", mode="magnitude")`` is itself an explainer. See
+    :func:`forgrad_filter` for the two pipelines; ``per_channel`` is ``False`` in magnitude mode (maps
+    ``B×1×H×W``) and follows the wrapped explainer in signed mode; ``family`` follows it.
+
+    **Conventions of the magnitude mode, checked against Xplique's ``forgrad`` (the seed authors'
+    implementation; ``tests/attribution/test_forgrad.py`` re-implements it in numpy):**
+
+    Matched:
+        * channel reduction: ``reduce_mean`` over channels of the *signed* map, then ``|·|``
+          (``|mean_c φ|``, not ``mean_c |φ|``); ``channel_reduction`` selects another one. Xplique's
+          explainers usually reduce channels themselves first (Saliency: ``max_c |∇|``, the others:
+          ``mean_c``), so their ``forgrad`` input has one channel; freqlens' gradient explainers return
+          per-channel maps, hence the reduction here.
+        * absolute value before the FFT and after the inverse FFT.
+        * σ units: Xplique's ``sigma`` is the radius of its mask in frequency-index units of the
+          ``N×N`` DFT, i.e. cycles per image, as here (its recommended σ = 15 at 224 px is σ = 15 here).
+        * mask centring: Xplique builds the mask centred at ``(N // 2, N // 2)`` and un-centres it
+          with ``fftshift`` before an ``rfft2d``/``irfft2d`` pair. For even ``N`` this is exactly our
+          ``ifftshift``/full-FFT filter with ``shape="disk"`` (agreement to float precision, tested).
+        * output: one map per image (Xplique returns ``B×H×W`` for even sizes; here ``B×1×H×W``, the
+          freqlens layout of maps that are not per channel).
+
+    Not matched (deliberately):
+        * mask shape: the default ``shape="box"`` is the paper's ``K^σ(i, j) = 1[|i − H/2| ≤ σ]·1[|j −
+          W/2| ≤ σ]`` (seed 001, §3.4); Xplique uses a disk of radius σ. ``shape="disk"`` reproduces
+          Xplique; a box at σ keeps more frequencies (the corners) than a disk at σ.
+        * odd sizes: Xplique's ``fftshift`` is not the inverse of its centring for odd ``N`` (the mask
+          is centred on frequency −1, so a small σ drops the DC and the mask is not Hermitian), its
+          ``irfft2d`` returns ``N − 1`` pixels and a bicubic resize restores ``N``. Not copied: here
+          the mask is centred on the DC for every size and no resize happens.
+        * non-square maps: Xplique asserts square maps; any ``H×W`` works here.
+        * σ range: Xplique asserts ``0 < σ ≤ N``; here σ = 0 keeps the DC only, and σ ≥ the Nyquist
+          bound (including ``inf``) is the exact identity of the filter (then the map is
+          ``|reduced map|``).
     """
 
-    def __init__(self, explainer: object, sigma: float, shape: str = "box") -> None:
+    def __init__(
+        self,
+        explainer: object,
+        sigma: float,
+        shape: str = "box",
+        mode: str = "magnitude",
+        *,
+        channel_reduction: str = "mean",
+    ) -> None:
         super().__init__(explainer)
         if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or math.isnan(sigma) or sigma < 0:
             raise ValueError(f"sigma must be a number >= 0 (cycles per image; inf = no filtering), got {sigma!r}")
         if shape not in SHAPES:
             raise ValueError(f"unknown low-pass shape {shape!r}; expected one of {', '.join(SHAPES)}")
+        if channel_reduction not in REDUCTIONS:
+            raise ValueError(f"unknown channel reduction {channel_reduction!r}; expected one of "
+                             f"{', '.join(REDUCTIONS)}")
         self.sigma = float(sigma)
         self.shape = shape
+        self.mode = check_forgrad_mode(mode)
+        self.channel_reduction = channel_reduction
+
+    @property
+    def per_channel(self) -> bool:
+        return self.mode == "signed" and bool(getattr(self.explainer, "per_channel", True))
 
     @property
     def stochastic(self) -> bool:
@@ -42,9 +148,12 @@ class FORGrad(WrapperExplainer):
     def attribute(
         self, inputs: Tensor, target: Tensor | int | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
-        """Filtered maps; ``generator`` goes to a stochastic wrapped explainer (ignored otherwise)."""
-        return lowpass(call_explainer(self.explainer, inputs, target, generator), self.sigma, self.shape)
-
+        """Filtered maps of ``inputs`` (``B×C×H×W``): ``B×1×H×W`` (magnitude) or the wrapped explainer's
+        shape (signed). ``generator`` goes to a stochastic wrapped explainer (ignored otherwise)."""
+        maps = call_explainer(self.explainer, inputs, target, generator)
+        return forgrad_filter(maps, self.sigma, self.shape, self.mode, self.channel_reduction)
 
     def __repr__(self) -> str:
-        return f"FORGrad({self.explainer!r}, sigma={self.sigma}, shape={self.shape!r})"
+        extra = "" if self.channel_reduction == "mean" else f", channel_reduction={self.channel_reduction!r}"
+        return (f"FORGrad({self.explainer!r}, sigma={self.sigma}, shape={self.shape!r}, "
+                f"mode={self.mode!r}{extra})")

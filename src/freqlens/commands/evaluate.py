@@ -67,26 +67,24 @@ def _search_sigmas(names: list[str], model, calibration, args) -> dict[str, obje
     import torch
 
     from freqlens import distributed
-    from freqlens.analysis.sigma_search import SigmaSearch, search_sigma
+    from freqlens.analysis.sigma_search import search_sigma
     from freqlens.attribution.registry import make_explainer
 
-    def step() -> list[tuple[int, tuple]]:
+    def step() -> list[tuple[int, object]]:
         done = []
         for index, name in distributed.shard(list(enumerate(names))):
             generator = torch.Generator(device=calibration.device).manual_seed(_unit_seed(args.seed, "sigma", name))
             explainer = make_explainer(name, model, batch_size=args.batch_size, generator=generator)
             try:
-                search = search_sigma(explainer, model, calibration, None, steps=args.steps, batch_size=args.batch_size)
+                search = search_sigma(explainer, model, calibration, None, steps=args.steps, batch_size=args.batch_size,
+                                      mode=args.forgrad_mode)
             except ValueError as error:
                 raise FreqlensError(f"{name}: {error}") from None
-            done.append((index, (search.sigma_star, list(search.sigmas), search.scores.cpu(),
-                                 search.deletion.cpu(), search.insertion.cpu())))
+            done.append((index, search.without_maps()))  # CPU tensors, no maps: light to gather
         return done
 
     found = distributed.gather_ordered(distributed.run_everywhere(step))
-    return {name: SigmaSearch(sigma_star=star, sigmas=sigmas, scores=scores, deletion=deletion, insertion=insertion,
-                              base_maps=torch.empty(0))
-            for name, (star, sigmas, scores, deletion, insertion) in zip(names, found)}
+    return dict(zip(names, found))
 
 
 def _evaluate_units(names: list[str], model, images, sigma: dict[str, float] | None, args) -> list[dict]:
@@ -119,7 +117,7 @@ def _evaluate_units(names: list[str], model, images, sigma: dict[str, float] | N
                         model, part, None, methods=[(name, explainer)],
                         forgrad=False if sigma is None else sigma[name], steps=args.steps,
                         mufidelity_samples=args.samples, batch_size=args.batch_size, generator=generator,
-                        progress=False,
+                        progress=False, mode=args.forgrad_mode,
                     )
                 except ValueError as error:
                     raise FreqlensError(f"{name}: {error}") from None
@@ -191,7 +189,8 @@ def _evaluate(args: argparse.Namespace, device) -> int:
     forgrad_rows = [] if sigma is None else [
         _merge_rows([unit["rows"][name][1] for unit in units], sizes, search=searches.get(name)) for name in names
     ]
-    ranking = Ranking(rows=rows, forgrad_rows=forgrad_rows, n_images=args.n_images, sigma_source=source)
+    ranking = Ranking(rows=rows, forgrad_rows=forgrad_rows, n_images=args.n_images, sigma_source=source,
+                      mode=None if sigma is None else args.forgrad_mode)
     # rank 0 writes; a failure there stops every rank at once (instead of the others timing out)
     distributed.run_everywhere(lambda: _write(args, ranking, names, skipped) if distributed.is_main() else None,
                                catch=(FreqlensError, OSError))
@@ -221,12 +220,15 @@ def add_parser(commands) -> None:
     parser = commands.add_parser(
         "evaluate", help="faithfulness table + ranking of methods (and FORGrad*): OUT/results.json, OUT/table.md"
     )
-    parser.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by freqlens train")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by freqlens train, or zoo:NAME (a trained model shipped with freqlens: freqlens zoo list)")
     add_dataset_flags(parser)
     parser.add_argument("--split", default="test")
     parser.add_argument("--methods", default="all", help="all (every method that applies) or a comma list")
     parser.add_argument("--forgrad", type=_forgrad_flag, default="auto", metavar="auto|none|SIGMA",
                         help="σ* searched per method on held-out images (auto), none, or a fixed σ")
+    parser.add_argument("--forgrad-mode", default="magnitude", choices=["magnitude", "signed"],
+                        help="FORGrad pipeline of the * rows and of the original rows they are paired with: "
+                             "magnitude (as published) or signed (seed 001 Prop. 3.1)")
     parser.add_argument("--n-images", type=positive_int, default=32, help="evaluated images (a random set drawn from --seed)")
     parser.add_argument("--calibration", type=positive_int, default=16,
                         help="held-out images (disjoint from the evaluated ones) for --forgrad auto")

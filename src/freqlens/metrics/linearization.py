@@ -8,22 +8,30 @@ gradient carried information needed by the first-order model, filtering would ra
 
 The ``n_dirs`` unit directions are drawn once (float64, on the generator's device, then cast) and
 shared by every image, σ and r, so the result does not depend on ``batch_size``.
+
+Reading the curves: the unfiltered residual of a smooth model is second order (``∝ r²``) while a
+filtered gradient leaves a first-order term (``∝ r``), so filtered / unfiltered grows like ``1 / r`` at
+small radii whatever the model, and an average over radii that include tiny ones cannot favour
+filtering. :func:`linearization_curves` returns typed curves with the ratio per radius and
+:meth:`LinearizationCurves.nonlinear_radii`, the radii where the model's own nonlinearity dominates
+(unfiltered residual above a fraction, 10 % by default, of ``|f(x + ε) − f(x)|``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from freqlens.spectral import lowpass
-from freqlens.utils.tensors import check_inputs, chunks, eval_mode, resolve_target
+from freqlens.utils.tensors import check_images, chunks, eval_mode, resolve_target
 
 from .faithfulness import _check_batch_size, _check_model, _logits, _progress, _result_dtype, _target_score
 
-__all__ = ["linearization_residual", "unit_directions"]
+__all__ = ["LinearizationCurves", "NonlinearRadii", "linearization_curves", "linearization_residual", "unit_directions"]
 
 
 def unit_directions(n_dirs: int, shape: Sequence[int], generator: torch.Generator | None = None,
@@ -98,12 +106,25 @@ def linearization_residual(
 
     The result is float64 for float64 inputs, float32 otherwise, on the inputs' device. Memory: the
     ``n_dirs`` directions (``n_dirs × C×H×W``) and ``len(sigmas) × B × n_dirs`` inner products are
-    kept; the ``B·n_dirs·len(radii)`` perturbed forward passes are streamed.
+    kept; the ``B·n_dirs·len(radii)`` perturbed forward passes are streamed. See
+    :func:`linearization_curves` for the residual relative to the unfiltered gradient and to
+    ``|f(x + ε) − f(x)|``.
     """
     model = _check_model(model)
-    inputs = check_inputs(inputs)
+    inputs = check_images(inputs)
     sigma_list = _check_values(sigmas, "sigmas", allow_none=True)
     radius_list = _check_values(radii, "radii", allow_none=False)
+    sums, _ = _residual_sums(model, inputs, target, sigma_list, radius_list, n_dirs, generator, batch_size, shape,
+                             progress)
+    return (sums / (inputs.shape[0] * n_dirs)).to(_result_dtype(inputs))
+
+
+def _residual_sums(
+    model: nn.Module, inputs: Tensor, target: Tensor | int | None, sigma_list: list[float], radius_list: list[float],
+    n_dirs: int, generator: torch.Generator | None, batch_size: int | None, shape: str, progress: bool,
+) -> tuple[Tensor, Tensor]:
+    """Sums over images and directions (float64, inputs' device) of ``|f(x + ε) − f(x) − ⟨ε, ∇^σ f(x)⟩|``
+    → ``[S, R]`` and of ``|f(x + ε) − f(x)|`` → ``[R]``; the streaming core of the residual functions."""
     batch = inputs.shape[0]
     step = _check_batch_size(batch_size, batch)
     device, dtype = inputs.device, _result_dtype(inputs)  # half precision inputs: float32 arithmetic
@@ -131,6 +152,7 @@ def linearization_residual(
 
             # Stream f(x_b + r_k ε̂_d) over the flat (image, direction, radius) index.
             sums = torch.zeros(len(sigma_list), n_rad, dtype=torch.float64, device=device)
+            change = torch.zeros(n_rad, dtype=torch.float64, device=device)
             with torch.no_grad():
                 for part in chunks(total_items, step):
                     index = torch.arange(part.start, part.stop, device=device)
@@ -140,7 +162,112 @@ def linearization_residual(
                     perturbed = (inputs[image] + r.reshape(-1, 1, 1, 1) * directions[direction]).to(inputs.dtype)
                     value = _target_score(_logits(model, perturbed), target[image], "logit").to(dtype)
                     first_order = base[image] + r * linear[:, image, direction]  # S×n
-                    residual = (value - first_order).abs().to(torch.float64)
-                    sums.index_add_(1, radius, residual)
+                    sums.index_add_(1, radius, (value - first_order).abs().to(torch.float64))
+                    change.index_add_(0, radius, (value - base[image]).abs().to(torch.float64))
                     bar.update(part.stop - part.start)
-    return (sums / (batch * n_dirs)).to(_result_dtype(inputs))
+    return sums, change
+
+
+@dataclass(frozen=True)
+class NonlinearRadii:
+    """Radii where the model's own nonlinearity dominates (from the unfiltered curve), see
+    :meth:`LinearizationCurves.nonlinear_radii`.
+
+    Attributes:
+        fraction: the threshold: a radius is kept when the unfiltered residual exceeds ``fraction ×
+            mean |f(x + ε) − f(x)|``.
+        mask: ``BoolTensor[R]`` over all radii, ``True`` where kept.
+        radii: the kept radii (increasing order of the input).
+        relative: ``Tensor[R]``, unfiltered residual / mean ``|f(x + ε) − f(x)|`` at every radius (NaN
+            where both are 0, e.g. r = 0).
+        ratio: ``Tensor[S, K]``, filtered / unfiltered residual at the ``K`` kept radii.
+    """
+
+    fraction: float
+    mask: Tensor
+    radii: list[float]
+    relative: Tensor
+    ratio: Tensor
+
+    def geometric_mean_ratio(self) -> Tensor:
+        """``Tensor[S]``: geometric mean over the kept radii of filtered / unfiltered (NaN if none kept)."""
+        if not self.radii:
+            return torch.full((self.ratio.shape[0],), math.nan, dtype=self.ratio.dtype)
+        return self.ratio.log().mean(dim=1).exp()
+
+
+@dataclass(frozen=True)
+class LinearizationCurves:
+    """Result of :func:`linearization_curves` (S filtered cutoffs, R radii; means over images and directions).
+
+    Attributes:
+        sigmas: the cutoffs asked for (cycles per image; ``inf`` = unfiltered).
+        radii: the radii of ``ε``.
+        residual: ``Tensor[S, R]``, mean ``|f(x + ε) − f(x) − ⟨ε, ∇^σ f(x)⟩|`` (as
+            :func:`linearization_residual`).
+        unfiltered: ``Tensor[R]``, the same with the exact gradient (σ = ∞).
+        change: ``Tensor[R]``, mean ``|f(x + ε) − f(x)|``.
+        shape: the low-pass shape.
+        n_images, n_dirs: images and random directions averaged over.
+
+    For a smooth model the unfiltered residual is second order, ``∝ r²``, while a filtered gradient
+    leaves a first-order term ``r·|⟨ε̂, ∇f − ∇^σ f⟩|``, ``∝ r``: at small radii the ratio
+    filtered / unfiltered grows like ``1 / r`` whatever the model, so average it only over the radii
+    where the model's nonlinearity matters (:meth:`nonlinear_radii`).
+    """
+
+    sigmas: list[float]
+    radii: list[float]
+    residual: Tensor
+    unfiltered: Tensor
+    change: Tensor
+    shape: str
+    n_images: int
+    n_dirs: int
+
+    @property
+    def ratio(self) -> Tensor:
+        """``Tensor[S, R]``: filtered / unfiltered residual per radius (NaN where both are 0, inf where
+        only the unfiltered one is)."""
+        return self.residual / self.unfiltered
+
+    def nonlinear_radii(self, fraction: float = 0.1) -> NonlinearRadii:
+        """The radii where the model's own nonlinearity dominates: the unfiltered residual exceeds
+        ``fraction`` of the mean ``|f(x + ε) − f(x)|`` (both means over images and directions)."""
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not fraction >= 0:
+            raise ValueError(f"fraction must be a number >= 0, got {fraction!r}")
+        mask = self.unfiltered > fraction * self.change
+        kept = [r for r, keep in zip(self.radii, mask.tolist()) if keep]
+        return NonlinearRadii(fraction=float(fraction), mask=mask, radii=kept,
+                              relative=self.unfiltered / self.change, ratio=self.ratio[:, mask])
+
+
+def linearization_curves(
+    model: nn.Module,
+    inputs: Tensor,
+    target: Tensor | int | None,
+    sigmas: Sequence[float | None] | Tensor | float | None,
+    radii: Sequence[float] | Tensor | float,
+    n_dirs: int = 100,
+    generator: torch.Generator | None = None,
+    batch_size: int | None = None,
+    shape: str = "box",
+    progress: bool = False,
+) -> LinearizationCurves:
+    """Linearization residuals of σ-filtered gradients with their unfiltered reference (seed 001, Fig 4).
+
+    Same arguments and the same residuals as :func:`linearization_residual` (same directions for the same
+    generator), plus in one pass the unfiltered residual (σ = ∞) and ``|f(x + ε) − f(x)|``; the
+    result exposes the ratio filtered / unfiltered per radius and the radii where the model is
+    nonlinear (:meth:`LinearizationCurves.nonlinear_radii`). Tensors are float64 on the CPU.
+    """
+    model = _check_model(model)
+    inputs = check_images(inputs)
+    sigma_list = _check_values(sigmas, "sigmas", allow_none=True)
+    radius_list = _check_values(radii, "radii", allow_none=False)
+    sums, change = _residual_sums(model, inputs, target, [*sigma_list, math.inf], radius_list, n_dirs, generator,
+                                  batch_size, shape, progress)
+    count = inputs.shape[0] * n_dirs
+    means = (sums / count).cpu()
+    return LinearizationCurves(sigmas=sigma_list, radii=radius_list, residual=means[:-1], unfiltered=means[-1],
+                               change=(change / count).cpu(), shape=shape, n_images=inputs.shape[0], n_dirs=n_dirs)
