@@ -1,7 +1,10 @@
 """The ``freqlens`` command: a thin face over the library.
 
 User errors (unknown dataset or model, missing or corrupt file, bad flag value) print one readable
-line on stderr and exit with status 2, without a traceback.
+line on stderr and exit with status 2, without a traceback; so do filesystem faults (an output folder
+that is a file or read-only, a full disk), after which the empty folders the command created are removed
+again. Every output folder (the flags named in :data:`OUTPUT_ARGS`) is checked before any work. Warnings
+print as ``freqlens: warning: MESSAGE``.
 """
 
 from __future__ import annotations
@@ -9,12 +12,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import TextIO
 
 from freqlens import __version__
 from freqlens.errors import FreqlensError
+from freqlens.utils.io import prepare_output_dir, removing_created_dirs_on_error
+
+OUTPUT_ARGS: tuple[str, ...] = ("out", "cache")
+"""Attributes of the parsed arguments that name folders a command writes: each one set is checked (and
+created) with :func:`~freqlens.utils.io.prepare_output_dir` before the command does any work."""
 
 
 def number(text: str) -> float:
@@ -52,7 +62,7 @@ def resolve_device(name: str | None):
 
 def add_dataset_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--dataset", required=True, help="mnist, cifar10, demo, or a path to an image folder / .tar(.gz)"
+        "--dataset", required=True, help="mnist, cifar10, demo (the shipped CIFAR-10 sample), demo-cifar10, demo-mnist, or a path to an image folder / .tar(.gz)"
     )
     parser.add_argument("--data-dir", type=Path, default=None, help="folder holding the dataset files")
     parser.add_argument("--download", action="store_true", help="download mnist/cifar10 if missing")
@@ -136,6 +146,10 @@ def _train(args: argparse.Namespace, device) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        lr_schedule=args.lr_schedule,
+        channels_last=args.channels_last,
         augment=args.augment,
         out_dir=args.out,
         resume=args.resume,
@@ -193,6 +207,7 @@ def _explain_units(model, method: str, images, labels, sigma: float | None, args
             target = labels[part] if args.target == "label" else None
             try:
                 result = explain_images(model, images[part], method, target=target, forgrad=sigma, shape=args.shape,
+                                        mode=args.forgrad_mode,
                                         batch_size=args.batch_size,
                                         seed=distributed.stream_seed("freqlens.explain", args.seed, "unit", index))
             except ValueError as error:  # e.g. GradCAM on a model without convolutions
@@ -240,17 +255,18 @@ def _explain(args: argparse.Namespace, device) -> int:
                 distributed.stream_seed("freqlens.explain", args.seed, "sigma"))
             try:
                 found = search_sigma(make_explainer(method, model, batch_size=args.batch_size, generator=generator),
-                                     model, held_out, None, shape=args.shape, batch_size=args.batch_size)
+                                     model, held_out, None, shape=args.shape, batch_size=args.batch_size,
+                                     mode=args.forgrad_mode)
             except ValueError as error:
                 raise FreqlensError(f"{method}: {error}") from None
             return {"sigma_star": found.sigma_star, "sigmas": list(found.sigmas), "scores": found.scores.cpu(),
-                    "deletion": found.deletion.cpu(), "insertion": found.insertion.cpu()}
+                    "deletion": found.deletion.cpu(), "insertion": found.insertion.cpu(), "summary": found.to_dict()}
 
         search = distributed.broadcast_object(distributed.run_everywhere(find_sigma))
         sigma = float(search["sigma_star"])
     target, maps, forgrad_maps = _explain_units(model, method, images, labels, sigma, args)
     result = Explanation(method=method, images=images.cpu(), target=target, maps=maps, forgrad_maps=forgrad_maps,
-                         sigma=sigma, shape=args.shape)
+                         sigma=sigma, shape=args.shape, mode=args.forgrad_mode)
     # rank 0 writes; a failure there stops every rank at once (instead of the others timing out)
     distributed.run_everywhere(
         lambda: _write_explanation(args, method, images.cpu(), labels.cpu(), result, search)
@@ -271,7 +287,7 @@ def _write_explanation(args: argparse.Namespace, method: str, images, labels, re
     saved = {"method": method, "images": images.cpu(), "labels": labels.cpu(), "target": result.target.cpu(),
              "maps": result.maps.cpu()}
     if result.forgrad_maps is not None:
-        saved.update(forgrad_maps=result.forgrad_maps.cpu(), sigma=result.sigma, shape=result.shape)
+        saved.update(forgrad_maps=result.forgrad_maps.cpu(), sigma=result.sigma, shape=result.shape, mode=result.mode)
     atomic_save_torch(out / "maps.pt", saved)
     spectra = result.log_spectrum()
     figures = []
@@ -287,6 +303,7 @@ def _write_explanation(args: argparse.Namespace, method: str, images, labels, re
     summary = {
         "checkpoint": str(args.checkpoint), "dataset": args.dataset, "split": args.split, "method": method,
         "n_images": args.n_images, "target": args.target, "forgrad": args.forgrad, "shape": args.shape,
+        "forgrad_mode": args.forgrad_mode,
         "sigma": result.sigma, "figures": figures, "maps": "maps.pt", "shard_size": args.shard_size,
         "processes": distributed.world_size(),
     }
@@ -294,7 +311,7 @@ def _write_explanation(args: argparse.Namespace, method: str, images, labels, re
         summary["sigma_search"] = {
             "calibration_images": args.calibration, "sigma_star": search["sigma_star"], "sigmas": search["sigmas"],
             "insertion_minus_deletion": search["scores"].tolist(), "deletion": search["deletion"].tolist(),
-            "insertion": search["insertion"].tolist(),
+            "insertion": search["insertion"].tolist(), **search.get("summary", {}),
         }
     atomic_write_json(out / "explain.json", summary)
     sigma_text = "" if result.sigma is None or math.isnan(result.sigma) else f", FORGrad σ={result.sigma:.4g}"
@@ -305,7 +322,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from freqlens.report import write_report
     from freqlens.studies.registry import STUDIES
 
-    print(f"report written to {write_report(args.dir, order=list(STUDIES))}")
+    print(f"report written to {write_report(args.out, order=list(STUDIES))}")
     return 0
 
 
@@ -353,7 +370,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="advanced: at most this many batches per epoch (quick runs)")
     trainer.add_argument("--batch-size", type=positive_int, default=64,
                          help="global batch size (under torchrun split among the processes; default 64)")
-    trainer.add_argument("--lr", type=number, default=1e-3)
+    trainer.add_argument("--lr", type=number, default=1e-3, help="(initial) learning rate (default 1e-3)")
+    trainer.add_argument("--optimizer", default="adam", choices=["adam", "sgd"],
+                         help="adam (default) or sgd (momentum 0.9)")
+    trainer.add_argument("--weight-decay", type=number, default=0.0, help="L2 weight decay (default 0)")
+    trainer.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
+                         help="constant (default) or cosine decay over --epochs, stepped per epoch")
+    trainer.add_argument("--channels-last", action="store_true",
+                         help="channels-last memory format (faster for ResNets on CPU)")
     trainer.add_argument(
         "--augment", default=False, nargs="?", const=True, choices=[True, "flip", "crop", "flip+crop"],
         help="random flip and/or crop augmentation (bare flag: flip+crop)",
@@ -368,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.set_defaults(run=_cmd_train)
 
     explain = commands.add_parser("explain", help="attribution maps (+ FORGrad) of N images: OUT/maps.pt, grids")
-    explain.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by freqlens train")
+    explain.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by freqlens train, or zoo:NAME (a trained model shipped with freqlens: freqlens zoo list)")
     add_dataset_flags(explain)
     explain.add_argument("--split", default="test")
     explain.add_argument("--method", required=True, help="saliency, gradient_input, integrated_gradients, "
@@ -376,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--forgrad", type=_forgrad_value, default=None, metavar="SIGMA|auto",
                          help="low-pass the maps at σ (cycles per image), or search σ* on held-out images")
     explain.add_argument("--shape", default="box", choices=["box", "disk", "gaussian"], help="FORGrad filter shape")
+    explain.add_argument("--forgrad-mode", default="magnitude", choices=["magnitude", "signed"],
+                         help="FORGrad pipeline: magnitude (as published: |low-pass(|channel mean|)|, one map per "
+                              "image) or signed (per-channel low-pass of the signed maps, seed 001 Prop. 3.1)")
     explain.add_argument("--calibration", type=positive_int, default=32,
                          help="held-out images for --forgrad auto (default 32)")
     explain.add_argument("--n-images", type=positive_int, default=16)
@@ -396,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
         importlib.import_module(f"freqlens.commands.{module_name}").add_parser(commands)
 
     report = commands.add_parser("report", help="(re)build DIR/report.html from the study results in DIR")
-    report.add_argument("dir", type=Path)
+    report.add_argument("out", metavar="DIR", type=Path, help="the study folder (also where report.html goes)")
     report.set_defaults(run=_cmd_report)
     return parser
 
@@ -418,16 +445,58 @@ def _set_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    """``warnings.showwarning`` of the command line: ``freqlens: warning: MESSAGE`` on stderr (no source
+    file, line number or code line, which mean nothing to a user of the command)."""
+    print(f"freqlens: warning: {message}", file=sys.stderr if file is None else file)
+
+
+def _prepare_outputs(args: argparse.Namespace) -> None:
+    """Check (and create) every output folder of the command (:data:`OUTPUT_ARGS`) before any work; a
+    ``--dry-run`` writes nothing, so its folders are left alone."""
+    if getattr(args, "dry_run", False):
+        return
+    for name in OUTPUT_ARGS:
+        value = getattr(args, name, None)
+        if isinstance(value, Path):
+            setattr(args, name, prepare_output_dir(value))
+
+
+def _os_error_line(error: OSError) -> str:
+    """One line for a filesystem fault: ``FILE: REASON`` (e.g. ``run/x.pt: Permission denied``)."""
+    reason = error.strerror or str(error) or type(error).__name__
+    return reason if error.filename is None else f"{error.filename}: {reason}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``freqlens`` command line.
+
+    Args:
+        argv: The arguments (default ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 on success, 2 on a user error or a filesystem fault (one line on stderr, no
+        traceback unless ``--debug``; the empty folders the command created are removed), 130 when
+        interrupted.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        _set_threads(args.threads)
-        return int(args.run(args) or 0)
+        with warnings.catch_warnings(), removing_created_dirs_on_error():
+            warnings.showwarning = _show_warning
+            _set_threads(args.threads)
+            _prepare_outputs(args)
+            return int(args.run(args) or 0)
     except FreqlensError as error:
         if args.debug:
             raise
         print(f"freqlens: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if args.debug:
+            raise
+        print(f"freqlens: error: {_os_error_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("freqlens: interrupted", file=sys.stderr)

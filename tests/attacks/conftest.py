@@ -23,7 +23,7 @@ def _single_thread():
 @pytest.fixture(scope="session")
 def mnist_cnn() -> torch.nn.Module:
     """LeNet trained 6 epochs on the 2,000 demo training digits (a few seconds), left in train mode."""
-    data = load_dataset("demo", "train").subset(range(2000))
+    data = load_dataset("demo-mnist", "train").subset(range(2000))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -40,7 +40,7 @@ def mnist_cnn() -> torch.nn.Module:
 @pytest.fixture(scope="session")
 def digits(mnist_cnn) -> tuple[torch.Tensor, torch.Tensor]:
     """32 test digits that the trained CNN classifies correctly, and their labels."""
-    test = load_dataset("demo", "test")
+    test = load_dataset("demo-mnist", "test")
     images, labels = test.float_images(range(64)), test.labels[:64]
     with torch.no_grad():
         correct = mnist_cnn.eval()(images).argmax(1) == labels

@@ -14,7 +14,7 @@ from freqlens.training import train
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("checkpoints")
-    data = load_dataset("demo", "train").subset(range(0, 2000, 2))  # 1,000 images, every class
+    data = load_dataset("demo-mnist", "train").subset(range(0, 2000, 2))  # 1,000 images, every class
     torch.manual_seed(0)
     lenet = build("lenet", in_channels=1, num_classes=10)
     train(lenet, data, epochs=1, out_dir=root / "lenet", progress=False)

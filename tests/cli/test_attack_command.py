@@ -29,7 +29,7 @@ def checkpoint(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("attack")
-    data = load_dataset("demo", "train").subset(range(0, 2000, 4))
+    data = load_dataset("demo-mnist", "train").subset(range(0, 2000, 4))
     torch.manual_seed(0)
     model = build("lenet", in_channels=1, num_classes=10)
     try:
@@ -41,7 +41,7 @@ def checkpoint(tmp_path_factory):
 
 def test_fgsm_writes_summary_and_rct_map(checkpoint, tmp_path):
     out = tmp_path / "out"
-    code = main(["attack", "--checkpoint", str(checkpoint), "--dataset", "demo", "--attack", "fgsm",
+    code = main(["attack", "--checkpoint", str(checkpoint), "--dataset", "demo-mnist", "--attack", "fgsm",
                  "--eps", "8/255", "--n-images", "24", "--batch-size", "10", "--quiet", "--out", str(out)])
     assert code == 0
     summary = json.loads((out / "attack.json").read_text())
@@ -49,7 +49,7 @@ def test_fgsm_writes_summary_and_rct_map(checkpoint, tmp_path):
     assert summary["n_images"] == 24
     # cross-check with the library on the same images
     model = load(checkpoint)
-    test = load_dataset("demo", "test")
+    test = load_dataset("demo-mnist", "test")
     chosen = pick_indices(len(test), 24, seed=0)  # the command's default --seed
     x, y = test.float_images(chosen), test.labels[chosen]
     x_adv = FGSM(model, eps=8 / 255)(x, y)
@@ -66,7 +66,7 @@ def test_fgsm_writes_summary_and_rct_map(checkpoint, tmp_path):
 
 def test_simba_records_queries_and_log_scale_figure(checkpoint, tmp_path):
     out = tmp_path / "simba"
-    assert main(["attack", "--checkpoint", str(checkpoint), "--dataset", "demo", "--attack", "simba",
+    assert main(["attack", "--checkpoint", str(checkpoint), "--dataset", "demo-mnist", "--attack", "simba",
                  "--steps", "40", "--n-images", "6", "--log-scale", "--quiet", "--out", str(out)]) == 0
     summary = json.loads((out / "attack.json").read_text())
     assert 1 <= summary["mean_queries"] <= 40
@@ -82,7 +82,7 @@ def test_user_errors_one_line_exit_2(checkpoint, tmp_path, capsys, args, fragmen
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     if "--checkpoint" not in args:
         args += ["--checkpoint", str(checkpoint)]
-    code = main(["attack", "--dataset", "demo", "--n-images", "2", "--out", str(tmp_path / "o"), *args])
+    code = main(["attack", "--dataset", "demo-mnist", "--n-images", "2", "--out", str(tmp_path / "o"), *args])
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and fragment in err[0]

@@ -31,7 +31,7 @@ def test_help_lists_commands():
     "args, fragment",
     [
         (["train", "--dataset", "no-such-dataset", "--model", "lenet", "--out", "{tmp}/r"], "no-such-dataset"),
-        (["train", "--dataset", "demo", "--model", "no-such-model", "--out", "{tmp}/r"], "no-such-model"),
+        (["train", "--dataset", "demo-mnist", "--model", "no-such-model", "--out", "{tmp}/r"], "no-such-model"),
         (["train", "--dataset", "{tmp}/missing.tar.gz", "--model", "lenet", "--out", "{tmp}/r"], "missing.tar.gz"),
         (["train", "--dataset", "{tmp}/corrupt.tar.gz", "--model", "lenet", "--out", "{tmp}/r"], "corrupt.tar.gz"),
         (["report", "{tmp}/empty"], "no study results"),
@@ -59,7 +59,7 @@ def test_number_accepts_fractions():
 
 def test_train_writes_checkpoints_and_history(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["train", "--dataset", "demo", "--model", "lenet", "--epochs", "2", "--out", str(out), "--quiet",
+    code = main(["train", "--dataset", "demo-mnist", "--model", "lenet", "--epochs", "2", "--out", str(out), "--quiet",
                  "--vii"])
     assert code == 0
     history = json.loads((out / "history.json").read_text())
@@ -72,7 +72,7 @@ def test_train_writes_checkpoints_and_history(tmp_path, capsys):
     assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
     assert "best test accuracy" in capsys.readouterr().out
     # --resume on a finished run trains nothing more and keeps the history
-    assert main(["train", "--dataset", "demo", "--model", "lenet", "--epochs", "2", "--out", str(out),
+    assert main(["train", "--dataset", "demo-mnist", "--model", "lenet", "--epochs", "2", "--out", str(out),
                  "--quiet", "--resume", "--vii"]) == 0
     assert json.loads((out / "history.json").read_text()) == history
 
@@ -87,8 +87,14 @@ def test_demo_writes_self_contained_report(tmp_path):
     import base64
 
     assert all(base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n" for data in images)
-    assert results["summary"]["test accuracy"] > 0.8
-    assert len(list((tmp_path / "cache").glob("*/best.pt"))) == 1
+    # the zoo's model, nothing trained: its accuracy on the shipped sample is the manifest's
+    from freqlens.models import zoo
+
+    name = results["summary"]["model"].removeprefix("zoo:")
+    assert results["summary"]["model"] == f"zoo:{name}" and results["summary"]["model reused (zoo or cache)"]
+    assert results["summary"]["test accuracy"] == pytest.approx(zoo.entry(name).sample_accuracy, abs=0.005)
+    assert not list(tmp_path.glob("cache/*/best.pt"))
+    assert f"zoo:{name}" in page.partition("<h2")[0]  # the overview names the model analysed
     assert "<script" not in page.lower()
 
 

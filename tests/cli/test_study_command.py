@@ -9,14 +9,14 @@ import pytest
 
 from freqlens.cli import main
 
-TINY = ["--set", "epochs=1", "--set", "n_train=500"]
+TINY = ["--set", "epochs=1", "--set", "n_train=500", "--set", "dataset=demo-mnist", "--set", "zoo="]
 
 
 def test_study_writes_results_and_report(tmp_path, capsys):
     config = tmp_path / "c.toml"
     config.write_text("n_images = 3\n")
     out = tmp_path / "out"
-    code = main(["study", "noise-tunnel", "--config", str(config), *TINY[:4], "--set", "n_samples=4",
+    code = main(["study", "noise-tunnel", "--config", str(config), *TINY, "--set", "n_samples=4",
                  "--set", "ig_steps=8", "--cache", str(tmp_path / "cache"), "--no-progress", "--out", str(out)])
     assert code == 0
     results = json.loads((out / "noise-tunnel" / "results.json").read_text())

@@ -14,7 +14,7 @@ from freqlens.cli import main
 
 def _train(tmp_path, *extra: str) -> tuple[int, list, dict]:
     out = tmp_path / "run"
-    code = main(["train", "--dataset", "demo", "--model", "lenet", "--epochs", "1", "--batch-size", "32",
+    code = main(["train", "--dataset", "demo-mnist", "--model", "lenet", "--epochs", "1", "--batch-size", "32",
                  "--max-batches", "3", "--out", str(out), "--quiet", *extra])
     history = json.loads((out / "history.json").read_text())
     checkpoint = torch.load(out / "last.pt", weights_only=True, map_location="cpu")
@@ -67,7 +67,7 @@ def test_max_batches_limits_the_epoch(tmp_path):
 )
 def test_bad_mode_settings_print_one_line_and_exit_2(tmp_path, flags, fragment):
     result = subprocess.run(
-        [sys.executable, "-m", "freqlens", "train", "--dataset", "demo", "--model", "lenet", "--epochs", "1",
+        [sys.executable, "-m", "freqlens", "train", "--dataset", "demo-mnist", "--model", "lenet", "--epochs", "1",
          "--out", str(tmp_path / "r"), "--quiet", *flags],
         capture_output=True, text=True, timeout=300, check=False,
     )

@@ -12,7 +12,7 @@ from freqlens.errors import DataError, FreqlensError
 def test_public_api():
     for name in ("load_dataset", "ImageDataset", "download_url", "DATASET_NAMES"):
         assert name in data.__all__ and hasattr(data, name)
-    assert set(DATASET_NAMES) == {"mnist", "cifar10", "demo"}
+    assert set(DATASET_NAMES) == {"mnist", "cifar10", "demo", "demo-mnist", "demo-cifar10"}
 
 
 def test_unknown_name_lists_valid_names():
@@ -36,7 +36,7 @@ def test_unknown_split_for_named_datasets(name):
 
 
 def test_names_are_case_insensitive():
-    assert len(load_dataset(" Demo ", "test")) == 500
+    assert len(load_dataset(" Demo ", "test")) == 1000 and len(load_dataset("DEMO-mnist", "test")) == 500
 
 
 def test_relative_path_under_root(tmp_path):

@@ -119,9 +119,9 @@ def test_missing_files_suggest_download(tmp_path):
 # ---------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("split, n", [("train", 2_000), ("test", 500)])
 def test_demo_is_balanced_mnist(split, n):
-    dataset = load_dataset("demo", split)
+    dataset = load_dataset("demo-mnist", split)
     assert len(dataset) == n and dataset.images.shape[1:] == (1, 28, 28)
-    assert dataset.classes == [str(d) for d in range(10)] and dataset.name == "demo"
+    assert dataset.classes == [str(d) for d in range(10)] and dataset.name == "demo-mnist"
     assert dataset.class_counts().tolist() == [n // 10] * 10
     assert int(dataset.images.max()) == 255 and int(dataset.images.min()) == 0
 
@@ -139,7 +139,7 @@ def test_demo_is_the_first_images_of_each_class(shared_data, split, per_class):
         if seen[label] < per_class:
             seen[label] += 1
             keep.append(i)
-    demo = load_dataset("demo", split)
+    demo = load_dataset("demo-mnist", split)
     assert torch.equal(demo.images, full.images[keep]) and torch.equal(demo.labels, full.labels[keep])
 
 

@@ -12,7 +12,7 @@ from freqlens.cli import main
 from .conftest import run_torchrun
 
 # one deterministic method and one stochastic one (SmoothGrad: its noise must not depend on the sharding)
-ARGS = ["evaluate", "--dataset", "demo", "--methods", "saliency,smoothgrad", "--n-images", "32",
+ARGS = ["evaluate", "--dataset", "demo-mnist", "--methods", "saliency,smoothgrad", "--n-images", "32",
         "--steps", "5", "--samples", "16", "--calibration", "4", "--forgrad", "auto", "--quiet"]
 
 

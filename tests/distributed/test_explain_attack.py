@@ -22,7 +22,7 @@ def _single(args: list[str]) -> None:
 
 def test_explain_two_processes(lenet_checkpoint, tmp_path):
     # SmoothGrad: stochastic, so its noise must follow the work units, not the ranks; 3 units of 4, 4, 2
-    args = ["explain", "--checkpoint", str(lenet_checkpoint), "--dataset", "demo", "--method", "smoothgrad",
+    args = ["explain", "--checkpoint", str(lenet_checkpoint), "--dataset", "demo-mnist", "--method", "smoothgrad",
             "--forgrad", "auto", "--calibration", "4", "--n-images", "10", "--shard-size", "4", "--grid-size", "10",
             "--target", "label"]
     _single([*args, "--out", str(tmp_path / "one")])
@@ -41,7 +41,7 @@ def test_explain_two_processes(lenet_checkpoint, tmp_path):
 
 def test_attack_two_processes(lenet_checkpoint, tmp_path):
     # PGD with a random start; 48 images in 3 units of 16, so rank 0 computes two and rank 1 one
-    args = ["attack", "--checkpoint", str(lenet_checkpoint), "--dataset", "demo", "--attack", "pgd",
+    args = ["attack", "--checkpoint", str(lenet_checkpoint), "--dataset", "demo-mnist", "--attack", "pgd",
             "--eps", "0.1", "--steps", "3", "--n-images", "48", "--shard-size", "16", "--quiet"]
     _single([*args, "--out", str(tmp_path / "one")])
     run_torchrun(2, *args, "--out", str(tmp_path / "two"))

@@ -16,7 +16,7 @@ from freqlens.models import load
 
 from .conftest import job_env, run_torchrun, torchrun_command
 
-ARGS = ["train", "--dataset", "demo", "--model", "mlp", "--max-batches", "4", "--batch-size", "32", "--quiet"]
+ARGS = ["train", "--dataset", "demo-mnist", "--model", "mlp", "--max-batches", "4", "--batch-size", "32", "--quiet"]
 MARGIN = 20  # seconds for torchrun to notice and stop the job on a loaded machine
 TIMEOUT = 8  # FREQLENS_DIST_TIMEOUT of these jobs, seconds
 

@@ -14,7 +14,7 @@ from .conftest import run_torchrun
 
 # batch 63: 2,000 demo images = 31 batches of 63 (shares 32 + 31) and a last one of 47 (24 + 23), so the
 # uneven shares and the loss scaling that makes them add up to the global-batch mean are exercised
-ARGS = ["train", "--dataset", "demo", "--model", "mlp", "--epochs", "1", "--batch-size", "63", "--seed", "3",
+ARGS = ["train", "--dataset", "demo-mnist", "--model", "mlp", "--epochs", "1", "--batch-size", "63", "--seed", "3",
         "--vii", "--quiet"]
 
 
@@ -58,7 +58,7 @@ def test_global_batch_must_leave_two_images_per_process(monkeypatch, tmp_path):
     from freqlens.training import TrainingConfigError, train
 
     monkeypatch.setattr(distributed, "world_size", lambda: 2)
-    data = load_dataset("demo", "test").subset(range(8))
+    data = load_dataset("demo-mnist", "test").subset(range(8))
     with pytest.raises(TrainingConfigError, match="batch_size=3 is the global batch"):
         train(build("mlp", in_channels=1, num_classes=10), data, batch_size=3, out_dir=tmp_path, progress=False)
     assert not (tmp_path / "last.pt").exists()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RELATIONS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-KEYS = ("study", "title", "description", "command", "config", "summary", "figures", "tables", "claims")
+KEYS = ("study", "title", "description", "command", "config", "summary", "figures", "tables", "claims",
+        "analysed_models")
 CLAIM_KEYS = {"claim", "seed", "figure", "measured", "expected", "holds", "left", "relation", "right"}
 
 
@@ -28,6 +29,10 @@ def check_study_contract(path: Path, results: dict, study: str, config) -> None:
     assert listed == {png.name for png in path.parent.glob("*.png")}
     for name in listed:
         assert (path.parent / name).read_bytes()[:8] == PNG_SIGNATURE, name
+    assert results["analysed_models"]
+    for model in results["analysed_models"]:  # where each model came from and its accuracy, for the report
+        assert set(model) == {"role", "model", "test accuracy", "robust accuracy"}
+        assert 0.0 <= model["test accuracy"] <= 1.0 and model["model"]
     assert results["claims"]
     for claim in results["claims"]:
         assert set(claim) >= CLAIM_KEYS, claim

@@ -21,9 +21,11 @@ from freqlens.studies.frequency_robustness import (
 
 from .contract import check_study_contract
 
+# trained for the test (zoo=""), on 300 digits of the MNIST sample
 TINY = dataclasses.replace(
-    FrequencyRobustnessConfig(), n_train=300, epochs=1, at_epochs=1, at_steps=1, n_images=8, pgd_steps=2,
-    cw_steps=5, simba_queries=20, n_robust=4, robust_steps=5, nonrobust_steps=3,
+    FrequencyRobustnessConfig(), dataset="demo-mnist", zoo="", n_train=300, epochs=1, at_epochs=1, at_eps=0.1,
+    at_alpha=0.05, at_steps=1, n_images=8, attack_eps=0.1, pgd_steps=2, cw_steps=5, simba_queries=20, n_robust=4,
+    robust_steps=5, nonrobust_steps=3,
 )
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
@@ -120,9 +122,9 @@ def test_rerun_is_identical_and_reuses_both_models(study, tmp_path, monkeypatch)
     two = json.loads(run_frequency_robustness(tmp_path, TINY, cache_dir=cache, progress=False).read_text())
     for key in ("attacks", "rct", "robust_dataset", "occluded_frequency", "attribution_shift", "claims", "tables"):
         assert one[key] == two[key], key
-    assert one["summary"]["natural model reused from cache"] is False
-    assert two["summary"]["natural model reused from cache"] is True
-    assert two["summary"]["adversarially trained model reused from cache"] is True
+    assert one["summary"]["natural model reused (zoo or cache)"] is False
+    assert two["summary"]["natural model reused (zoo or cache)"] is True
+    assert two["summary"]["adversarially trained model reused (zoo or cache)"] is True
     assert [c.stat().st_mtime_ns for c in checkpoints] == mtimes
 
 
@@ -148,10 +150,10 @@ def test_bad_config_is_a_clear_error(tmp_path, changes, match):
 def test_scales():
     demo, cpu = FrequencyRobustnessConfig.for_scale("demo"), FrequencyRobustnessConfig.for_scale("cpu")
     assert demo == FrequencyRobustnessConfig()
-    # the natural demo model is the one shared by all studies
-    assert (demo.model, demo.dataset, demo.epochs, demo.seed, demo.batch_size, demo.lr, demo.n_train) == (
-        "lenet", "demo", 3, 0, 64, 1e-3, 0)
-    assert cpu.dataset == "cifar10" and cpu.n_images > demo.n_images
+    # the zoo's CIFAR-10 lenet and its PGD-AT twin, on the shipped sample
+    assert (demo.model, demo.dataset, demo.zoo, demo.epochs, demo.at_steps, demo.at_eps) == (
+        "lenet", "demo-cifar10", "cifar10", 10, 7, 8 / 255)
+    assert cpu.dataset == "cifar10" and cpu.zoo == "cifar10" and cpu.n_images > demo.n_images
     assert FrequencyRobustnessConfig.for_scale("paper").n_images >= cpu.n_images
     with pytest.raises(FreqlensError, match="scale"):
         FrequencyRobustnessConfig.for_scale("huge")

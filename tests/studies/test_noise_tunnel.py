@@ -13,7 +13,8 @@ from freqlens.studies.noise_tunnel import METHODS, NoiseTunnelConfig, run_noise_
 
 from .contract import check_study_contract
 
-TINY = dataclasses.replace(NoiseTunnelConfig(), epochs=1, n_train=500, n_images=4, n_samples=4, ig_steps=8)
+TINY = dataclasses.replace(NoiseTunnelConfig(), dataset="demo-mnist", zoo="", epochs=1, n_train=500, n_images=4,
+                           n_samples=4, ig_steps=8)
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +57,8 @@ def test_rerun_is_identical_and_reuses_the_model(study, tmp_path, monkeypatch):
     one, two = json.loads(first.read_text()), json.loads(second.read_text())
     assert one["measures"] == two["measures"]
     assert one["claims"] == two["claims"]
-    assert two["summary"]["model reused from cache"] is True
-    assert one["summary"]["model reused from cache"] is False
+    assert two["summary"]["model reused (zoo or cache)"] is True
+    assert one["summary"]["model reused (zoo or cache)"] is False
     assert checkpoints[0].stat().st_mtime_ns == mtime
 
 

@@ -30,8 +30,9 @@ def test_presets_are_plain_overridable_configs(name, scale):
 
 
 @pytest.mark.parametrize("name", list(STUDIES))
-def test_demo_preset_uses_the_shipped_sample(name):
-    assert STUDIES[name].config_class().for_scale("demo").dataset == "demo"
+def test_demo_preset_uses_the_shipped_sample_and_the_zoo(name):
+    demo = STUDIES[name].config_class().for_scale("demo")
+    assert demo.dataset == "demo-cifar10" and demo.zoo == "cifar10" and not demo.retrain
 
 
 def test_unknown_study_is_a_clear_error():

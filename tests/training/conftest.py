@@ -11,13 +11,13 @@ from freqlens.data import load_dataset
 @pytest.fixture(scope="session")
 def demo_train():
     """400 training digits of the embedded demo sample (every 5th: 40 per class; the sample is sorted)."""
-    return load_dataset("demo", "train").subset(range(0, 2000, 5))
+    return load_dataset("demo-mnist", "train").subset(range(0, 2000, 5))
 
 
 @pytest.fixture(scope="session")
 def demo_val():
     """200 test digits of the demo sample."""
-    return load_dataset("demo", "test").subset(range(200))
+    return load_dataset("demo-mnist", "test").subset(range(200))
 
 
 @pytest.fixture(autouse=True)

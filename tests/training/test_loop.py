@@ -202,8 +202,8 @@ KILLED_RUN = textwrap.dedent(
     from freqlens.models import build
     from freqlens.training import train
 
-    train_set = load_dataset("demo", "train").subset(range(0, 2000, 5))
-    val_set = load_dataset("demo", "test").subset(range(200))
+    train_set = load_dataset("demo-mnist", "train").subset(range(0, 2000, 5))
+    val_set = load_dataset("demo-mnist", "test").subset(range(200))
 
     class NoiseMode:
         name = "test-noise"

@@ -11,8 +11,8 @@ from freqlens.training import train
 
 
 def test_val_vii_is_the_metric_of_the_trained_model():
-    data = load_dataset("demo", "train").subset(range(0, 2000, 10))
-    val = load_dataset("demo", "test").subset(range(0, 500, 5))
+    data = load_dataset("demo-mnist", "train").subset(range(0, 2000, 10))
+    val = load_dataset("demo-mnist", "test").subset(range(0, 500, 5))
     torch.manual_seed(0)
     model = build("lenet", in_channels=1, num_classes=10)
     history = train(model, data, val, epochs=1, log_vii=64, progress=False)
@@ -24,7 +24,7 @@ def test_val_vii_is_the_metric_of_the_trained_model():
 
 
 def test_vii_is_off_by_default():
-    data = load_dataset("demo", "train").subset(range(0, 2000, 20))
+    data = load_dataset("demo-mnist", "train").subset(range(0, 2000, 20))
     model = build("mlp", in_channels=1, num_classes=10)
     history = train(model, data, data, epochs=1, progress=False)
     assert history[-1]["val_vii"] is None

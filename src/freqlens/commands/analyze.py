@@ -28,7 +28,7 @@ ANALYSES = ("footprints", "linearization", "layer-hf", "occluded-frequency", "at
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser("analyze", help="frequency analyses (JSON + PNG): " + ", ".join(ANALYSES))
     parser.add_argument("analysis", choices=ANALYSES)
-    parser.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by freqlens train")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by freqlens train, or zoo:NAME (a trained model shipped with freqlens: freqlens zoo list)")
     add_dataset_flags(parser)
     parser.add_argument("--split", default="test")
     parser.add_argument("--n-images", type=positive_int, default=32)

@@ -9,10 +9,13 @@ from freqlens.data.cifar import load_cifar10
 from freqlens.data.dataset import ImageDataset
 from freqlens.data.folder import load_image_folder
 from freqlens.data.mnist import load_demo, load_mnist
+from freqlens.data.samples import load_demo_cifar10
 from freqlens.errors import DataError
 
 #: Datasets known by name (anything else must be a path to an image folder or archive).
-DATASET_NAMES = ("mnist", "cifar10", "demo")
+DATASET_NAMES = ("mnist", "cifar10", "demo", "demo-mnist", "demo-cifar10")
+#: The shipped sample that the name ``demo`` stands for (one line to switch to ``"demo-cifar10"``).
+DEMO_ALIAS = "demo-cifar10"
 STANDARD_SPLITS = ("train", "test")
 
 
@@ -35,7 +38,9 @@ def load_dataset(
     """Load a whole dataset split into memory as an :class:`ImageDataset` (uint8 ``N×C×H×W``).
 
     ``name_or_path``: ``"mnist"`` (idx files in ``root``), ``"cifar10"`` (python batches in ``root``),
-    ``"demo"`` (the MNIST sample shipped in the package), or a path to an image folder
+    ``"demo-mnist"`` (the MNIST sample shipped in the package: 2,000 train / 500 test digits),
+    ``"demo-cifar10"`` (the 1,000 CIFAR-10 test images shipped in the package; split ``test`` only),
+    ``"demo"`` (the sample named by :data:`DEMO_ALIAS`), or a path to an image folder
     ``<root>/<split>/<class>/*.png|jpg|jpeg|bmp`` given as a directory or a ``.tar``/``.tar.gz``/``.tgz``
     archive (decoded once, then read from the cache in ``cache_dir``, default ``$FREQLENS_CACHE`` or
     ``~/.cache/freqlens``). ``root`` defaults to ``$FREQLENS_DATA/<name>`` or ``~/.cache/freqlens/data/<name>``;
@@ -48,8 +53,11 @@ def load_dataset(
     if key in DATASET_NAMES:
         if split not in STANDARD_SPLITS:
             raise DataError(f"unknown split {split!r} for {key}; choose one of {', '.join(STANDARD_SPLITS)}")
-        if key == "demo":
+        key = DEMO_ALIAS if key == "demo" else key
+        if key == "demo-mnist":
             return load_demo(split)
+        if key == "demo-cifar10":
+            return load_demo_cifar10(split)
         data_root = Path(root).expanduser() if root is not None else default_data_root(key)
         if key == "mnist":
             return load_mnist(split, data_root, download=download, progress=progress)

@@ -101,7 +101,7 @@ def load_demo(split: str) -> ImageDataset:
     return dataset_from_idx(
         f"demo/{MNIST_SPLIT_FILES[split][0]}",
         f"demo/{MNIST_SPLIT_FILES[split][1]}",
-        name="demo",
+        name="demo-mnist",
         split=split,
         images_data=payload[0],
         labels_data=payload[1],

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from freqlens.errors import CheckpointError, ModelError
-from freqlens.models.registry import build, canonical_spec, describe_spec, model_spec
+from freqlens.models.registry import build, canonical_spec, describe_spec, model_spec, state_shapes
 from freqlens.utils import atomic_save_torch
 
 FORMAT_KEY = "freqlens_checkpoint"
@@ -55,8 +55,11 @@ def _validate(checkpoint: Any, where: str) -> dict[str, Any]:
         )
     spec = checkpoint.get("model")
     if not (isinstance(spec, Mapping) and isinstance(spec.get("name"), str)
-            and isinstance(spec.get("kwargs"), Mapping)):
-        raise CheckpointError(f"{where} is damaged: its 'model' entry is not {{'name': str, 'kwargs': dict}}")
+            and isinstance(spec.get("kwargs"), Mapping)
+            and all(isinstance(key, str) and key != "name" for key in spec["kwargs"])):
+        raise CheckpointError(
+            f"{where} is damaged: its 'model' entry is not {{'name': str, 'kwargs': dict of str keys}}"
+        )
     state = checkpoint.get("model_state")
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{where} is damaged: its 'model_state' is not a state dict of tensors")
@@ -97,10 +100,51 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     return _validate(checkpoint, f"checkpoint {path}")
 
 
+def check_finite(state: Mapping[str, torch.Tensor], where: str) -> None:
+    """Refuse weights that hold NaN or infinity (a model trained into divergence, or a damaged file).
+
+    Args:
+        state: A state dict.
+        where: What it comes from (e.g. ``"checkpoint run/best.pt"``), for the message.
+
+    Raises:
+        CheckpointError: Naming the first floating-point tensor with a non-finite value.
+    """
+    for key, tensor in state.items():
+        if (tensor.is_floating_point() or tensor.is_complex()) and not tensor.is_meta \
+                and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{where}: weight {key!r} holds NaN/inf values")
+
+
 def _resolve(checkpoint: str | os.PathLike | Mapping[str, Any], map_location: Any) -> tuple[dict, str]:
+    """The validated checkpoint dict (weights finite) and how to name it in messages."""
     if isinstance(checkpoint, Mapping):
-        return _validate(checkpoint, "the checkpoint"), "the checkpoint"
-    return read_checkpoint(checkpoint, map_location), f"checkpoint {Path(checkpoint)}"
+        resolved, where = _validate(checkpoint, "the checkpoint"), "the checkpoint"
+    else:
+        resolved, where = read_checkpoint(checkpoint, map_location), f"checkpoint {Path(checkpoint)}"
+    check_finite(resolved["model_state"], where)
+    return resolved, where
+
+
+def _check_fits(planned: Mapping[str, tuple[int, ...]], checkpoint: dict[str, Any], where: str) -> None:
+    """Refuse, before the model is allocated, a state dict that does not hold the tensors its spec builds
+    (so a small file cannot make :func:`load` allocate a large model). Missing 0-d buffers (BatchNorm's
+    ``num_batches_tracked``) are left to ``load_state_dict``, which fills them in."""
+    state = checkpoint["model_state"]
+    problems = []
+    for key, shape in planned.items():
+        if key not in state:
+            if shape:
+                problems.append(f"missing {key!r}")
+        elif tuple(state[key].shape) != shape:
+            problems.append(f"{key!r} is {tuple(state[key].shape)} instead of {shape}")
+    problems += [f"unexpected {key!r}" for key in state if key not in planned]
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise CheckpointError(
+            f"{where} holds a {describe_spec(checkpoint['model'])} whose weights do not fit it: "
+            f"{'; '.join(problems[:5])}{more}"
+        )
 
 
 def _load_weights(model: nn.Module, checkpoint: dict[str, Any], where: str, model_desc: str) -> None:
@@ -116,10 +160,20 @@ def _load_weights(model: nn.Module, checkpoint: dict[str, Any], where: str, mode
 
 def load(checkpoint_path: str | os.PathLike, map_location: Any = "cpu") -> nn.Module:
     """Rebuild the model saved at ``checkpoint_path`` from its spec, load its weights strictly and
-    return it in eval mode (on ``map_location`` when that is a device)."""
+    return it in eval mode (on ``map_location`` when that is a device). ``"zoo:NAME"`` loads the
+    sha256-verified weights of a model shipped in the package (:func:`freqlens.models.zoo.load`).
+
+    Nothing is allocated for the model before its arguments passed the bounds of
+    :func:`~freqlens.models.build` and the checkpoint's tensors matched the shapes those arguments give;
+    weights holding NaN/inf are refused. All of these raise :class:`CheckpointError`."""
+    if isinstance(checkpoint_path, (str, os.PathLike)) and os.fspath(checkpoint_path).startswith("zoo:"):
+        from freqlens.models.zoo import load as load_zoo_model
+
+        return load_zoo_model(os.fspath(checkpoint_path), map_location=map_location)
     checkpoint, where = _resolve(checkpoint_path, map_location)
     spec = checkpoint["model"]
     try:
+        _check_fits(state_shapes(spec["name"], **dict(spec["kwargs"])), checkpoint, where)
         model = build(spec["name"], **dict(spec["kwargs"]))
     except ModelError as error:
         raise CheckpointError(f"{where} holds a model that cannot be built: {error}") from error
@@ -135,7 +189,8 @@ def load_state(model: nn.Module, checkpoint: str | os.PathLike | Mapping[str, An
     checkpoint dict (for its extras: optimizer state, epoch, ...).
 
     :class:`CheckpointError` naming both architectures when the checkpoint holds another model
-    (other name or arguments) or when its state dict does not fit.
+    (other name or arguments) or when its state dict does not fit; naming the first tensor that holds
+    NaN/inf values.
     """
     checkpoint, where = _resolve(checkpoint, map_location)
     saved = checkpoint["model"]

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import operator
+import time
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -224,3 +225,155 @@ def trained_model(
 def write_results(study_dir: str | Path, results: Mapping[str, Any]) -> Path:
     """Write ``study_dir/results.json`` atomically (numbers converted to plain floats)."""
     return atomic_write_json(Path(study_dir) / "results.json", json.loads(json.dumps(results, default=float)))
+
+
+# ------------------------------------------------------------------------------- models of a study
+def mode_tag(mode: Any = None) -> str:
+    """The zoo's name for a training mode: ``standard``, ``nm0.5-gaussian`` (noise modulation β, carrier),
+    ``pgd-at`` (Madry PGD adversarial training) or ``fgsm-at`` (fast FGSM-AT)."""
+    from freqlens.training import describe_mode
+
+    described = {"name": "standard"} if mode is None else describe_mode(mode)
+    if described["name"] == "noise-modulation":
+        return f"nm{described['beta']:g}-{described['noise']}"
+    if described["name"] == "adversarial":
+        return "fgsm-at" if described.get("attack") == "FastFGSM" else "pgd-at"
+    return str(described["name"])
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyModel:
+    """A model a study analyses and where it came from.
+
+    Attributes:
+        model: the network, in eval mode.
+        source: ``"zoo:NAME"`` (shipped weights) or the path of the checkpoint trained for the study.
+        accuracy: test accuracy (zoo: of the shipped weights on the full test set; trained: the best
+            validation accuracy of its run).
+        robust_accuracy: PGD-20 accuracy recorded in the zoo, else ``None``.
+        epochs: epochs trained.
+        seconds_per_epoch: mean wall time of a training epoch (zoo: recorded minutes / epochs, measured on
+            the machine that trained the zoo, possibly shared with other jobs).
+        reused: the weights were not trained by this call (zoo, or the study cache).
+    """
+
+    model: Any
+    source: str
+    accuracy: float
+    robust_accuracy: float | None
+    epochs: int
+    seconds_per_epoch: float | None
+    reused: bool
+
+    def analysed(self, role: str) -> dict[str, Any]:
+        """The report's row for this model (``results.json`` ``analysed_models``): ``role`` in the study
+        (e.g. ``"noise modulation"``), where it came from, its accuracies."""
+        return {"role": role, "model": self.source, "test accuracy": round(self.accuracy, 4),
+                "robust accuracy": None if self.robust_accuracy is None else round(self.robust_accuracy, 4)}
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able description (for ``results.json`` and the report's model table)."""
+        return {"source": self.source, "accuracy": self.accuracy, "robust_accuracy": self.robust_accuracy,
+                "epochs": self.epochs, "seconds_per_epoch": self.seconds_per_epoch, "reused": self.reused}
+
+
+def study_model(
+    name: str,
+    dataset: str,
+    epochs: int,
+    seed: int,
+    cache_dir: str | Path,
+    *,
+    zoo: str = "",
+    retrain: bool = False,
+    mode: Any = None,
+    progress: bool = True,
+    **training: Any,
+) -> StudyModel:
+    """The ``name`` model of a study: the zoo's ``{name}-{zoo}-{mode_tag(mode)}`` when ``zoo`` names the
+    zoo's training dataset (``"cifar10"``, ``"mnist"``) and ``retrain`` is false; otherwise trained (and
+    cached) by :func:`trained_model` on ``dataset`` with ``epochs``, ``seed`` and ``training`` settings.
+
+    Raises:
+        FreqlensError: the zoo has no such entry (the message says how to train it instead).
+    """
+    if zoo and not retrain:
+        from freqlens.models import zoo as model_zoo
+
+        zoo_name = f"{name}-{zoo}-{mode_tag(mode)}"
+        if zoo_name not in model_zoo.names():
+            raise FreqlensError(f"the zoo has no model {zoo_name!r} (see `freqlens zoo list`); train one for the "
+                                "study with --set retrain=true, or build it with `freqlens zoo build`")
+        item = model_zoo.entry(zoo_name)
+        _check_zoo_mode(item.name, item.mode_config, mode)
+        minutes = item.minutes
+        return StudyModel(model_zoo.load(zoo_name).eval(), f"zoo:{zoo_name}", item.test_accuracy,
+                          item.robust_accuracy, item.epochs,
+                          None if minutes is None else 60.0 * minutes / max(item.epochs, 1), True)
+    model, checkpoint, reused = trained_model(name, dataset, epochs, seed, cache_dir, mode=mode, progress=progress,
+                                              **training)
+    history = json.loads((checkpoint.parent / "history.json").read_text())
+    return StudyModel(model.eval(), str(checkpoint), max(float(entry["val_accuracy"]) for entry in history), None,
+                      len(history), sum(float(entry["seconds"]) for entry in history) / len(history), reused)
+
+
+def _check_zoo_mode(name: str, recorded: Mapping[str, Any], mode: Any) -> None:
+    """Refuse a zoo model whose training mode differs from the one the study's config asks for (e.g. the
+    config's PGD ε is not the ε the zoo model was trained with)."""
+    from freqlens.training import describe_mode
+
+    wanted = {"name": "standard"} if mode is None else describe_mode(mode)
+    differing = [key for key, value in wanted.items()
+                 if key in recorded and not (recorded[key] == value or (
+                     isinstance(value, float) and isinstance(recorded[key], (int, float))
+                     and abs(float(recorded[key]) - value) <= 1e-9 * max(1.0, abs(value))))]
+    if differing:
+        details = ", ".join(f"{key}: zoo {recorded[key]!r}, config {wanted[key]!r}" for key in differing)
+        raise FreqlensError(f"zoo model {name!r} was trained with other settings than the study's config ({details}); "
+                            "change the config to match or train afresh with --set retrain=true")
+
+
+def training_mean_image(dataset: str, n_train: int = 0, seed: int = 0) -> Any:
+    """x̄ of seed 000's VII: the mean image of the training split of ``dataset`` (of the ``n_train`` images
+    :func:`trained_model` draws when given); for the shipped CIFAR-10 sample, which has no training
+    split, the mean of the 50,000 CIFAR-10 training images stored with it."""
+    from freqlens.data import load_dataset, mean_image
+
+    if dataset == "demo-cifar10":
+        from freqlens.data.samples import demo_cifar10_train_mean
+
+        return demo_cifar10_train_mean()
+    images = load_dataset(dataset, split="train").images
+    if n_train:
+        images = images[pick_indices(len(images), n_train, seed)]
+    return mean_image(images)
+
+
+def seconds_per_step(model: Any, mode: Any, images: Any, labels: Any, steps: int = 8) -> float:
+    """Wall seconds of one training step of ``mode`` (its batch transform, forward, backward, Adam step)
+    on the batch ``images``/``labels``, median of ``steps`` steps after one warm-up, measured on a copy of
+    ``model`` (left untouched). Comparable across modes because it is measured on the same machine at
+    the same moment — unlike training histories recorded elsewhere or under other load."""
+    import copy
+    import statistics
+
+    import torch
+    import torch.nn.functional as F
+
+    from freqlens.training import Standard
+
+    mode = Standard() if mode is None else mode
+    trainee = copy.deepcopy(model).train()
+    optimizer = torch.optim.Adam(trainee.parameters(), lr=1e-6)
+    generator = torch.Generator(device=images.device).manual_seed(0)
+    times = []
+    for step in range(steps + 1):
+        started = time.perf_counter()
+        x = mode.transform(trainee, images, labels, generator=generator).detach()
+        trainee.train()
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(trainee(x), labels).backward()
+        optimizer.step()
+        if step:
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)

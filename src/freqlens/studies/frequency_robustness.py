@@ -18,7 +18,6 @@ Writes ``out_dir/frequency-robustness/results.json`` and the PNG figures listed 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
@@ -42,7 +41,7 @@ from freqlens.data import load_dataset, pick_indices
 from freqlens.errors import FreqlensError
 from freqlens.report.figures import attribution_grid, heatmaps, line_grid, line_plot
 from freqlens.spectral import dct2, dct_bands
-from freqlens.studies.base import Claim, check_scale, study_folders, trained_model, write_results
+from freqlens.studies.base import Claim, check_scale, study_folders, study_model, write_results
 from freqlens.training import Adversarial, evaluate
 
 STUDY = "frequency-robustness"
@@ -57,20 +56,22 @@ class FrequencyRobustnessConfig:
     """Every number of the study in one place (defaults = the ``demo`` scale)."""
 
     model: str = "lenet"
-    dataset: str = "demo"
+    dataset: str = "demo-cifar10"  # the images analysed
+    zoo: str = "cifar10"  # models from the zoo trained on this dataset ("" = train them for the study)
+    retrain: bool = False  # train afresh (on `dataset`'s training split) even when the zoo has the models
     n_train: int = 0  # 0: the whole training split
     batch_size: int = 64
     lr: float = 1e-3
-    epochs: int = 3  # natural model
+    epochs: int = 10  # natural model
     seed: int = 0
-    # adversarially trained twin: PGD-AT (Madry) with at_steps L∞ steps
-    at_epochs: int = 8
-    at_eps: float = 0.1
-    at_alpha: float = 0.05
-    at_steps: int = 3
+    # adversarially trained twin: PGD-AT (Madry) with at_steps L∞ steps (the zoo's lenet-cifar10-pgd-at)
+    at_epochs: int = 10
+    at_eps: float = 8 / 255
+    at_alpha: float = 2 / 255
+    at_steps: int = 7
     # test images attacked / explained
     n_images: int = 64
-    attack_eps: float = 0.1  # L∞ budget of FGSM, PGD, LF-PGD
+    attack_eps: float = 8 / 255  # L∞ budget of FGSM, PGD, LF-PGD
     pgd_steps: int = 10
     cw_steps: int = 50
     cw_c: float = 1.0
@@ -91,19 +92,17 @@ class FrequencyRobustnessConfig:
 
     @classmethod
     def for_scale(cls, scale: str) -> FrequencyRobustnessConfig:
-        """Preset of a scale: ``demo`` (seconds), ``cpu`` (CIFAR-10, minutes), ``paper`` (seed-like)."""
+        """Preset of a scale: ``demo`` (the zoo's CIFAR-10 lenet and its PGD-AT twin on the shipped sample,
+        seconds), ``cpu`` (the same models, more images and attack steps: ``--set dataset=ARCHIVE``),
+        ``paper`` (seed-like: resnet18 trained for the study)."""
         check_scale(scale)
         if scale == "demo":
             return cls()
         eps = 8 / 255
         if scale == "cpu":
-            # the whole training split (`trained_model` takes the *first* n_train images and image folders such
-            # as the CIFAR-10 jpeg tar list them class by class) with a lenet: ~15 s per standard epoch on one
-            # thread, PGD-AT with 2 steps ~3×. (resnet_small would cost ~160 s per standard epoch.)
-            return cls(model="lenet", dataset="cifar10", n_train=0, batch_size=128, epochs=8, at_epochs=8,
-                       at_eps=eps, at_alpha=2.5 * eps / 2, at_steps=2, n_images=100, attack_eps=eps, pgd_steps=10,
-                       cw_steps=100, simba_queries=500, n_robust=32, robust_steps=200, robust_step_size=0.05)
-        return cls(model="resnet18", dataset="cifar10", batch_size=128, lr=1e-3, epochs=30, at_epochs=30,
+            return cls(dataset="cifar10", n_images=200, pgd_steps=10, cw_steps=100, simba_queries=500, n_robust=32,
+                       robust_steps=200, robust_step_size=0.05)
+        return cls(model="resnet18", dataset="cifar10", zoo="", batch_size=128, lr=1e-3, epochs=30, at_epochs=30,
                    at_eps=eps, at_alpha=2 / 255, at_steps=7, n_images=200, attack_eps=0.15, pgd_steps=20,
                    cw_steps=1000, simba_queries=3000, n_robust=200, robust_steps=1000, robust_step_size=0.05)
 
@@ -154,14 +153,6 @@ def _rounded(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _training_seconds(checkpoint: Path) -> float | None:
-    """Total training seconds from the ``history.json`` next to a checkpoint (``None`` if absent)."""
-    history = checkpoint.parent / "history.json"
-    if not history.is_file():
-        return None
-    return round(sum(float(entry.get("seconds", 0.0)) for entry in json.loads(history.read_text())), 2)
-
-
 def band_profile(values: Tensor) -> Tensor:
     """Mean of an ``[H, W]`` DCT-domain map over each anti-diagonal band ``i + j`` -> ``Tensor[H+W−1]``."""
     h, w = values.shape[-2:]
@@ -210,13 +201,11 @@ def run_frequency_robustness(
 
     common = {"batch_size": config.batch_size, "lr": config.lr, "n_train": config.n_train or None,
               "progress": progress}
-    natural, natural_checkpoint, natural_reused = trained_model(
-        config.model, config.dataset, config.epochs, seed, cache_dir, **common)
+    common = {**common, "zoo": config.zoo, "retrain": config.retrain}
+    natural_found = study_model(config.model, config.dataset, config.epochs, seed, cache_dir, **common)
     at_mode = Adversarial.pgd(config.at_eps, config.at_alpha, config.at_steps)
-    robust, robust_checkpoint, robust_reused = trained_model(
-        config.model, config.dataset, config.at_epochs, seed, cache_dir, mode=at_mode, **common)
-    natural.eval()
-    robust.eval()
+    robust_found = study_model(config.model, config.dataset, config.at_epochs, seed, cache_dir, mode=at_mode, **common)
+    natural, robust = natural_found.model, robust_found.model
     models = {"natural": natural, "adversarially trained": robust}
     accuracy = {name: evaluate(model, test_set)["accuracy"] for name, model in models.items()}
 
@@ -346,9 +335,10 @@ def run_frequency_robustness(
         "study": STUDY,
         "title": TITLE,
         "description": (
-            f"A {config.model} trained on {config.dataset} for {config.epochs} epochs (natural) and its twin trained "
-            f"with PGD-AT (L∞ ε = {config.at_eps:.4g}, {config.at_steps} steps of {config.at_alpha:.4g}, "
-            f"{config.at_epochs} epochs). On {config.n_images} test images: RCT maps of FGSM, PGD, CW, SimBA-DCT "
+            f"A {config.model} ({natural_found.source}) trained for {natural_found.epochs} epochs (natural) and its "
+            f"twin ({robust_found.source}) trained with PGD-AT (L∞ ε = {config.at_eps:.4g}, {config.at_steps} steps "
+            f"of {config.at_alpha:.4g}, {robust_found.epochs} epochs). On {config.n_images} test images of "
+            f"{config.dataset} (a seeded random draw): RCT maps of FGSM, PGD, CW, SimBA-DCT "
             f"(ε = {config.attack_eps:.4g} L∞ for FGSM/PGD/LF-PGD) and low-frequency PGD (bands < {config.lf_cutoff}); "
             f"robust / non-robust counterparts of {config.n_robust} images by representation inversion "
             f"({config.robust_steps} steps) with the AT / natural model; Occluded Frequency (zero baseline, logit) "
@@ -361,15 +351,14 @@ def run_frequency_robustness(
             "test accuracy, adversarially trained": round(accuracy["adversarially trained"], 4),
             "PGD robust accuracy, natural": round(nat["PGD"]["robust_accuracy"], 4),
             "PGD robust accuracy, adversarially trained": round(adv["PGD"]["robust_accuracy"], 4),
-            "natural checkpoint": str(natural_checkpoint),
-            "adversarially trained checkpoint": str(robust_checkpoint),
-            "training seconds, natural": _training_seconds(natural_checkpoint),
-            "training seconds, adversarially trained": _training_seconds(robust_checkpoint),
-            "natural model reused from cache": natural_reused,
-            "adversarially trained model reused from cache": robust_reused,
+            "natural model": natural_found.source,
+            "adversarially trained model": robust_found.source,
+            "natural model reused (zoo or cache)": natural_found.reused,
+            "adversarially trained model reused (zoo or cache)": robust_found.reused,
             "low-band cutoff": cutoff,
             "total seconds": round(time.perf_counter() - started, 2),
         },
+        "analysed_models": [natural_found.analysed("natural"), robust_found.analysed("adversarially trained")],
         "figures": [
             {"file": "rct_natural.png", "caption": "RCT maps of the attacks on the natural model (DC top-left, log "
                                                    "colour scale), with the high/low band ratio and robust accuracy."},

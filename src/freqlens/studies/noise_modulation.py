@@ -18,11 +18,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from freqlens.data import load_dataset, mean_image, pick_indices
+from freqlens.data import load_dataset, pick_indices
 from freqlens.errors import FreqlensError
 from freqlens.metrics import vii
 from freqlens.report.figures import attribution_grid, grouped_bars, line_plot
-from freqlens.studies.base import Claim, check_scale, study_folders, trained_model, write_results
+from freqlens.studies.base import (
+    Claim,
+    check_scale,
+    seconds_per_step,
+    study_folders,
+    study_model,
+    training_mean_image,
+    write_results,
+)
 from freqlens.training import NOISES, Adversarial, NoiseModulation, Standard, describe_mode
 from freqlens.utils.tensors import chunks, eval_mode
 
@@ -40,8 +48,10 @@ class NoiseModulationConfig:
     """
 
     model: str = "lenet"
-    dataset: str = "demo"
-    epochs: int = 3
+    dataset: str = "demo-cifar10"  # the images analysed (VII, gradient grids)
+    zoo: str = "cifar10"  # models from the zoo trained on this dataset ("" = train them for the study)
+    retrain: bool = False  # train afresh (on `dataset`'s training split) even when the zoo has the models
+    epochs: int = 10
     batch_size: int = 64
     lr: float = 1e-3
     n_train: int = 0  # 0: the whole training split
@@ -50,25 +60,25 @@ class NoiseModulationConfig:
     noise: str = "gaussian"
     betas: str = "0.2,0.5,0.8,1.0"  # β sweep (Fig. 4); β = 1 is standard training
     noises: str = "gaussian,uniform,laplace,gamma,exponential,rayleigh"  # carriers (Fig. 5), at β = beta
-    at_eps: float = 0.1  # PGD adversarial training (L∞, random start)
-    at_alpha: float = 0.04
-    at_steps: int = 3
-    n_images: int = 8  # images in the gradient grids
+    at_eps: float = 8 / 255  # PGD adversarial training (L∞, random start), as the zoo's lenet-cifar10-pgd-at
+    at_alpha: float = 2 / 255
+    at_steps: int = 7
+    n_images: int = 10  # images in the gradient grids
     n_vii: int = 0  # test images for VII (0: the whole test split)
     batch_images: int = 256  # images per gradient pass
+    cost_steps: int = 8  # timed training steps per mode (median) for the cost comparison
 
     @classmethod
     def for_scale(cls, scale: str) -> NoiseModulationConfig:
-        """Preset of a scale: ``demo`` (seconds, MNIST sample), ``cpu`` (CIFAR-10, ~12-25 min on
-        2 cores), ``paper`` (seed-like: 50 epochs, PGD-7)."""
+        """Preset of a scale: ``demo`` (the zoo's CIFAR-10 lenets on the 1,000 shipped test images,
+        seconds), ``cpu`` (the same models on the whole CIFAR-10 test split: ``--set dataset=ARCHIVE``),
+        ``paper`` (seed-like: resnet18 trained 50 epochs, PGD-7, a finer β sweep)."""
         check_scale(scale)
         if scale == "demo":
             return cls()
         if scale == "cpu":
-            # the whole training split: n_train takes the first images, and image-folder splits are sorted by class
-            return cls(dataset="cifar10", epochs=5, at_eps=8 / 255, at_alpha=2 / 255, at_steps=4, n_vii=2000,
-                       n_images=10)
-        return cls(dataset="cifar10", model="resnet18", epochs=50, at_eps=8 / 255, at_alpha=2 / 255, at_steps=7,
+            return cls(dataset="cifar10", n_vii=0)
+        return cls(dataset="cifar10", zoo="", model="resnet18", epochs=50,
                    betas="0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0", n_vii=0, n_images=10)
 
 
@@ -93,7 +103,7 @@ def parse_noises(text: str) -> list[str]:
 
 
 def _validate(config: NoiseModulationConfig) -> None:
-    for name in ("epochs", "batch_size", "at_steps", "n_images", "batch_images"):
+    for name in ("epochs", "batch_size", "at_steps", "n_images", "batch_images", "cost_steps"):
         if getattr(config, name) < 1:
             raise FreqlensError(f"{name} must be >= 1, got {getattr(config, name)}")
     for name in ("n_train", "n_vii"):
@@ -128,13 +138,6 @@ def _display(gradients: Tensor) -> Tensor:
     maps = gradients.sum(dim=1)
     peak = maps.flatten(1).abs().amax(dim=1).clamp_min(1e-30)
     return maps / peak[:, None, None]
-
-
-def _history(checkpoint: Path) -> list[dict[str, Any]]:
-    try:
-        return json.loads((checkpoint.parent / "history.json").read_text())
-    except (OSError, ValueError) as error:
-        raise FreqlensError(f"cannot read the training history next to {checkpoint}: {error}") from None
 
 
 def _beta_label(beta: float) -> str:
@@ -178,10 +181,8 @@ def run_noise_modulation(
     if config.n_images > len(test_set):
         raise FreqlensError(f"n_images = {config.n_images} but the test split has {len(test_set)} images")
     n_vii = len(test_set) if config.n_vii == 0 else min(config.n_vii, len(test_set))
-    train_images = load_dataset(config.dataset, split="train").images
-    if config.n_train:  # the images trained_model trains on
-        train_images = train_images[pick_indices(len(train_images), config.n_train, config.seed)]
-    x_bar = mean_image(train_images)
+    from_zoo = bool(config.zoo) and not config.retrain
+    x_bar = training_mean_image(config.dataset, 0 if from_zoo else config.n_train, config.seed)
     # seeded random images: image-folder splits are sorted by class
     vii_index = pick_indices(len(test_set), n_vii, config.seed)
     vii_images, vii_labels = test_set.float_images(vii_index), test_set.labels[vii_index]
@@ -196,18 +197,20 @@ def run_noise_modulation(
         keys[label] = key
         if key in models:
             continue
-        model, checkpoint, reused = trained_model(
-            config.model, config.dataset, config.epochs, config.seed, cache_dir, batch_size=config.batch_size,
-            lr=config.lr, n_train=config.n_train or None, mode=mode, progress=progress,
-        )
-        history = _history(checkpoint)
+        found = study_model(config.model, config.dataset, config.epochs, config.seed, cache_dir, zoo=config.zoo,
+                            retrain=config.retrain, mode=mode, progress=progress, batch_size=config.batch_size,
+                            lr=config.lr, n_train=config.n_train or None)
+        model = found.model
+        step_batch = slice(0, min(config.batch_size, n_vii))
         models[key] = {
             "mode": describe_mode(mode),
-            "accuracy": max(float(entry["val_accuracy"]) for entry in history),
+            "accuracy": found.accuracy,
             "vii": vii(model, vii_images, vii_labels, x_bar, batch_size=config.batch_images),
-            "seconds_per_epoch": sum(float(entry["seconds"]) for entry in history) / len(history),
-            "checkpoint": str(checkpoint),
-            "reused": reused,
+            "seconds_per_step": seconds_per_step(model, mode, vii_images[step_batch], vii_labels[step_batch],
+                                                 config.cost_steps),
+            "model": found.describe(),
+            "analysed": found.analysed(label),
+            "reused": found.reused,
         }
         maps[key] = _display(loss_gradients(model, grid_images, grid_labels, config.batch_images))
     measured = {label: models[key] for label, key in keys.items()}
@@ -227,8 +230,9 @@ def run_noise_modulation(
                "VII": (betas, [m["vii"] for m in sweep])},
               study_dir / "tradeoff.png", xlabel="β (constant share of the carrier; 1 = standard training)",
               ylabel="accuracy / VII", title=f"Interpretability vs accuracy over β ({config.noise} carrier), {where}")
-    grouped_bars(MAIN, {"seconds per epoch": [measured[label]["seconds_per_epoch"] for label in MAIN]},
-                 study_dir / "cost.png", ylabel="seconds per epoch", title=f"Training cost per epoch, {where}")
+    grouped_bars(MAIN, {"seconds per training step": [measured[label]["seconds_per_step"] for label in MAIN]},
+                 study_dir / "cost.png", ylabel=f"seconds per step (batch {config.batch_size})",
+                 title=f"Training cost per step, {where}")
 
     # ---- claims
     std, nm, at = (measured[label] for label in MAIN)
@@ -239,9 +243,9 @@ def run_noise_modulation(
               "000", "gradients.png", "VII noise modulation", nm["vii"], ">", "VII standard", std["vii"]),
         Claim("Adversarial training makes input-gradients more interpretable (higher VII) than standard training",
               "000", "gradients.png", "VII adversarial", at["vii"], ">", "VII standard", std["vii"]),
-        Claim("Noise modulation costs less per epoch than PGD adversarial training", "000", "cost.png",
-              "s/epoch noise modulation", nm["seconds_per_epoch"], "<", "s/epoch adversarial",
-              at["seconds_per_epoch"]),
+        Claim("Noise modulation costs less per training step (hence per epoch) than PGD adversarial training",
+              "000", "cost.png", "s/step noise modulation", nm["seconds_per_step"], "<", "s/step adversarial",
+              at["seconds_per_step"]),
         Claim("A smaller β gives a more interpretable input-gradient (higher VII)", "000", "tradeoff.png",
               f"VII {low}", measured[low]["vii"], ">", f"VII {high}", measured[high]["vii"]),
         Claim("A larger β gives a higher accuracy", "000", "tradeoff.png",
@@ -258,14 +262,20 @@ def run_noise_modulation(
         "study": STUDY,
         "title": TITLE,
         "description": (
-            f"{config.model} models trained for {config.epochs} epochs on {config.dataset} "
-            f"({'all' if not config.n_train else config.n_train} training images, Adam lr {config.lr:g}, batch "
-            f"{config.batch_size}, seed {config.seed}): standard training, noise modulation (β = {config.beta:g}, "
+            (f"{config.model} models of the zoo (`freqlens zoo list`: trained on {config.zoo}, {config.epochs} "
+             f"epochs each, Adam lr {config.lr:g}, batch {config.batch_size}, seed {config.seed}), analysed on "
+             f"{config.dataset}" if from_zoo else
+             f"{config.model} models trained for {config.epochs} epochs on {config.dataset} "
+             f"({'all' if not config.n_train else config.n_train} training images, Adam lr {config.lr:g}, batch "
+             f"{config.batch_size}, seed {config.seed})")
+            + f": standard training, noise modulation (β = {config.beta:g}, "
             f"{config.noise} carrier) and PGD adversarial training (L∞, ε = {config.at_eps:.4g}, α = "
             f"{config.at_alpha:.4g}, {config.at_steps} steps). VII (seed 000, Def. 3) on {n_vii} test images (a "
             f"random order seeded by {config.seed}) with the true labels, x̄ = the training mean image; "
-            "accuracy = the saved (best) checkpoint's accuracy on the test split; cost = mean seconds per "
-            "epoch from the training history (including the validation pass, the same for every mode). "
+            "accuracy = the model's accuracy on the whole test split (zoo: of the shipped float16 weights); "
+            f"cost = median wall seconds of one training step (the mode's batch transform, forward, backward, "
+            f"Adam step; batch {config.batch_size}) over {config.cost_steps} steps, all modes timed here, one "
+            "after the other (an epoch is the same number of steps for every mode). "
             "Gradient maps are summed over channels."
         ),
         "command": command or f"freqlens study {STUDY} --out {out_dir}",
@@ -274,7 +284,7 @@ def run_noise_modulation(
             **{f"test accuracy {label}": round(measured[label]["accuracy"], 4) for label in MAIN},
             **{f"VII {label}": round(measured[label]["vii"], 4) for label in MAIN},
             "models trained": sum(not m["reused"] for m in models.values()),
-            "models reused from cache": sum(bool(m["reused"]) for m in models.values()),
+            "models reused (zoo or cache)": sum(bool(m["reused"]) for m in models.values()),
             "total seconds": round(time.perf_counter() - started, 2),
         },
         "figures": [
@@ -285,21 +295,23 @@ def run_noise_modulation(
                                                 "β = 1 is the standard model."},
             {"file": "beta_gradients.png", "caption": "Loss input-gradients per β of noise modulation."},
             {"file": "carriers.png", "caption": "Loss input-gradients per carrier noise at the same β (seed Fig. 5)."},
-            {"file": "cost.png", "caption": "Mean wall-clock seconds per training epoch of each mode."},
+            {"file": "cost.png", "caption": "Median wall-clock seconds per training step of each mode."},
         ],
         "tables": [
             {"title": "Standard vs noise modulation vs adversarial training",
-             "columns": ["mode", "test accuracy", "VII", "seconds per epoch"],
-             "rows": [row(label) + [round(measured[label]["seconds_per_epoch"], 3)] for label in MAIN]},
+             "columns": ["mode", "model", "test accuracy", "VII", "seconds per step"],
+             "rows": [[label, measured[label]["model"]["source"], *row(label)[1:],
+                       round(measured[label]["seconds_per_step"], 4)] for label in MAIN]},
             {"title": f"β sweep of noise modulation ({config.noise} carrier)", "columns": ["β", "test accuracy", "VII"],
              "rows": [[beta, *row(beta_labels[beta])[1:]] for beta in betas]},
             {"title": f"Carrier noises (β = {config.beta:g})", "columns": ["noise", "test accuracy", "VII"],
              "rows": [row(noise) for noise in noises]},
-            {"title": "Training cost per epoch", "columns": ["mode", "seconds per epoch", "× standard"],
-             "rows": [[label, round(measured[label]["seconds_per_epoch"], 3),
-                       round(measured[label]["seconds_per_epoch"] / std["seconds_per_epoch"], 3)] for label in MAIN]},
+            {"title": "Training cost per step", "columns": ["mode", "seconds per step", "× standard"],
+             "rows": [[label, round(measured[label]["seconds_per_step"], 4),
+                       round(measured[label]["seconds_per_step"] / std["seconds_per_step"], 3)] for label in MAIN]},
         ],
         "claims": [claim.to_dict() for claim in claims],
+        "analysed_models": [model["analysed"] for model in models.values()],
         "models": measured,
         "betas": betas,
         "noises": noises,

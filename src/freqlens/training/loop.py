@@ -56,12 +56,13 @@ from freqlens.training.modes import Standard, TrainingMode, describe_mode, evalu
 from freqlens.utils import atomic_save_torch, atomic_write_json
 
 OPTIMIZERS = ("adam", "sgd")
+LR_SCHEDULES = ("constant", "cosine")
 SGD_MOMENTUM = 0.9
 LAST, BEST, HISTORY = "last.pt", "best.pt", "history.json"
 
 #: settings that determine the trajectory: a resumed run must use the same ones
 _RESUME_KEYS = ("batch_size", "lr", "optimizer", "weight_decay", "augment", "seed", "mode_config",
-                "max_batches_per_epoch", "train_samples", "image_shape")
+                "max_batches_per_epoch", "train_samples", "image_shape", "lr_schedule", "schedule_epochs")
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -147,6 +148,15 @@ def _check_number(name: str, value: Any, positive: bool) -> float:
     return float(value)
 
 
+def epoch_lr(lr: float, schedule: str, epoch: int, epochs: int) -> float:
+    """The learning rate of ``epoch`` (1-based) of ``epochs``: ``lr`` for ``"constant"``; for ``"cosine"``
+    (Loshchilov & Hutter 2017, without restarts, stepped once per epoch)
+    ``lr · (1 + cos(π (epoch − 1) / epochs)) / 2`` — ``lr`` at the first epoch, decaying towards 0."""
+    if schedule == "cosine":
+        return lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / epochs))
+    return lr
+
+
 def _make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     parameters = [p for p in model.parameters() if p.requires_grad]
     if not parameters:
@@ -217,7 +227,7 @@ def _merge_small(batches: list[Tensor], minimum: int) -> list[Tensor]:
 def _train_epoch(model: nn.Module, data: TensorData, mode: TrainingMode, optimizer: torch.optim.Optimizer,
                  *, epoch: int, epochs: int, seed: int, batch_size: int, augment: str | None,
                  max_batches: int | None, device: torch.device, progress: bool,
-                 forward: nn.Module | None = None) -> tuple[dict[str, float], Any]:
+                 forward: nn.Module | None = None, channels_last: bool = False) -> tuple[dict[str, float], Any]:
     """One epoch of training; returns ``({"loss", "accuracy"}, progress bar)``. ``forward``: the module
     that computes the training logits (the DDP wrapper of ``model`` when distributed)."""
     world, rank = distributed.world_size(), distributed.rank()
@@ -244,6 +254,8 @@ def _train_epoch(model: nn.Module, data: TensorData, mode: TrainingMode, optimiz
             raise TrainingError(f"training mode {mode_name(mode)!r} returned {got} for a batch of shape "
                                 f"{tuple(x.shape)}; transform must keep the shape")
         x_train = x_train.detach()
+        if channels_last:
+            x_train = x_train.contiguous(memory_format=torch.channels_last)
         model.train()  # the mode may have run the model in eval mode (e.g. an attack)
         optimizer.zero_grad(set_to_none=True)
         logits = model(x_train)
@@ -356,6 +368,8 @@ def train(
     *,
     optimizer: str = "adam",
     weight_decay: float = 0.0,
+    lr_schedule: str = "constant",
+    channels_last: bool = False,
     augment: bool | str | None = False,
     out_dir: str | Path | None = None,
     resume: bool = False,
@@ -372,7 +386,10 @@ def train(
     Datasets: an :class:`~freqlens.data.ImageDataset`, an ``(images, labels)`` pair of tensors, or any
     dataset of ``(image, label)`` items with ``uint8`` or float [0, 1] ``C×H×W`` images (stacked once).
     ``mode``: a :class:`TrainingMode` (default :class:`Standard`). ``optimizer``: ``"adam"`` or
-    ``"sgd"`` (momentum 0.9). ``augment``: ``"flip"``, ``"crop"`` (4-px zero padding), ``"flip+crop"``
+    ``"sgd"`` (momentum 0.9). ``lr_schedule``: ``"constant"`` or ``"cosine"`` (see :func:`epoch_lr`; the
+    rate is set at the start of every epoch, so a resumed run follows the same schedule).
+    ``channels_last``: train in the channels-last memory format (about 1.5× faster for ResNets on CPU,
+    slower for tiny models; results equal up to float rounding). ``augment``: ``"flip"``, ``"crop"`` (4-px zero padding), ``"flip+crop"``
     (= ``True``) or ``False``. ``device``: default the model's parameter device.
 
     History entry: ``epoch`` (1-based), ``train_loss``, ``train_accuracy`` (on the batches the optimiser
@@ -410,6 +427,9 @@ def train(
     optimizer_name = str(optimizer).strip().lower()
     if optimizer_name not in OPTIMIZERS:
         raise TrainingConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+    schedule = str(lr_schedule).strip().lower()
+    if schedule not in LR_SCHEDULES:
+        raise TrainingConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
     augment_kind = parse_augment(augment)
     vii_images = 0 if log_vii is False else (512 if log_vii is True else _check_positive_int("log_vii", log_vii))
     seed = int(seed)
@@ -428,12 +448,16 @@ def train(
     _probe(model, train_data, device, "training")
     if val_data is not None:
         _probe(model, val_data, device, "validation")
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     optim = _make_optimizer(model, optimizer_name, lr, weight_decay)
     mean_image = mean_image_of(train_data.images) if vii_images and val_data is not None else None
     mode_config = describe_mode(mode)
     config: dict[str, Any] = {
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer_name,
-        "weight_decay": weight_decay, "augment": augment_kind or "none", "seed": seed,
+        "weight_decay": weight_decay, "lr_schedule": schedule,
+        "schedule_epochs": epochs if schedule != "constant" else None,
+        "augment": augment_kind or "none", "seed": seed,
         "mode": mode_config["name"], "mode_config": mode_config,
         "max_batches_per_epoch": max_batches_per_epoch, "train_samples": len(train_data),
         "image_shape": list(train_data.image_shape),
@@ -477,12 +501,14 @@ def train(
     global_stream = "global" if world == 1 else f"global/rank{rank}"
     for epoch in range(start, epochs + 1):
         started = time.perf_counter()
+        for group in optim.param_groups:
+            group["lr"] = epoch_lr(lr, schedule, epoch, epochs)
         try:
             with _seeded_global_rng(_stream_seed(seed, epoch, global_stream), device):
                 metrics, bar = _train_epoch(
                     model, train_data, mode, optim, epoch=epoch, epochs=epochs, seed=seed, batch_size=batch_size,
                     augment=augment_kind, max_batches=max_batches_per_epoch, device=device,
-                    progress=progress and main, forward=forward,
+                    progress=progress and main, forward=forward, channels_last=channels_last,
                 )
         except _NonFiniteLoss as error:
             if out is not None and history:
