@@ -1,25 +1,34 @@
-"""The FORGrad study (seed 001) at a tiny scale: schema, figures, claims recomputed from the raw numbers,
-cached rerun, config validation and FORGrad-specific invariants."""
+"""The FORGrad study (seed 001) at a tiny scale: schema, figures, both FORGrad pipelines, claims recomputed
+from the stored raw numbers (paired bootstrap lower bounds, nonlinear radii, seeds), cached rerun, config
+validation and FORGrad-specific invariants."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
+import statistics
 
 import pytest
+import torch
 
+from freqlens.analysis import bootstrap_interval, paired_bootstrap_interval
 from freqlens.errors import FreqlensError
 from freqlens.studies.base import load_config
-from freqlens.studies.forgrad import STUDY, ForgradConfig, compute_claim_numbers, run_forgrad
+from freqlens.studies.forgrad import STUDY, ForgradConfig, run_forgrad
 
 from .contract import PNG_SIGNATURE, check_study_contract
 
 MODELS = ("resnet_small", "vit_tiny", "convnext_tiny")
+MODES = ("magnitude", "signed")
 TINY = dataclasses.replace(
-    ForgradConfig(), epochs=1, n_train=300, n_images=4, n_calibration=4, steps=4, mufidelity_samples=8, n_sigmas=3,
-    methods="saliency,gradient_input,gradcam,occlusion", n_dirs=4, radii="0.1,1",
+    ForgradConfig(), models=",".join(MODELS), dataset="demo-mnist", zoo="", epochs=1, n_train=300, n_images=4,
+    n_calibration=4, steps=4, mufidelity_samples=8, n_sigmas=3, methods="saliency,gradient_input,gradcam,occlusion",
+    n_dirs=4, radii="0.1,1,3", seeds="0", n_resamples=200,
 )
+#: one model (reused from TINY's cache), the signed pipeline only, two seeds
+SIGNED = dataclasses.replace(TINY, models="resnet_small", modes="signed", seeds="0,1")
+GAINS = ("insertion_minus_deletion", "score", "mufidelity")
 
 
 @pytest.fixture(scope="module")
@@ -29,88 +38,222 @@ def study(tmp_path_factory):
     return cache, path, json.loads(path.read_text())
 
 
+@pytest.fixture(scope="module")
+def signed_run(study, tmp_path_factory):
+    cache = study[0]
+    path = run_forgrad(tmp_path_factory.mktemp("signed"), SIGNED, cache_dir=cache, progress=False)
+    return cache, path, json.loads(path.read_text())
+
+
+def _claims(results, text):
+    return [claim for claim in results["claims"] if text in claim["claim"]]
+
+
+def _per_image_gains(results, mode, seed, metric):
+    """Per image: mean over (model, gradient method) of FORGrad* − raw, from the stored rankings."""
+    def values(row):
+        metrics = row["metrics"]
+        if metric == "insertion_minus_deletion":
+            return [i - d for i, d in zip(metrics["insertion"]["values"], metrics["deletion"]["values"])]
+        return metrics[metric]["values"]
+
+    star, raw = [], []
+    for entry in results["models"].values():
+        ranking = entry["tables"][mode][str(seed)]["ranking"]
+        starred = {row["method"]: row for row in ranking["forgrad"]}
+        for row in ranking["methods"]:
+            if row["family"] == "gradient":
+                raw.append(values(row))
+                star.append(values(starred[row["method"]]))
+    return torch.tensor(star, dtype=torch.float64).mean(0), torch.tensor(raw, dtype=torch.float64).mean(0)
+
+
 def test_results_schema(study):
     _, path, results = study
     check_study_contract(path, results, STUDY, TINY)
     assert set(results["models"]) == set(MODELS)
     table1 = results["tables"][0]["rows"]
-    # Grad-CAM needs convolutions: "n.a." on the ViT (seed 001 Table 1), a row and a * row elsewhere
-    (vit_gradcam,) = [row for row in table1 if row[:2] == ["vit_tiny", "gradcam"]]
-    assert vit_gradcam[2] == "n.a." and not any(row[:2] == ["vit_tiny", "gradcam*"] for row in table1)
+    for mode in MODES:
+        # Grad-CAM needs convolutions: "n.a." on the ViT (seed 001 Table 1); FORGrad* rows for the gradient
+        # methods only, as in seed 001 Table 1
+        (vit_gradcam,) = [row for row in table1 if row[:3] == ["vit_tiny", mode, "gradcam"]]
+        assert vit_gradcam[3] == "n.a."
+        labels = [row[2] for row in table1 if row[:2] == ["resnet_small", mode]]
+        assert labels == ["saliency", "saliency*", "gradient_input", "gradient_input*", "gradcam", "occlusion"]
     assert results["models"]["vit_tiny"]["not applicable"] == ["gradcam"]
-    assert any(row[:2] == ["resnet_small", "gradcam*"] for row in table1)
-    assert len(results["claims"]) == 8
+    # footprints + per pipeline (3 paired gains, ranking, σ*) + linearization, pooling, random
+    assert len(results["claims"]) == 1 + len(MODES) * 5 + 3
 
 
 def test_per_model_figures(study):
     _, _, results = study
     listed = {figure["file"] for figure in results["figures"]}
-    assert {f"layer_hf_{m}.png" for m in MODELS} <= listed and {f"linearization_{m}.png" for m in MODELS} <= listed
+    for kind in ("layer_hf", "linearization", "linearization_ratio"):
+        assert {f"{kind}_{m}.png" for m in MODELS} <= listed
+    assert {f"forgrad_maps_{mode}.png" for mode in MODES} <= listed
 
 
-def test_claims_hold_iff_their_numbers_compare(study):
+def test_both_pipelines_are_ranked(study):
     _, _, results = study
-    by_figure_text = {claim["claim"]: claim for claim in results["claims"]}
-    numbers = compute_claim_numbers(results, TINY)
-    assert [(c["left"], c["right"]) for c in by_figure_text.values()] == [tuple(v) for v in numbers.values()]
+    for entry in results["models"].values():
+        assert set(entry["tables"]) == set(MODES)
+        for mode in MODES:
+            ranking = entry["tables"][mode]["0"]["ranking"]
+            assert ranking["forgrad_mode"] == mode and ranking["sigma_source"] == "calibration"
+            assert all(row["sigma_search"]["mode"] == mode for row in ranking["forgrad"])
+        assert set(entry["tables"]["signed"]["0"]["raw_magnitude_ranking"]) == {"saliency", "gradient_input"}
+        assert entry["tables"]["magnitude"]["0"]["raw_magnitude_ranking"] == {}
+    assert {(g["mode"], g["metric"]) for g in results["gains"]} == {(m, g) for m in MODES for g in GAINS}
+    for mode in MODES:
+        assert len(_claims(results, f"[{mode} pipeline]")) == 5
 
 
-def test_claims_recomputed_from_raw_measures(study):
-    """Independent recomputation: per-image Table-1 values and the linearization residuals."""
+def test_forgrad_claims_are_paired_interval_lower_bounds(study):
+    """Each 'improves' claim: left = lower bound of the paired bootstrap interval on the evaluated images,
+    recomputed from the stored per-image rows, > 0; its label states the interval."""
     _, _, results = study
-    claims = results["claims"]
-    starred, original = [], []
-    for name in MODELS:
-        ranking = results["models"][name]["ranking"]
-        for row, star in zip(ranking["methods"], ranking["forgrad"], strict=True):
-            assert row["method"] == star["method"]
-            if row["family"] == "gradient":
-                values, star_values = row["metrics"]["score"]["values"], star["metrics"]["score"]["values"]
-                original.append(sum(values) / len(values))
-                starred.append(sum(star_values) / len(star_values))
-    assert claims[1]["left"] == pytest.approx(sum(starred) / len(starred), rel=1e-12)
-    assert claims[1]["right"] == pytest.approx(sum(original) / len(original), rel=1e-12)
+    texts = {"insertion_minus_deletion": "Insertion − Deletion", "score": "I+F−D of", "mufidelity": "MuFidelity of"}
+    for gain in results["gains"]:
+        mode, metric = gain["mode"], gain["metric"]
+        (stored,) = gain["seeds"]
+        star, raw = _per_image_gains(results, mode, 0, metric)
+        assert stored["per_image_gain"] == pytest.approx((star - raw).tolist(), abs=1e-12)
+        generator = torch.Generator().manual_seed(0)
+        interval = paired_bootstrap_interval(star, raw, TINY.n_resamples, TINY.confidence, generator)
+        again = bootstrap_interval(stored["per_image_gain"], TINY.n_resamples, TINY.confidence,
+                                   torch.Generator().manual_seed(0))
+        assert again.low == pytest.approx(interval.low, abs=1e-12)
+        (claim,) = [c for c in _claims(results, f"[{mode} pipeline]") if texts[metric] in c["claim"]]
+        assert claim["relation"] == ">" and claim["right"] == 0.0
+        assert claim["left"] == pytest.approx(interval.low, abs=1e-12)
+        assert claim["holds"] is (interval.low > 0)
+        assert f"95% CI [{interval.low:.4g}, {interval.high:.4g}]" in claim["measured"]
 
+
+def test_magnitude_ranking_of_signed_maps_is_the_magnitude_raw_row(study):
+    """The conventions table's 'raw (magnitude ranking)' of the signed run ranks the same maps as the
+    magnitude pipeline's raw row (|mean_c φ| and |Σ_c φ| order pixels alike)."""
+    _, _, results = study
+    for entry in results["models"].values():
+        magnitude = {row["method"]: row for row in entry["tables"]["magnitude"]["0"]["ranking"]["methods"]}
+        for method, values in entry["tables"]["signed"]["0"]["raw_magnitude_ranking"].items():
+            for metric in ("deletion", "insertion"):
+                assert values[metric] == pytest.approx(magnitude[method]["metrics"][metric]["values"], abs=1e-6)
+    conventions = results["tables"][4]
+    assert conventions["columns"][2:] == ["raw (signed ranking)", "raw (magnitude ranking)", "FORGrad* magnitude",
+                                          "FORGrad* signed"]
+    assert all(isinstance(v, float) for row in conventions["rows"] for v in row[2:])
+
+
+def test_linearization_claim_uses_only_the_nonlinear_radii(study):
+    _, _, results = study
     logs = []
     for name in MODELS:
         lin = results["models"][name]["linearization"]
-        half = lin["residual"][lin["fractions"].index(TINY.claim_fraction)]
-        logs += [math.log(a / b) for a, b in zip(half, lin["residual"][-1])]
-    assert claims[4]["left"] == pytest.approx(math.exp(sum(logs) / len(logs)), rel=1e-9)
+        mask = [u > TINY.nonlinear_fraction * c for u, c in zip(lin["unfiltered"], lin["change"])]
+        assert lin["nonlinear_mask"] == mask
+        assert lin["nonlinear_radii"] == [r for r, keep in zip(lin["radii"], mask) if keep]
+        row = lin["residual"][lin["fractions"].index(TINY.claim_fraction)]
+        logs += [math.log(f / u) for f, u, keep in zip(row, lin["unfiltered"], mask) if keep]
+    (claim,) = _claims(results, "linearize the model")
+    if logs:
+        assert claim["left"] == pytest.approx(math.exp(sum(logs) / len(logs)), rel=1e-9)
+        assert claim["relation"] == "<=" and claim["right"] == TINY.align_ratio
+    else:
+        assert "no radius where the model is nonlinear" in claim["measured"] and claim["holds"] is False
 
+
+def test_linearization_claim_without_a_nonlinear_radius_cannot_hold():
+    from freqlens.metrics import LinearizationCurves
+    from freqlens.studies.forgrad import LinearizationPiece, Setup, _linearization_claim
+
+    curves = LinearizationCurves(sigmas=[7.0], radii=[0.1, 1.0], residual=torch.tensor([[0.5, 0.5]]),
+                                 unfiltered=torch.tensor([0.01, 0.01]), change=torch.tensor([1.0, 1.0]),
+                                 shape="box", n_images=1, n_dirs=1)
+    piece = LinearizationPiece("m", [0.5], curves, curves.nonlinear_radii(0.1))
+    setup = Setup(TINY, ["m"], [], ["signed"], [], "saliency", 14.0, [], None, None, False)
+    claim = _linearization_claim([piece], setup)
+    assert not claim.holds and "no radius where the model is nonlinear" in claim.measured
+
+
+def test_footprint_claim_recomputed(study):
+    _, _, results = study
     footprints = results["footprints"]["methods"]
     gradient = [m["hf_power_ratio"]["mean"] for m in footprints.values() if m["family"] == "gradient"]
-    assert claims[0]["left"] == pytest.approx(sum(gradient) / len(gradient))
+    others = [m["hf_power_ratio"]["mean"] for m in footprints.values() if m["family"] != "gradient"]
+    (claim,) = _claims(results, "more power in high frequencies")
+    assert claim["left"] == pytest.approx(sum(gradient) / len(gradient))
+    assert claim["right"] == pytest.approx(sum(others) / len(others))
+    for method in footprints.values():
+        assert 0.0 <= method["hf_power_ratio"]["mean"] <= 1.0
 
 
 def test_forgrad_invariants(study):
     """σ* is the first argmax of I − D over the grid; a * row at the Nyquist σ is the identity filter, so its
-    faithfulness equals the original row's; HF ratios are shares in [0, 1]."""
+    faithfulness equals the original row's; Table 2 lists methods by decreasing I+F−D."""
     _, _, results = study
     for name in MODELS:
         entry = results["models"][name]
-        search = entry["sigma_search"]
-        scores = search["insertion_minus_deletion"]
-        assert search["sigma_star"] == search["sigmas"][scores.index(max(scores))]
-        assert scores == pytest.approx([i - d for i, d in zip(search["insertion"], search["deletion"])])
-        assert search["sigmas"][-1] == search["nyquist"] == 14.0
-        ranking = entry["ranking"]
-        for row, star in zip(ranking["methods"], ranking["forgrad"]):
-            assert star["sigma"] in search["sigmas"]
-            if star["sigma"] == search["nyquist"]:
-                for metric in ("deletion", "insertion", "mufidelity"):
-                    assert star["metrics"][metric]["values"] == pytest.approx(row["metrics"][metric]["values"])
-        # Table 2 lists the methods by decreasing original I+F−D
-        means = {row["method"]: row["metrics"]["score"]["mean"] for row in ranking["methods"]}
-        order = ranking["ranking"]["original"]
-        assert [means[m] for m in order] == sorted(means.values(), reverse=True)
+        for mode in MODES:
+            ranking = entry["tables"][mode]["0"]["ranking"]
+            rows = {row["method"]: row for row in ranking["methods"]}
+            assert [star["method"] for star in ranking["forgrad"]] == ["saliency", "gradient_input"]
+            for star in ranking["forgrad"]:
+                row = rows[star["method"]]
+                search = star["sigma_search"]
+                scores = search["insertion_minus_deletion"]
+                assert star["sigma"] == search["sigma_star"] == search["sigmas"][scores.index(max(scores))]
+                assert search["sigmas"][-1] == 14.0
+                assert search["significant"] is (search["gain_over_unfiltered"][scores.index(max(scores))]["low"] > 0)
+                if star["sigma"] == 14.0:
+                    for metric in ("deletion", "insertion", "mufidelity"):
+                        assert star["metrics"][metric]["values"] == pytest.approx(row["metrics"][metric]["values"])
         assert set(entry["layer_hf"]) == {"trained", "avg-pool swap", "random init"}
-    for method in results["footprints"]["methods"].values():
-        assert 0.0 <= method["hf_power_ratio"]["mean"] <= 1.0
+    columns, rows = results["tables"][1]["columns"], results["tables"][1]["rows"]
+    column = columns.index("resnet_small magnitude original")
+    ranking = results["models"]["resnet_small"]["tables"]["magnitude"]["0"]["ranking"]
+    means = {row["method"]: row["metrics"]["score"]["mean"] for row in ranking["methods"]}
+    order = [row[column] for row in rows if row[column]]
+    assert [means[m] for m in order] == sorted(means.values(), reverse=True)
 
 
-def test_rerun_is_identical_and_reuses_the_models(study, tmp_path, monkeypatch):
-    cache, _, first = study
+def test_signed_only_runs_just_that_pipeline(signed_run):
+    _, path, results = signed_run
+    check_study_contract(path, results, STUDY, SIGNED)
+    assert set(results["models"]["resnet_small"]["tables"]) == {"signed"}
+    assert {g["mode"] for g in results["gains"]} == {"signed"}
+    assert not _claims(results, "[magnitude pipeline]") and len(_claims(results, "[signed pipeline]")) == 5
+    assert {f["file"] for f in results["figures"]} >= {"forgrad_maps_signed.png"}
+    assert not (path.parent / "forgrad_maps_magnitude.png").exists()
+    (row,) = [r for r in results["tables"][4]["rows"] if r[:2] == ["resnet_small", "saliency"]]
+    assert row[4] == "n.a." and isinstance(row[3], float)  # FORGrad* magnitude not run; magnitude ranking is
+
+
+def test_seeds_give_a_spread_and_the_claims_use_their_mean(signed_run):
+    _, _, results = signed_run
+    draws = results["test indices"]
+    assert set(draws) == {"0", "1"} and draws["0"]["evaluated"] != draws["1"]["evaluated"]
+    for seed in ("0", "1"):
+        assert not set(draws[seed]["evaluated"]) & set(draws[seed]["calibration"])
+    (gain,) = [g for g in results["gains"] if g["metric"] == "insertion_minus_deletion"]
+    lows = []
+    for stored in gain["seeds"]:
+        star, raw = _per_image_gains(results, "signed", stored["seed"], "insertion_minus_deletion")
+        interval = paired_bootstrap_interval(star, raw, SIGNED.n_resamples, SIGNED.confidence,
+                                             torch.Generator().manual_seed(stored["seed"]))
+        assert stored["interval"]["low"] == pytest.approx(interval.low, abs=1e-12)
+        lows.append(interval.low)
+    assert len(lows) == 2
+    spread = gain["spread over seeds"]["low"]
+    assert spread >= 0 and spread == pytest.approx(statistics.stdev(lows))
+    (claim,) = [c for c in _claims(results, "Insertion − Deletion") if "[signed pipeline]" in c["claim"]]
+    assert claim["left"] == pytest.approx(sum(lows) / 2, abs=1e-12)
+    assert f"± {spread:.2g}" in claim["measured"] and "over 2 seed(s)" in claim["measured"]
+
+
+def test_rerun_is_identical_and_reuses_the_models(study, signed_run, tmp_path, monkeypatch):
+    cache, _, first_tiny = study
+    _, _, first = signed_run
     checkpoints = sorted(cache.glob("*/best.pt"))
     assert len(checkpoints) == len(MODELS)
     mtimes = [p.stat().st_mtime_ns for p in checkpoints]
@@ -119,16 +262,21 @@ def test_rerun_is_identical_and_reuses_the_models(study, tmp_path, monkeypatch):
         raise AssertionError("the cached models should have been reused")
 
     monkeypatch.setattr("freqlens.training.train", no_training)
-    second = json.loads(run_forgrad(tmp_path, TINY, cache_dir=cache, progress=False).read_text())
+    second = json.loads(run_forgrad(tmp_path, SIGNED, cache_dir=cache, progress=False).read_text())
     assert first["claims"] == second["claims"]
     assert first["tables"] == second["tables"]
-    for name in MODELS:
-        one, two = first["models"][name], second["models"][name]
-        for key in ("linearization", "layer_hf", "sigma_search"):
-            assert one[key] == two[key]
-        assert [r["metrics"] for r in one["ranking"]["forgrad"]] == [r["metrics"] for r in two["ranking"]["forgrad"]]
-    assert second["summary"]["models reused from cache"] is True
-    assert first["summary"]["models reused from cache"] is False
+    assert first["gains"] == second["gains"]
+    one, two = first["models"]["resnet_small"], second["models"]["resnet_small"]
+    for key in ("linearization", "layer_hf"):
+        assert one[key] == two[key]
+    for seed, table in one["tables"]["signed"].items():
+        again = two["tables"]["signed"][seed]
+        assert table["raw_magnitude_ranking"] == again["raw_magnitude_ranking"]
+        for rows in ("methods", "forgrad"):  # everything but the wall seconds of the cost
+            assert [(r["metrics"], r.get("sigma_search")) for r in table["ranking"][rows]] == \
+                   [(r["metrics"], r.get("sigma_search")) for r in again["ranking"][rows]]
+    assert second["summary"]["models reused (zoo or cache)"] is True
+    assert first_tiny["summary"]["models reused (zoo or cache)"] is False
     assert [p.stat().st_mtime_ns for p in checkpoints] == mtimes
 
 
@@ -147,6 +295,15 @@ def test_rerun_is_identical_and_reuses_the_models(study, tmp_path, monkeypatch):
     (["layer_measure=energy"], "layer_measure"),
     (["occlusion_stride=9"], "occlusion_stride"),
     (["align_ratio=0"], "align_ratio"),
+    (["nonlinear_fraction=0"], "nonlinear_fraction"),
+    (["modes=magnitude,bogus"], "modes"),
+    (["modes=signed,signed"], "modes"),
+    (["modes="], "modes"),
+    (["seeds=0,x"], "seeds"),
+    (["seeds=-1"], "seeds"),
+    (["seeds=1,1"], "seeds"),
+    (["confidence=1"], "confidence"),
+    (["n_resamples=0"], "n_resamples"),
     (["n_images=600"], "test split"),
 ])
 def test_bad_config_values(tmp_path, overrides, match):
@@ -158,12 +315,15 @@ def test_bad_config_values(tmp_path, overrides, match):
 
 @pytest.mark.parametrize("scale", ["demo", "cpu", "paper"])
 def test_presets_are_valid(scale):
-    from freqlens.studies.forgrad import _validate
+    from freqlens.studies.forgrad import _modes, _seeds, _validate
 
     config = ForgradConfig.for_scale(scale)
     models, methods = _validate(config)
-    assert models == list(MODELS)
-    assert "saliency" in methods
+    assert models == (list(MODELS) if scale == "paper" else ["resnet_small"])  # the zoo's models at demo / cpu
+    assert "saliency" in methods and _modes(config) == list(MODES)
+    smallest = {"demo": 8, "cpu": 128, "paper": 1000}[scale]  # demo: fast; cpu: issue 14's >= 128 held-out images
+    assert config.n_images >= smallest and config.n_calibration >= smallest
+    assert _seeds(config) == ([0] if scale == "demo" else [0, 1, 2])
     with pytest.raises(FreqlensError, match="scale"):
         ForgradConfig.for_scale("huge")
 
@@ -173,4 +333,12 @@ def test_grouped_bars_writes_a_png(tmp_path):
 
     path = grouped_bars(["a", "b", "c"], {"x": [1.0, -0.5, float("nan")], "y": [0.2, 0.3, 0.4]}, tmp_path / "g.png",
                         ylabel="value", title="t")
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_line_plot_marks_points_and_a_reference_line(tmp_path):
+    from freqlens.report.figures import line_plot
+
+    path = line_plot({"a": ([0.1, 1.0, 3.0], [4.0, 1.1, 1.0])}, tmp_path / "l.png", xlabel="r", ylabel="ratio",
+                     logx=True, logy=True, points={"kept": ([1.0, 3.0], [1.1, 1.0])}, hline=1.25)
     assert path.read_bytes()[:8] == PNG_SIGNATURE

@@ -123,19 +123,27 @@ def line_plot(
     title: str | None = None,
     logx: bool = False,
     logy: bool = False,
+    points: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+    hline: float | None = None,
 ) -> Path:
-    """One line per ``label -> (x, y)`` series, with markers, grid and legend."""
+    """One line per ``label -> (x, y)`` series, with markers, grid and legend; ``points``: labelled sets of
+    unconnected hollow markers drawn over the lines (e.g. the points a claim looks at); ``hline``: a dashed
+    horizontal reference line (e.g. a tolerance)."""
     plt = _pyplot()
     fig, axis = plt.subplots(figsize=(6, 3.6))
     for label, (xs, ys) in series.items():
         axis.plot(list(xs), list(ys), "o-", markersize=3, label=label)
+    for label, (xs, ys) in (points or {}).items():
+        axis.plot(list(xs), list(ys), "o", markersize=9, markerfacecolor="none", color="black", label=label)
+    if hline is not None:
+        axis.axhline(hline, color="black", linestyle="--", linewidth=0.8)
     axis.set(xlabel=xlabel, ylabel=ylabel, title=title or "")
     if logx:
         axis.set_xscale("log")
     if logy:
         axis.set_yscale("log")
     axis.grid(alpha=0.3)
-    if len(series) > 1:
+    if len(series) + len(points or {}) > 1:
         axis.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path)
