@@ -8,7 +8,6 @@ import torch
 from torch import Tensor, nn
 
 import freqlens
-
 from freqlens.attribution.sobol import SobolAttribution, jansen_total_indices, sobol_designs
 
 from .conftest import Quadrants, SmallReLUCNN, quadrant_mask, seeded

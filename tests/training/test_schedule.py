@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -25,7 +26,7 @@ def test_cosine_closed_form() -> None:
     assert epoch_lr(0.1, "cosine", 1, 10) == pytest.approx(0.1)
     assert epoch_lr(0.1, "cosine", 6, 10) == pytest.approx(0.05)  # half-way: cos(π/2) = 0
     values = [epoch_lr(0.1, "cosine", epoch, 10) for epoch in range(1, 11)]
-    assert all(a > b for a, b in zip(values, values[1:]))
+    assert all(a > b for a, b in itertools.pairwise(values))
     assert values[-1] == pytest.approx(0.1 * (1 + math.cos(math.pi * 0.9)) / 2)
 
 
