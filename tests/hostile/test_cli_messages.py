@@ -54,7 +54,7 @@ def test_attack_label_range_error_covers_every_image(tmp_path, capsys):
                  "--out", str(tmp_path / "out")])
     assert code == 2
     line = one_error_line(capsys)
-    assert line.startswith("freqlens: error: fgsm on demo: labels must lie in [0, 5)")
+    assert line.startswith("freqlens: error: fgsm on demo-mnist: labels must lie in [0, 5)")
     assert line.endswith(f"got values in [{int(labels.min())}, {int(labels.max())}]")
     assert not (tmp_path / "out").exists()  # the folder the failed command created is removed
 
