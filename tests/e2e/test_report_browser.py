@@ -9,6 +9,7 @@ temporary folder. Two deliberately broken reports prove that the check can fail.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import io
 import json
@@ -66,21 +67,23 @@ def study_report(chromium, tmp_path_factory) -> tuple[Path, list[dict]]:
 
 
 def _handmade_report(out: Path, *, corrupt: str = "", script: str = "") -> Path:
-    """A one-study report with two real figures; ``corrupt="not-png"`` replaces ``ramp.png`` by text,
+    """A one-study report with two real figures; ``corrupt="not-png"`` replaces the embedded ``ramp.png`` by text,
     ``corrupt="bad-header"`` flips one byte of its IHDR chunk (CRC mismatch); ``script`` is appended to
     the page as an inline ``<script>``."""
     study = out / "handmade"
     line_plot({"a": ([0, 1, 2], [1.0, 0.5, 0.25])}, study / "curve.png", xlabel="step", ylabel="value")
     heatmaps({"ramp": torch.arange(64.0).reshape(8, 8)}, study / "ramp.png")
-    if corrupt == "not-png":
-        (study / "ramp.png").write_bytes(b"this is not a PNG file\n" * 20)
-    elif corrupt == "bad-header":
+    if corrupt == "bad-header":
         data = bytearray((study / "ramp.png").read_bytes())
         data[20] ^= 0xFF  # inside the IHDR chunk: image height, now inconsistent with the chunk's CRC
         (study / "ramp.png").write_bytes(bytes(data))
     figures = [{"file": "curve.png", "caption": "curve"}, {"file": "ramp.png", "caption": "ramp"}]
     (study / "results.json").write_text(json.dumps({"study": "handmade", "title": "Handmade", "figures": figures}))
     page = write_report(out)
+    if corrupt == "not-png":  # write_report refuses a non-PNG figure file, so corrupt the embedded copy
+        embedded = base64.b64encode((study / "ramp.png").read_bytes()).decode("ascii")
+        text = base64.b64encode(b"this is not a PNG file\n" * 20).decode("ascii")
+        page.write_text(page.read_text().replace(embedded, text))
     if script:
         page.write_text(page.read_text().replace("</body>", f"<script>{script}</script></body>"))
     return page
