@@ -231,14 +231,14 @@ def _explain(args: argparse.Namespace, device) -> int:
     from freqlens.analysis.explain import Explanation
     from freqlens.analysis.sigma_search import search_sigma
     from freqlens.attribution.registry import canonical_method, make_explainer
+    from freqlens.commands._model import model_from_args
     from freqlens.data import load_dataset
-    from freqlens.models import load
 
     try:
         method = canonical_method(args.method)
     except ValueError as error:
         raise FreqlensError(str(error)) from None
-    model = load(args.checkpoint, map_location=device)
+    model, record = model_from_args(args, device)
     dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
     needed = args.n_images + (args.calibration if args.forgrad == "auto" else 0)
     if len(dataset) < needed:
@@ -269,13 +269,14 @@ def _explain(args: argparse.Namespace, device) -> int:
                          sigma=sigma, shape=args.shape, mode=args.forgrad_mode)
     # rank 0 writes; a failure there stops every rank at once (instead of the others timing out)
     distributed.run_everywhere(
-        lambda: _write_explanation(args, method, images.cpu(), labels.cpu(), result, search)
+        lambda: _write_explanation(args, method, images.cpu(), labels.cpu(), result, search, record)
         if distributed.is_main() else None, catch=(FreqlensError, OSError))
     return 0
 
 
-def _write_explanation(args: argparse.Namespace, method: str, images, labels, result, search) -> None:
-    """OUT/maps.pt, the PNG grids and OUT/explain.json (rank 0)."""
+def _write_explanation(args: argparse.Namespace, method: str, images, labels, result, search,
+                       record: dict) -> None:
+    """OUT/maps.pt, the PNG grids and OUT/explain.json (rank 0; ``record``: how the model was loaded)."""
     import math
 
     from freqlens import distributed
@@ -301,7 +302,8 @@ def _write_explanation(args: argparse.Namespace, method: str, images, labels, re
         path = attribution_grid(images[part], rows, out / f"grid_{start // args.grid_size:03d}.png", titles=titles)
         figures.append(path.name)
     summary = {
-        "checkpoint": str(args.checkpoint), "dataset": args.dataset, "split": args.split, "method": method,
+        "checkpoint": None if args.checkpoint is None else str(args.checkpoint), "model": record,
+        "dataset": args.dataset, "split": args.split, "method": method,
         "n_images": args.n_images, "target": args.target, "forgrad": args.forgrad, "shape": args.shape,
         "forgrad_mode": args.forgrad_mode,
         "sigma": result.sigma, "figures": figures, "maps": "maps.pt", "shard_size": args.shard_size,
@@ -392,7 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.set_defaults(run=_cmd_train)
 
     explain = commands.add_parser("explain", help="attribution maps (+ FORGrad) of N images: OUT/maps.pt, grids")
-    explain.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by freqlens train, or zoo:NAME (a trained model shipped with freqlens: freqlens zoo list)")
+    from freqlens.commands._model import add_model_flags
+
+    add_model_flags(explain)
     add_dataset_flags(explain)
     explain.add_argument("--split", default="test")
     explain.add_argument("--method", required=True, help="saliency, gradient_input, integrated_gradients, "

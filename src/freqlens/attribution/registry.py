@@ -7,6 +7,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from freqlens.utils.output import OutputSelector, SelectOutput
+
 from .base import Explainer
 from .gradcam import GradCAM, GradCAMPlusPlus
 from .gradient import GradientInput, Saliency
@@ -63,7 +65,19 @@ def canonical_method(name: str) -> str:
 
 
 def make_explainer(
-    name: str, model: nn.Module, *, batch_size: int | None = None, generator: torch.Generator | None = None
+    name: str, model: nn.Module, *, batch_size: int | None = None, generator: torch.Generator | None = None,
+    output: OutputSelector | None = None,
 ) -> Explainer:
-    """Build the explainer called ``name`` around ``model`` with the library's default settings."""
+    """Build the explainer called ``name`` around ``model`` with the library's default settings.
+
+    Args:
+        name: A method name or alias (see :data:`METHOD_NAMES`).
+        model: The classifier.
+        batch_size: Max images per forward pass.
+        generator: Random stream of the stochastic methods.
+        output: For a model returning a tuple/dict: the index, key or callable that picks its logits (the
+            explainer then sees ``freqlens.models.SelectOutput(model, output)``).
+    """
+    if output is not None:
+        model = SelectOutput(model, output)
     return METHODS[canonical_method(name)](model, batch_size, generator)

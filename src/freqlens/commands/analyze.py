@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from freqlens.cli import add_dataset_flags, number, pick_images, positive_int, resolve_device
+from freqlens.commands._model import add_model_flags, model_from_args
 from freqlens.errors import FreqlensError
 
 ANALYSES = ("footprints", "linearization", "layer-hf", "occluded-frequency", "attack-spectra", "robust-dataset",
@@ -28,7 +29,7 @@ ANALYSES = ("footprints", "linearization", "layer-hf", "occluded-frequency", "at
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser("analyze", help="frequency analyses (JSON + PNG): " + ", ".join(ANALYSES))
     parser.add_argument("analysis", choices=ANALYSES)
-    parser.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by freqlens train, or zoo:NAME (a trained model shipped with freqlens: freqlens zoo list)")
+    add_model_flags(parser)
     add_dataset_flags(parser)
     parser.add_argument("--split", default="test")
     parser.add_argument("--n-images", type=positive_int, default=32)
@@ -36,8 +37,8 @@ def add_parser(commands: Any) -> None:
                         help="attribution methods for footprints (comma-separated)")
     parser.add_argument("--eps", type=number, default=None, help="attack budget for attack-spectra (L∞; default 8/255)")
     parser.add_argument("--steps", type=positive_int, default=None, help="steps of robust-dataset (default 200)")
-    parser.add_argument("--compare", type=Path, default=None,
-                        help="attribution-shift: checkpoint of the robust (e.g. adversarially trained) model")
+    add_model_flags(parser, prefix="compare-", checkpoint_flag="--compare",
+                    what="attribution-shift: the robust (e.g. adversarially trained) model to compare with")
     parser.add_argument("--batch-size", type=positive_int, default=None, help="max images per forward pass")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
@@ -47,11 +48,15 @@ def add_parser(commands: Any) -> None:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from freqlens.data import load_dataset
-    from freqlens.models import load
     from freqlens.utils import atomic_write_json
 
     device = resolve_device(args.device)
-    model = load(args.checkpoint, map_location=device)
+    model, record = model_from_args(args, device)
+    compare = model_from_args(args, device, prefix="compare_", checkpoint_attr="compare", checkpoint_flag="--compare",
+                              required=False)
+    if compare is not None and args.analysis != "attribution-shift":
+        raise FreqlensError(f"--compare and --compare-model are for attribution-shift, not {args.analysis}")
+    args.compare_loaded = compare
     dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
     if len(dataset) < args.n_images:
         raise FreqlensError(f"{args.dataset} ({args.split}) has {len(dataset)} images; --n-images is {args.n_images}")
@@ -71,7 +76,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         summary = runner(model, images, labels, generator, args, dataset)
     except ValueError as error:  # e.g. a method that does not apply to this model
         raise FreqlensError(f"{args.analysis}: {error}") from None
-    summary = {"analysis": args.analysis, "checkpoint": str(args.checkpoint), "dataset": args.dataset,
+    summary = {"analysis": args.analysis, "checkpoint": None if args.checkpoint is None else str(args.checkpoint),
+               "model": record, "dataset": args.dataset,
                "split": args.split, "n_images": args.n_images, "seed": args.seed, **summary}
     name = args.analysis.replace("-", "_")
     atomic_write_json(args.out / f"{name}.json", summary)
@@ -189,12 +195,12 @@ def _robust_dataset(model, images, labels, generator, args, dataset) -> dict:
 
 def _attribution_shift(model, images, labels, generator, args, dataset) -> dict:
     from freqlens.analysis.attribution_shift import attribution_shift
-    from freqlens.models import load
     from freqlens.report.figures import line_plot
 
-    if args.compare is None:
-        raise FreqlensError("attribution-shift needs --compare CKPT (the robust model to compare with)")
-    robust = load(args.compare, map_location=images.device)
+    if args.compare_loaded is None:
+        raise FreqlensError("attribution-shift needs --compare CKPT or --compare-model PKG.MODULE:FACTORY (the robust "
+                            "model to compare with)")
+    robust, compare_record = args.compare_loaded
     shift = attribution_shift(model, robust, images, labels, batch_size=args.batch_size, generator=generator)
     bands = list(range(images.shape[-2] + images.shape[-1] - 1))
     series = {}
@@ -203,7 +209,8 @@ def _attribution_shift(model, images, labels, generator, args, dataset) -> dict:
         series[f"{dataset.classes[c]} robust"] = (bands, shift.robust[c].tolist())
     line_plot(series, args.out / "attribution_shift.png", xlabel="DCT band i + j",
               ylabel="logit drop when the band is removed", title="Attribution shift natural → robust (seed 003, Fig 1)")
-    return {"compare": str(args.compare), **shift.to_dict(dataset.classes), "figures": ["attribution_shift.png"]}
+    return {"compare": compare_record["spec"], "compare_model": compare_record, **shift.to_dict(dataset.classes),
+            "figures": ["attribution_shift.png"]}
 
 
 def _jsonable(value: Any) -> Any:

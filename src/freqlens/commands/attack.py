@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 
 from freqlens.cli import add_dataset_flags, add_shard_flag, number, pick_images, positive_int, resolve_device
+from freqlens.commands._model import add_model_flags, model_from_args
 from freqlens.errors import FreqlensError
 
 ATTACKS = ("fgsm", "pgd", "pgd-l2", "cw", "simba", "lfpgd")
@@ -159,9 +160,8 @@ def _attack(args: argparse.Namespace, device) -> int:
     """``freqlens attack``; under torchrun the work units are shared among the ranks and rank 0 writes."""
     from freqlens import distributed
     from freqlens.data import load_dataset
-    from freqlens.models import load
 
-    model = load(args.checkpoint, map_location=device)
+    model, record = model_from_args(args, device)
     attack = make_attack(args.attack, model, eps=args.eps, steps=args.steps, alpha=args.alpha, c=args.c,
                          kappa=args.kappa, lr=args.lr, cutoff=args.cutoff, basis=args.basis, order=args.order,
                          restarts=args.restarts)  # the settings (and user errors) before any work
@@ -171,12 +171,13 @@ def _attack(args: argparse.Namespace, device) -> int:
     _check_label_range(model, images, labels, args)
     result = _attack_units(model, images, labels, args)
     # rank 0 writes; a failure there stops every rank at once (instead of the others timing out)
-    distributed.run_everywhere(lambda: _write(args, attack, result, count) if distributed.is_main() else None,
+    distributed.run_everywhere(lambda: _write(args, attack, result, count, record) if distributed.is_main() else None,
                                catch=(FreqlensError, OSError))
     return 0
 
 
-def _write(args: argparse.Namespace, attack, result, count: int) -> None:
+def _write(args: argparse.Namespace, attack, result, count: int, record: dict) -> None:
+    """OUT/rct.pt, OUT/rct.png and OUT/attack.json (rank 0; ``record``: how the model was loaded)."""
     from freqlens import distributed
     from freqlens.spectral import rct
     from freqlens.utils import atomic_save_torch, atomic_write_json
@@ -193,7 +194,8 @@ def _write(args: argparse.Namespace, attack, result, count: int) -> None:
         **result.summary(),
         "attack": args.attack,
         "settings": attack.describe(),
-        "checkpoint": str(args.checkpoint),
+        "checkpoint": None if args.checkpoint is None else str(args.checkpoint),
+        "model": record,
         "dataset": args.dataset,
         "split": args.split,
         "seed": args.seed,
@@ -214,7 +216,7 @@ def _write(args: argparse.Namespace, attack, result, count: int) -> None:
 def add_parser(commands) -> None:
     """Add ``attack`` to the ``freqlens`` sub-commands."""
     parser = commands.add_parser("attack", help="robust accuracy under an attack + RCT map: OUT/attack.json, rct.png")
-    parser.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by freqlens train, or zoo:NAME (a trained model shipped with freqlens: freqlens zoo list)")
+    add_model_flags(parser)
     add_dataset_flags(parser)
     parser.add_argument("--split", default="test")
     parser.add_argument("--attack", required=True, help=", ".join(ATTACKS))

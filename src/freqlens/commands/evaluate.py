@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from freqlens.cli import add_dataset_flags, add_shard_flag, number, pick_images, positive_int, resolve_device
+from freqlens.commands._model import add_model_flags, model_from_args
 from freqlens.errors import FreqlensError
 
 
@@ -160,9 +161,8 @@ def _evaluate(args: argparse.Namespace, device) -> int:
     from freqlens import distributed
     from freqlens.analysis.ranking import Ranking
     from freqlens.data import load_dataset
-    from freqlens.models import load
 
-    model = load(args.checkpoint, map_location=device)
+    model, record = model_from_args(args, device)
     generator = torch.Generator(device=device).manual_seed(args.seed)
     dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
     needed = args.n_images + (args.calibration if args.forgrad == "auto" else 0)
@@ -192,18 +192,19 @@ def _evaluate(args: argparse.Namespace, device) -> int:
     ranking = Ranking(rows=rows, forgrad_rows=forgrad_rows, n_images=args.n_images, sigma_source=source,
                       mode=None if sigma is None else args.forgrad_mode)
     # rank 0 writes; a failure there stops every rank at once (instead of the others timing out)
-    distributed.run_everywhere(lambda: _write(args, ranking, names, skipped) if distributed.is_main() else None,
+    distributed.run_everywhere(lambda: _write(args, ranking, names, skipped, record) if distributed.is_main() else None,
                                catch=(FreqlensError, OSError))
     return 0
 
 
-def _write(args: argparse.Namespace, ranking, names: list[str], skipped: list[str]) -> None:
-    """OUT/results.json and OUT/table.md (rank 0)."""
+def _write(args: argparse.Namespace, ranking, names: list[str], skipped: list[str], record: dict) -> None:
+    """OUT/results.json and OUT/table.md (rank 0; ``record``: how the model was loaded)."""
     from freqlens import distributed
     from freqlens.utils import atomic_write_json, atomic_write_text
 
     results = {
-        "checkpoint": str(args.checkpoint), "dataset": args.dataset, "split": args.split,
+        "checkpoint": None if args.checkpoint is None else str(args.checkpoint), "model": record,
+        "dataset": args.dataset, "split": args.split,
         "n_images": args.n_images, "calibration_images": args.calibration if args.forgrad == "auto" else 0,
         "forgrad_setting": args.forgrad, "steps": args.steps, "mufidelity_samples": args.samples,
         "seed": args.seed, "shard_size": args.shard_size, "processes": distributed.world_size(),
@@ -220,7 +221,7 @@ def add_parser(commands) -> None:
     parser = commands.add_parser(
         "evaluate", help="faithfulness table + ranking of methods (and FORGrad*): OUT/results.json, OUT/table.md"
     )
-    parser.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by freqlens train, or zoo:NAME (a trained model shipped with freqlens: freqlens zoo list)")
+    add_model_flags(parser)
     add_dataset_flags(parser)
     parser.add_argument("--split", default="test")
     parser.add_argument("--methods", default="all", help="all (every method that applies) or a comma list")

@@ -7,7 +7,7 @@ import copy
 import inspect
 import math
 import reprlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -39,8 +39,11 @@ _REGISTRY: dict[str, tuple[type[ZooNet], dict[str, Any], dict[str, Any]]] = {
     "convnext_tiny": (ConvNeXtTiny, {}, {}),
 }
 
-#: Names accepted by :func:`build`.
+#: Names of the built-in models accepted by :func:`build` (see also :func:`register`).
 MODEL_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+
+#: name -> factory of the models added by :func:`register`.
+_USER_FACTORIES: dict[str, Callable[..., nn.Module]] = {}
 
 _COMMON = ("in_channels", "num_classes", "image_size")
 _SPEC_ATTR = "freqlens_spec"
@@ -133,12 +136,107 @@ def _check_architecture(name: str, own: dict[str, Any], parameters: Mapping[str,
             raise ModelError(f"{name}: {key}={value!r} exceeds the limit of {MAX_WIDTH} per size")
 
 
+def register(name: str, factory: Callable[..., nn.Module], *, replace: bool = False) -> None:
+    """Make ``build(name, ...)`` (and so :func:`~freqlens.models.save_model` / :func:`~freqlens.models.load`)
+    work for your own model.
+
+    ``build(name, **kwargs)`` calls ``factory(**kwargs)``: ``in_channels``, ``num_classes`` and
+    ``image_size`` are passed only when the factory accepts them (by name or ``**kwargs``); ``build``'s
+    defaults (3 channels, 10 classes) are passed too, and refused when they differ from the defaults and the
+    factory does not take them. ``mean``/``std`` wrap the result in :class:`Normalized` and ``pooling``
+    applies :func:`swap_pooling`, as for the built-in models. Other keyword arguments must be plain Python
+    (they are stored in checkpoints, read back with ``weights_only=True``); the factory's own defaults
+    for the keywords it names are stored too. A checkpoint of a registered model loads in a process that
+    registered the same name (the factory is not stored). Before :func:`~freqlens.models.load` allocates
+    anything, the factory is run on the meta device to count its parameters (as for built-in models), so
+    it must build with ``torch.device("meta")`` active, as ``nn`` layers do.
+
+    Args:
+        name: The model name (case-insensitive; not one of :data:`MODEL_NAMES`).
+        factory: A callable returning an ``nn.Module`` that takes ``B×C×H×W`` pixels in [0, 1] and returns
+            ``B×K`` logits (wrap it with :class:`~freqlens.models.SelectOutput` otherwise).
+        replace: Allow replacing a factory registered earlier under ``name``.
+
+    Raises:
+        ModelError: An empty or built-in name, a factory that is not callable, or a name already
+            registered (without ``replace=True``).
+    """
+    key = name.strip().lower() if isinstance(name, str) else ""
+    if not key or key.startswith("zoo:"):
+        raise ModelError(f"register: the name must be a non-empty string (not zoo:...), got {name!r}")
+    if key in _REGISTRY:
+        raise ModelError(f"register: {key!r} is a built-in model of freqlens; choose another name")
+    if not callable(factory):
+        raise ModelError(f"register: the factory of {key!r} must be callable, got a {type(factory).__name__}")
+    if key in _USER_FACTORIES and not replace and _USER_FACTORIES[key] is not factory:
+        raise ModelError(f"register: {key!r} is already registered (pass replace=True to replace it)")
+    _USER_FACTORIES[key] = factory
+
+
+def unregister(name: str) -> None:
+    """Remove a model added by :func:`register` (nothing happens for a name that is not registered)."""
+    _USER_FACTORIES.pop(name.strip().lower() if isinstance(name, str) else name, None)
+
+
+def registered_names() -> tuple[str, ...]:
+    """The names :func:`build` accepts: the built-in :data:`MODEL_NAMES`, then those added by :func:`register`."""
+    return MODEL_NAMES + tuple(_USER_FACTORIES)
+
+
+def _registered_spec(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The canonical spec of the registered model ``name``: the arguments its factory receives (given ones,
+    then the factory's plain defaults), plus ``mean``/``std``/``pooling``."""
+    factory = _USER_FACTORIES[name]
+    kwargs = dict(kwargs)
+    _check_magnitudes(name, kwargs)
+    mean, std, pooling = kwargs.pop("mean", None), kwargs.pop("std", None), kwargs.pop("pooling", None)
+    try:
+        parameters = dict(inspect.signature(factory).parameters)
+        open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    except (TypeError, ValueError):  # builtins without a signature: pass what is given
+        parameters, open_ended = {}, True
+    named = {key: p for key, p in parameters.items()
+             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+    build_defaults = {"in_channels": 3, "num_classes": 10, "image_size": None}
+    for key, default in build_defaults.items():
+        if key in kwargs and key not in named and not open_ended:
+            if kwargs[key] != default:
+                raise ModelError(f"{name}: its factory takes no {key} argument, got {key}={kwargs[key]!r}")
+            del kwargs[key]
+    if kwargs.get("image_size", 0) is None:
+        del kwargs["image_size"]
+    unknown = sorted(key for key in kwargs if key not in named) if not open_ended else []
+    if unknown:
+        raise ModelError(f"{name}: unknown argument(s) {', '.join(unknown)}; its factory takes: "
+                         f"{', '.join(named) or 'nothing'}, and mean, std, pooling")
+    own = dict(kwargs)
+    for key, parameter in named.items():
+        if key not in own and parameter.default is not inspect.Parameter.empty:
+            with contextlib.suppress(ModelError):
+                own[key] = _plain(parameter.default, f"{name}: {key}")
+    if (mean is None) != (std is None):
+        raise ModelError(f"{name}: give both mean and std (per-channel normalisation) or neither")
+    channels = own.get("in_channels") if isinstance(own.get("in_channels"), int) else \
+        (len(mean) if isinstance(mean, Sequence) else 1)
+    mean = _channel_values(mean, f"{name}: mean", channels)
+    std = _channel_values(std, f"{name}: std", channels)
+    if std is not None and min(std) <= 0:
+        raise ModelError(f"{name}: std must be positive, got {std!r}")
+    if pooling is not None and pooling not in SWAP_MODES:
+        raise ModelError(f"{name}: pooling must be None or one of {SWAP_MODES}, got {pooling!r}")
+    return {"name": name, "kwargs": _plain({**own, "mean": mean, "std": std, "pooling": pooling}, name)}
+
+
 def canonical_spec(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """``{"name", "kwargs"}`` with every argument of ``build(name, **kwargs)`` filled in (defaults
     included) as plain Python; :class:`ModelError` for an unknown name or argument."""
-    if not isinstance(name, str) or name.strip().lower() not in _REGISTRY:
-        raise ModelError(f"unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}")
-    name = name.strip().lower()
+    key = name.strip().lower() if isinstance(name, str) else None
+    if key in _USER_FACTORIES:
+        return _registered_spec(key, kwargs)
+    if key not in _REGISTRY:
+        raise ModelError(f"unknown model {name!r}; valid names: {', '.join(registered_names())} (add your own "
+                         "with freqlens.models.register(name, factory))")
+    name = key
     cls, fixed, defaults = _REGISTRY[name]
     kwargs = dict(kwargs)
     _check_magnitudes(name, kwargs)
@@ -201,15 +299,21 @@ class _SkipInPlaceOnMeta(TorchFunctionMode):
 def _assemble(spec: dict[str, Any], *, meta: bool = False) -> nn.Module:
     """The model of a canonical ``spec``; with ``meta=True`` its network lives on the meta device
     (shapes only: nothing is allocated nor initialised)."""
-    cls, fixed, _ = _REGISTRY[spec["name"]]
     args = dict(spec["kwargs"])
     mean, std, pooling = args.pop("mean"), args.pop("std"), args.pop("pooling")
-    args["image_size"] = tuple(args["image_size"])
+    if spec["name"] in _USER_FACTORIES:
+        make: Callable[..., nn.Module] = _USER_FACTORIES[spec["name"]]
+        fixed: dict[str, Any] = {}
+    else:
+        make, fixed, _ = _REGISTRY[spec["name"]]
+        args["image_size"] = tuple(args["image_size"])
     if meta:
         with torch.device("meta"), _SkipInPlaceOnMeta():
-            net: nn.Module = cls(**args, **fixed)
+            net: nn.Module = make(**args, **fixed)
     else:
-        net = cls(**args, **fixed)
+        net = make(**args, **fixed)
+    if not isinstance(net, nn.Module):
+        raise ModelError(f"{spec['name']}: the registered factory returned a {type(net).__name__}, not an nn.Module")
     if pooling is not None:
         net = swap_pooling(net, pooling)
     return net if mean is None else Normalized(net, mean, std)
@@ -222,9 +326,10 @@ def _planned_state(spec: dict[str, Any]) -> dict[str, tuple[int, ...]]:
         model = _assemble(spec, meta=True)
     except ModelError:
         raise
-    except (RuntimeError, ValueError, TypeError, OverflowError) as error:  # e.g. sizes torch cannot represent
+    except Exception as error:  # e.g. sizes torch cannot represent, or a registered factory's own error
         detail = " ".join(str(error).split())[:300]
-        raise ModelError(f"{spec['name']}: cannot be built with these arguments ({detail})") from error
+        raise ModelError(f"{spec['name']}: cannot be built with these arguments "
+                         f"({type(error).__name__}: {detail})") from error
     shapes = {key: tuple(value.shape) for key, value in model.state_dict().items()}
     count = sum(math.prod(shape) for shape in shapes.values())
     if count > MAX_PARAMETERS:
@@ -264,7 +369,8 @@ def build(
 ) -> nn.Module:
     """Build a zoo model for ``B×in_channels×H×W`` pixels in [0, 1].
 
-    Names: ``mlp, fcnn, lenet, vgg11, vgg16, resnet18, resnet_small, vit_tiny, convnext_tiny``.
+    Names: ``mlp, fcnn, lenet, vgg11, vgg16, resnet18, resnet_small, vit_tiny, convnext_tiny``, and those
+    added by :func:`register` (whose factory receives the arguments).
     ``image_size`` (int or ``(H, W)``; default 28 for one channel, else 32) fixes the input size of
     ``mlp`` and ``vit_tiny``; the conv nets take any size from their ``min_size`` up (>= 28 always).
     ``mean``/``std`` wrap the network in :class:`Normalized`; ``pooling="avg"`` applies
@@ -373,4 +479,4 @@ def num_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 
 
 __all__ = ["MODEL_NAMES", "build", "canonical_spec", "describe_spec", "features", "model_spec",
-           "num_parameters", "state_shapes"]
+           "num_parameters", "register", "registered_names", "state_shapes", "unregister"]

@@ -130,6 +130,10 @@ def check_logits(logits: object, batch: int | None = None) -> Tensor:
         InputError: not a ``B×K`` tensor (or not ``batch`` rows), or NaN / infinite values (e.g. a model
             with poisoned weights).
     """
+    if isinstance(logits, (tuple, list, dict)):
+        kind = f"{type(logits).__name__} of {len(logits)}" if not isinstance(logits, dict) else "dict"
+        raise InputError(f"the model returned a {kind}, not a logits tensor; pick the logits with "
+                         "freqlens.models.SelectOutput(model, output) (--output on the command line)")
     if not isinstance(logits, Tensor) or logits.dim() != 2 or (batch is not None and logits.shape[0] != batch):
         shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
         raise InputError(f"the model must return logits of shape B×num_classes, got {shape}")
