@@ -323,8 +323,10 @@ def _check_zoo_mode(name: str, recorded: Mapping[str, Any], mode: Any) -> None:
     from freqlens.training import describe_mode
 
     wanted = {"name": "standard"} if mode is None else describe_mode(mode)
+    # the attack's class is how the mode was built (PGDTraining in the studies, PGD from `freqlens train`),
+    # not what it trains: the zoo name's tag (pgd-at / fgsm-at) and the numbers below say that
     differing = [key for key, value in wanted.items()
-                 if key in recorded and not (recorded[key] == value or (
+                 if key != "attack" and key in recorded and not (recorded[key] == value or (
                      isinstance(value, float) and isinstance(recorded[key], (int, float))
                      and abs(float(recorded[key]) - value) <= 1e-9 * max(1.0, abs(value))))]
     if differing:
