@@ -183,6 +183,22 @@ def registered_names() -> tuple[str, ...]:
     return MODEL_NAMES + tuple(_USER_FACTORIES)
 
 
+def _checked_wrappers(name: str, mean: Any, std: Any, pooling: Any,
+                      channels: int) -> tuple[list[float] | None, list[float] | None]:
+    """The ``mean`` / ``std`` of the :class:`Normalized` wrapper as ``channels`` floats each (or both
+    ``None``), and ``pooling`` checked against :data:`SWAP_MODES`; :class:`ModelError` otherwise. Shared by
+    built-in and registered models."""
+    if (mean is None) != (std is None):
+        raise ModelError(f"{name}: give both mean and std (per-channel normalisation) or neither")
+    mean = _channel_values(mean, f"{name}: mean", channels)
+    std = _channel_values(std, f"{name}: std", channels)
+    if std is not None and min(std) <= 0:
+        raise ModelError(f"{name}: std must be positive, got {std!r}")
+    if pooling is not None and pooling not in SWAP_MODES:
+        raise ModelError(f"{name}: pooling must be None or one of {SWAP_MODES}, got {pooling!r}")
+    return mean, std
+
+
 def _registered_spec(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """The canonical spec of the registered model ``name``: the arguments its factory receives (given ones,
     then the factory's plain defaults), plus ``mean``/``std``/``pooling``."""
@@ -214,16 +230,9 @@ def _registered_spec(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         if key not in own and parameter.default is not inspect.Parameter.empty:
             with contextlib.suppress(ModelError):
                 own[key] = _plain(parameter.default, f"{name}: {key}")
-    if (mean is None) != (std is None):
-        raise ModelError(f"{name}: give both mean and std (per-channel normalisation) or neither")
     channels = own.get("in_channels") if isinstance(own.get("in_channels"), int) else \
         (len(mean) if isinstance(mean, Sequence) else 1)
-    mean = _channel_values(mean, f"{name}: mean", channels)
-    std = _channel_values(std, f"{name}: std", channels)
-    if std is not None and min(std) <= 0:
-        raise ModelError(f"{name}: std must be positive, got {std!r}")
-    if pooling is not None and pooling not in SWAP_MODES:
-        raise ModelError(f"{name}: pooling must be None or one of {SWAP_MODES}, got {pooling!r}")
+    mean, std = _checked_wrappers(name, mean, std, pooling, channels)
     return {"name": name, "kwargs": _plain({**own, "mean": mean, "std": std, "pooling": pooling}, name)}
 
 
@@ -254,14 +263,7 @@ def canonical_spec(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     height, width = as_size(28 if in_channels == 1 else 32) if image_size is None else as_size(image_size)
     if max(height, width) > MAX_IMAGE_SIZE:
         raise ModelError(f"{name}: image_size {height}×{width} exceeds the limit of {MAX_IMAGE_SIZE} per side")
-    if (mean is None) != (std is None):
-        raise ModelError(f"{name}: give both mean and std (per-channel normalisation) or neither")
-    mean = _channel_values(mean, f"{name}: mean", in_channels)
-    std = _channel_values(std, f"{name}: std", in_channels)
-    if std is not None and min(std) <= 0:
-        raise ModelError(f"{name}: std must be positive, got {std!r}")
-    if pooling is not None and pooling not in SWAP_MODES:
-        raise ModelError(f"{name}: pooling must be None or one of {SWAP_MODES}, got {pooling!r}")
+    mean, std = _checked_wrappers(name, mean, std, pooling, in_channels)
 
     parameters = inspect.signature(cls.__init__).parameters
     accepted = [key for key in parameters if key not in ("self", *_COMMON, *fixed)]
