@@ -152,6 +152,31 @@ def test_calibration_set_and_fixed_sigma(linear):
     assert fixed.forgrad_rows[0].sigma == 2.0 and fixed.sigma_source == "fixed"
 
 
+def test_per_method_sigmas_reuse_an_earlier_search(linear):
+    """forgrad={label: SigmaSearch}: no second search (the explainer runs on the evaluated images only), the
+    same σ* and * rows equal to those of a fixed σ; a missing label or a search of the other pipeline fails."""
+    model, inputs = linear
+    calibration = (torch.rand(3, 1, SIZE, SIZE), None)
+    first = rank_methods(model, inputs, methods=("saliency", "gradient_input"), forgrad=True,
+                         calibration=calibration, **FAST)
+    searches = {row.method: row.search for row in first.forgrad_rows}
+    explainer = Counting(Saliency(model), "saliency")
+    again = rank_methods(model, inputs, methods=(explainer,), forgrad={"saliency": searches["saliency"]}, **FAST)
+    assert explainer.calls == 1 and again.sigma_source == "given"
+    assert again.forgrad_rows[0].sigma == searches["saliency"].sigma_star
+    assert again.forgrad_rows[0].search is searches["saliency"]
+    fixed = rank_methods(model, inputs, methods=("saliency",), forgrad=searches["saliency"].sigma_star, **FAST)
+    for name in fixed.forgrad_rows[0].values:
+        torch.testing.assert_close(again.forgrad_rows[0].values[name], fixed.forgrad_rows[0].values[name])
+    with pytest.raises(ValueError, match="not for the method 'gradient_input'"):
+        rank_methods(model, inputs, methods=("gradient_input",), forgrad={"saliency": 2.0}, **FAST)
+    with pytest.raises(ValueError, match="pipeline"):
+        rank_methods(model, inputs, methods=("saliency",), forgrad={"saliency": searches["saliency"]},
+                     mode="signed", **FAST)
+    with pytest.raises(ValueError, match="positive"):
+        rank_methods(model, inputs, methods=("saliency",), forgrad={"saliency": 0.0}, **FAST)
+
+
 def test_markdown_and_dict(linear):
     model, inputs = linear
     ranking = rank_methods(model, inputs, methods=("saliency", "gradient_input", RandomMaps(model)),

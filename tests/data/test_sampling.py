@@ -38,6 +38,17 @@ def test_pick_indices_with_skip_gives_disjoint_sets_of_one_permutation():
         pick_indices(100, 20, seed=5, skip=90)
 
 
+def test_pick_indices_exclude_keeps_a_later_draw_disjoint():
+    held_out = pick_indices(100, 40, seed=0, skip=10)
+    for seed in range(1, 6):
+        evaluated = pick_indices(100, 30, seed, exclude=held_out)
+        assert len(evaluated) == 30 and not set(evaluated) & set(held_out)
+    assert pick_indices(100, 30, seed=3, exclude=()) == pick_indices(100, 30, seed=3)  # no exclude: same draw
+    assert sorted(pick_indices(100, 60, seed=2, exclude=held_out) + held_out) == list(range(100))
+    with pytest.raises(FreqlensError, match="cannot pick 61 of 60"):
+        pick_indices(100, 61, seed=2, exclude=held_out)
+
+
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
 def test_mean_image_matches_a_direct_mean_in_any_chunking(dtype):
     from freqlens.data import mean_image

@@ -233,8 +233,15 @@ def test_seeds_give_a_spread_and_the_claims_use_their_mean(signed_run):
     _, _, results = signed_run
     draws = results["test indices"]
     assert set(draws) == {"0", "1"} and draws["0"]["evaluated"] != draws["1"]["evaluated"]
+    # one calibration set, disjoint from every seed's evaluated images; σ* searched once and reused
+    assert draws["0"]["calibration"] == draws["1"]["calibration"]
     for seed in ("0", "1"):
-        assert not set(draws[seed]["evaluated"]) & set(draws[seed]["calibration"])
+        assert not set(draws[seed]["evaluated"]) & set(draws["0"]["calibration"])
+    tables = results["models"]["resnet_small"]["tables"]["signed"]
+    for seed in ("0", "1"):
+        assert tables[seed]["ranking"]["sigma_source"] == ("calibration" if seed == "0" else "given")
+    searches = [{row["method"]: row["sigma_search"] for row in tables[seed]["ranking"]["forgrad"]} for seed in "01"]
+    assert searches[0] == searches[1]
     (gain,) = [g for g in results["gains"] if g["metric"] == "insertion_minus_deletion"]
     lows = []
     for stored in gain["seeds"]:
@@ -319,10 +326,12 @@ def test_presets_are_valid(scale):
 
     config = ForgradConfig.for_scale(scale)
     models, methods = _validate(config)
-    assert models == (list(MODELS) if scale == "paper" else ["resnet_small"])  # the zoo's models at demo / cpu
+    assert models == (["resnet_small"] if scale == "demo" else list(MODELS))  # seed 001's trio (zoo at cpu)
     assert "saliency" in methods and _modes(config) == list(MODES)
-    smallest = {"demo": 8, "cpu": 128, "paper": 1000}[scale]  # demo: fast; cpu: issue 14's >= 128 held-out images
-    assert config.n_images >= smallest and config.n_calibration >= smallest
+    # demo: fast; cpu: issue 14's >= 128 held-out images, and 3 seeds x 64 evaluated ones
+    smallest = {"demo": (8, 8), "cpu": (64, 128), "paper": (1000, 1000)}[scale]
+    assert (config.n_images, config.n_calibration) >= smallest and config.n_calibration >= smallest[1]
+    assert bool(config.zoo) is (scale != "paper")
     assert _seeds(config) == ([0] if scale == "demo" else [0, 1, 2])
     with pytest.raises(FreqlensError, match="scale"):
         ForgradConfig.for_scale("huge")

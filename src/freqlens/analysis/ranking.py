@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -88,6 +88,8 @@ class Ranking:
     :attr:`paper_order` (seed 001 Table 2: * rows of gradient methods, original rows of the others).
     ``mode``: the FORGrad pipeline of the * rows and of the original rows they are paired with
     (``"magnitude"`` / ``"signed"``), ``None`` when FORGrad is off (original rows = the explainers' maps).
+    ``sigma_source``: where σ came from: ``"calibration"``, ``"inputs"`` (searched), ``"fixed"`` or
+    ``"given"`` (per method, e.g. reused searches); ``None`` when FORGrad is off.
     """
 
     rows: list[MethodRow]
@@ -239,9 +241,11 @@ def _resolve_methods(
     return resolved
 
 
-def _forgrad_setting(forgrad: bool | str | float | None) -> str | float | None:
+def _forgrad_setting(forgrad: object) -> str | float | dict[str, float | SigmaSearch] | None:
     if forgrad is None or forgrad is False:
         return None
+    if isinstance(forgrad, Mapping):
+        return _per_method_sigmas(forgrad)
     if forgrad is True or (isinstance(forgrad, str) and forgrad.lower() == "auto"):
         return "auto"
     try:
@@ -251,6 +255,23 @@ def _forgrad_setting(forgrad: bool | str | float | None) -> str | float | None:
     if not sigma > 0:
         raise ValueError(f"a fixed FORGrad σ must be positive, got {forgrad!r}")
     return sigma
+
+
+def _per_method_sigmas(forgrad: Mapping) -> dict[str, float | SigmaSearch]:
+    """The checked ``{label: σ or SigmaSearch}`` form of ``forgrad`` (σ chosen before, per method)."""
+    out: dict[str, float | SigmaSearch] = {}
+    for label, value in forgrad.items():
+        if isinstance(value, SigmaSearch):
+            out[str(label)] = value
+            continue
+        try:
+            sigma = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"forgrad[{label!r}] must be a σ or a SigmaSearch, got {value!r}") from None
+        if not sigma > 0:
+            raise ValueError(f"forgrad[{label!r}]: a FORGrad σ must be positive, got {value!r}")
+        out[str(label)] = sigma
+    return out
 
 
 def _evaluate_maps(model: nn.Module, inputs: Tensor, target: Tensor, maps: Tensor, *, steps: int, grid: int,
@@ -297,7 +318,7 @@ class _Table:
     model: nn.Module
     inputs: Tensor
     target: Tensor
-    setting: str | float | None
+    setting: str | float | dict[str, float | SigmaSearch] | None
     mode: str
     shape: str
     sigmas: Sequence[float] | None
@@ -309,9 +330,20 @@ class _Table:
     def evaluate(self, maps: Tensor) -> dict[str, Tensor]:
         return _evaluate_maps(self.model, self.inputs, self.target, maps, **self.metric_settings)
 
-    def sigma(self, explainer: object, maps: Tensor) -> tuple[float, SigmaSearch | None]:
-        """σ of the * row: fixed, or σ* searched on the calibration images (the explainer is called on
-        them) or else on the evaluated images with their cached ``maps``."""
+    def sigma(self, label: str, explainer: object, maps: Tensor) -> tuple[float, SigmaSearch | None]:
+        """σ of the * row: fixed, given per method (a σ or an earlier search), or σ* searched on the
+        calibration images (the explainer is called on them) or else on the evaluated images with their
+        cached ``maps``."""
+        if isinstance(self.setting, dict):
+            if label not in self.setting:
+                raise ValueError(f"forgrad gives σ for {sorted(self.setting)} but not for the method {label!r}")
+            chosen = self.setting[label]
+            if isinstance(chosen, SigmaSearch):
+                if chosen.mode != self.mode:
+                    raise ValueError(f"{label}: the σ search was made in the {chosen.mode!r} pipeline, "
+                                     f"not {self.mode!r}")
+                return float(chosen.sigma_star), chosen
+            return float(chosen), None
         if self.setting != "auto":
             return float(self.setting), None  # type: ignore[arg-type]
         if self.calibration is not None:
@@ -341,7 +373,7 @@ class _Table:
         paired = forgrad_filter(maps, math.inf, self.shape, self.mode)
         row = MethodRow(label, False, self.evaluate(paired), count.forward / batch, count.backward / batch,
                         seconds / batch, family=family)
-        sigma, search = self.sigma(explainer, maps)
+        sigma, search = self.sigma(label, explainer, maps)
         start = time.perf_counter()
         filtered = forgrad_filter(maps, sigma, self.shape, self.mode)
         _sync(device)
@@ -356,7 +388,7 @@ def rank_methods(
     inputs: Tensor,
     target: Tensor | int | None = None,
     methods: Sequence[object] = ("saliency", "gradient_input", "integrated_gradients", "smoothgrad"),
-    forgrad: bool | str | float | None = "auto",
+    forgrad: bool | str | float | Mapping[str, float | SigmaSearch] | None = "auto",
     sigmas: Sequence[float] | None = None,
     calibration: tuple[Tensor, Tensor | int | None] | None = None,
     steps: int = 20,
@@ -381,7 +413,9 @@ def rank_methods(
         forgrad: ``False``/``None`` (no * rows); ``True``/``"auto"``: σ* of :func:`search_sigma` per method
             on ``calibration = (images, target)`` when given (held out: the explainer is called on them),
             **else on the evaluated inputs themselves, reusing their maps** (σ* is then tuned on the test
-            images — optimistic; give a calibration set for a fair comparison); a float: a fixed σ.
+            images — optimistic; give a calibration set for a fair comparison); a float: a fixed σ; a
+            mapping ``{label: σ or SigmaSearch}``: σ chosen before per method (e.g. the searches of an
+            earlier call on the same model and pipeline, reused on a new draw of evaluated images).
         sigmas: σ grid of the search (default :func:`default_sigmas`); ``shape``: the low-pass shape.
         mode: the FORGrad pipeline (:func:`freqlens.attribution.forgrad_filter`): ``"magnitude"`` (the
             published one, default) or ``"signed"`` (seed 001, Prop. 3.1). With FORGrad on, the
@@ -425,6 +459,7 @@ def rank_methods(
             rows.append(row)
             if star is not None:
                 forgrad_rows.append(star)
-    source = {None: None, "auto": "calibration" if calibration is not None else "inputs"}.get(setting, "fixed")
+    source = ("given" if isinstance(setting, dict) else
+              {None: None, "auto": "calibration" if calibration is not None else "inputs"}.get(setting, "fixed"))
     return Ranking(rows=rows, forgrad_rows=forgrad_rows, n_images=inputs.shape[0], sigma_source=source,
                    mode=None if setting is None else mode)

@@ -6,6 +6,8 @@ a split are one or two classes; every command and study picks its images with :f
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 
 from freqlens.errors import DataError
@@ -13,14 +15,23 @@ from freqlens.errors import DataError
 __all__ = ["pick_indices"]
 
 
-def pick_indices(total: int, n: int, seed: int, skip: int = 0) -> list[int]:
+def pick_indices(total: int, n: int, seed: int, skip: int = 0, exclude: Iterable[int] = ()) -> list[int]:
     """``n`` distinct indices of ``range(total)`` drawn at random from ``seed``, in increasing order.
 
-    They are entries ``skip .. skip + n`` of one seeded permutation, so calls with the same ``seed`` and
-    non-overlapping ``[skip, skip + n)`` give disjoint sets (e.g. evaluated images and held-out
-    calibration images: ``pick_indices(N, n, s)`` and ``pick_indices(N, m, s, skip=n)``)."""
-    if skip < 0 or not 0 < n <= total - skip:
-        raise DataError(f"cannot pick {n} of {total} images after skipping {skip}: expected 1..{total - skip}"
-                        if skip else f"cannot pick {n} of {total} images: expected 1..{total}")
+    They are entries ``skip .. skip + n`` of one seeded permutation from which the indices of ``exclude``
+    were removed, so calls with the same ``seed`` and non-overlapping ``[skip, skip + n)`` give disjoint
+    sets (e.g. evaluated images and held-out calibration images: ``pick_indices(N, n, s)`` and
+    ``pick_indices(N, m, s, skip=n)``), and ``exclude=held_out`` keeps a draw of another seed disjoint from
+    a set drawn before (without ``exclude`` the draw is the same as before)."""
+    excluded = {int(i) for i in exclude}
+    available = total - len({i for i in excluded if 0 <= i < total})
+    if skip < 0 or not 0 < n <= available - skip:
+        raise DataError(f"cannot pick {n} of {available} images after skipping {skip}: expected 1..{available - skip}"
+                        if skip or excluded else f"cannot pick {n} of {total} images: expected 1..{total}")
     generator = torch.Generator().manual_seed(int(seed))
-    return sorted(torch.randperm(total, generator=generator)[skip:skip + n].tolist())
+    order = torch.randperm(total, generator=generator)
+    if excluded:
+        keep = torch.ones(total, dtype=torch.bool)
+        keep[torch.tensor(sorted(i for i in excluded if 0 <= i < total), dtype=torch.long)] = False
+        order = order[keep[order]]
+    return sorted(order[skip:skip + n].tolist())

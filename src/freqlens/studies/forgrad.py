@@ -15,7 +15,9 @@ each of them instead of one number:
 * **how many images** σ* is chosen on (``n_calibration`` held-out images) and the verdict is measured on
   (``n_images`` other images): the claim holds only when the percentile-bootstrap interval of the paired
   gain FORGrad*(σ*) − raw over the evaluated images lies above 0, averaged over the image draws of
-  ``seeds``.
+  ``seeds``. σ* is chosen once per model, pipeline and method, on one held-out calibration set (drawn with
+  the first seed); every seed draws its own evaluated images (disjoint from the calibration set) and its
+  own explainer randomness, so the seeds measure how the verdict varies with the images evaluated.
 
 Writes ``out_dir/forgrad/results.json`` and the PNG figures listed there.
 """
@@ -131,7 +133,7 @@ class ForgradConfig:
     # measured with an untrained twin of the zoo's resnet_small; the zoo's lenet: 15 s, 32 + 32: 28 s); few
     # images widen the paired interval, so the "improves" claims then fail for want of evidence, not by noise
     n_images: int = 8  # evaluated test images per seed (Tables 1–2, paired gains; seed 0: footprints, Figs 4–5)
-    n_calibration: int = 8  # held-out test images per seed (disjoint from the evaluated ones) where σ* is chosen
+    n_calibration: int = 8  # held-out test images (one set, disjoint from every seed's evaluated ones): σ* chosen here
     seeds: str = "0"  # image draws and explainer randomness; claims on the mean over seeds, spread reported
     steps: int = 10  # Deletion / Insertion steps (also in the σ search)
     mufidelity_samples: int = 24
@@ -158,19 +160,21 @@ class ForgradConfig:
     @classmethod
     def for_scale(cls, scale: str) -> ForgradConfig:
         """Preset of a scale: ``demo`` (the zoo's resnet_small on the shipped CIFAR-10 sample, 8 + 8 images,
-        one seed, about 40 s), ``cpu`` (the zoo's models on the CIFAR-10 test split, 128 + 128
-        images, three seeds, minutes: ``--set dataset=ARCHIVE``), ``paper`` (seed-like numbers, trained for
+        one seed, about 40 s), ``cpu`` (the zoo's resnet_small, vit_tiny and convnext_tiny on the CIFAR-10
+        test split: σ* on 128 held-out images, 64 evaluated images per seed, three seeds, about 30 min of 2
+        cores: ``--set dataset=ARCHIVE``), ``paper`` (seed-like numbers, trained for
         the study)."""
         check_scale(scale)
         if scale == "demo":
             return cls()
         if scale == "cpu":
-            # models: add vit_tiny,convnext_tiny once the zoo ships their cifar10 standard entries
-            return cls(dataset="cifar10", epochs=2, n_train=0, n_images=128, n_calibration=128, seeds="0,1,2",
-                       steps=16, mufidelity_samples=48, n_sigmas=8, ig_steps=32, n_samples=16, rise_masks=300,
-                       occlusion_patch=8, occlusion_stride=4,
-                       methods="saliency,gradient_input,integrated_gradients,smoothgrad,gradcam,occlusion,rise",
-                       n_dirs=32)
+            # the zoo's trio; sized for about 30 min of 2 cores (measured: see benchmarks/results/studies/
+            # forgrad-cpu/time.txt): σ* on 128 held-out images once per model, 3 × 64 evaluated images
+            return cls(models="resnet_small,vit_tiny,convnext_tiny", dataset="cifar10", epochs=2, n_train=0,
+                       n_images=64, n_calibration=128, seeds="0,1,2", steps=10, mufidelity_samples=24,
+                       n_sigmas=6, ig_steps=16, n_samples=16, occlusion_patch=8, occlusion_stride=4,
+                       methods="saliency,gradient_input,integrated_gradients,smoothgrad,gradcam,occlusion",
+                       n_dirs=16)
         return cls(models="resnet_small,vit_tiny,convnext_tiny", dataset="cifar10", zoo="", epochs=30, n_train=0,
                    n_images=1000, n_calibration=1000, seeds="0,1,2", steps=20,
                    mufidelity_samples=128, n_sigmas=16, ig_steps=50, n_samples=50, rise_masks=8000, n_dirs=100,
@@ -284,8 +288,9 @@ def _validate(config: ForgradConfig) -> tuple[list[str], list[str]]:
 # --------------------------------------------------------------------------------- typed pieces
 @dataclass(frozen=True)
 class Draw:
-    """The images of one seed: ``n_images`` evaluated and ``n_calibration`` held-out test images (disjoint,
-    one seeded permutation; image folders list the test split class by class, hence a random draw)."""
+    """The images of one seed: ``n_images`` evaluated test images and the ``n_calibration`` held-out ones
+    (the same for every seed: drawn with the first seed; disjoint from every seed's evaluated images; image
+    folders list the test split class by class, hence random draws)."""
 
     seed: int
     evaluated: list[int]
@@ -522,12 +527,13 @@ def _setup(config: ForgradConfig, out_dir: Path, cache_dir: str | Path | None, p
     needed = config.n_images + config.n_calibration
     if needed > len(test_set):
         raise FreqlensError(f"n_images + n_calibration = {needed} but the test split has {len(test_set)} images")
+    seeds = _seeds(config)
+    held_out = pick_indices(len(test_set), config.n_calibration, seeds[0], skip=config.n_images)
+    calibration = test_set.float_images(held_out)
     draws = []
-    for seed in _seeds(config):
-        evaluated = pick_indices(len(test_set), config.n_images, seed)
-        held_out = pick_indices(len(test_set), config.n_calibration, seed, skip=config.n_images)
-        draws.append(Draw(seed, evaluated, held_out, test_set.float_images(evaluated),
-                          test_set.float_images(held_out)))
+    for seed in seeds:  # one calibration set (σ* chosen once per model and pipeline), disjoint from every draw
+        evaluated = pick_indices(len(test_set), config.n_images, seed, exclude=held_out if seed != seeds[0] else ())
+        draws.append(Draw(seed, evaluated, held_out, test_set.float_images(evaluated), calibration))
     height, width = draws[0].images.shape[-2:]
     return Setup(config=config, models=models, methods=methods, modes=_modes(config), draws=draws,
                  sigma_method=canonical_method(config.sigma_method), nyquist=nyquist_sigma(height, width, "box"),
@@ -558,16 +564,19 @@ def _prediction_rows(model: torch.nn.Module, draw: Draw, setup: Setup) -> Predic
 
 
 def _mode_table(name: str, model: torch.nn.Module, mode: str, draw: Draw, setup: Setup,
-                prediction: PredictionRows) -> tuple[ModeTable, list[_Recorder]]:
+                prediction: PredictionRows, earlier: list[ModeTable]) -> tuple[ModeTable, list[_Recorder]]:
     """Tables 1–2 of one model, pipeline and seed: the gradient methods with FORGrad (σ* per method on the
-    calibration images) next to the ``prediction`` rows; with the recorders of the gradient methods' maps of
-    the evaluated images."""
+    calibration images, searched on the first draw and reused by the later ones: ``earlier`` holds the
+    tables of this model made before) next to the ``prediction`` rows; with the recorders of the gradient
+    methods' maps of the evaluated images."""
     config = setup.config
     recorders, skipped = _recorders(model, [m for m in setup.methods if m in GRADIENT_METHODS], config, draw)
     if not recorders:
         raise FreqlensError(f"no gradient-based method of {config.methods} applies to {name}")
+    searched = next((t for t in earlier if t.mode == mode), None)
+    forgrad = {row.method: row.search for row in searched.ranking.forgrad_rows} if searched else "auto"
     ranking = rank_methods(
-        model, draw.images, None, methods=[(r.name, r) for r in recorders], forgrad="auto", sigmas=setup.sigma_grid,
+        model, draw.images, None, methods=[(r.name, r) for r in recorders], forgrad=forgrad, sigmas=setup.sigma_grid,
         calibration=(draw.calibration, None), steps=config.steps, mufidelity_samples=config.mufidelity_samples,
         generator=torch.Generator().manual_seed(draw.seed), progress=setup.progress, mode=mode,
     )
@@ -575,7 +584,10 @@ def _mode_table(name: str, model: torch.nn.Module, mode: str, draw: Draw, setup:
     ranking = Ranking(rows=[rows[m] for m in setup.methods if m in rows], forgrad_rows=ranking.forgrad_rows,
                       n_images=ranking.n_images, sigma_source=ranking.sigma_source, mode=mode)
     skipped = [m for m in setup.methods if m in skipped or m in prediction.skipped]
-    magnitude_ranked = _magnitude_ranked(model, draw, recorders, config.steps) if mode == "signed" else {}
+    magnitude = next((t for t in earlier if t.mode == "magnitude" and t.seed == draw.seed), None)
+    magnitude_ranked = ({} if mode != "signed" else _magnitude_ranked(model, draw, recorders, config.steps)
+                        if magnitude is None else {row.method: (row.values["deletion"], row.values["insertion"])
+                                                   for row in magnitude.ranking.rows if row.method in GRADIENT_METHODS})
     return ModeTable(name, mode, draw.seed, ranking, skipped, magnitude_ranked), recorders
 
 
@@ -749,17 +761,17 @@ def _ranking_claim(tables: list[ModeTable], mode: str, setup: Setup) -> Claim | 
 
 
 def _sigma_claim(tables: list[ModeTable], mode: str, setup: Setup) -> Claim:
-    """σ* of the σ method below the Nyquist σ for every model and seed; the calibration intervals in the label."""
+    """σ* of the σ method below the Nyquist σ for every model (and seed); the calibration intervals in the label."""
     fractions, notes = [], []
-    for table in (t for t in tables if t.mode == mode):
+    for table in (t for t in tables if t.mode == mode and t.seed == setup.first.seed):  # σ* chosen once
         search = _search(table, setup.sigma_method)
         fractions.append(search.sigma_star / setup.nyquist)
         gain = search.gain
-        notes.append(f"{table.model} seed {table.seed}: σ*={search.sigma_star:g}"
+        notes.append(f"{table.model}: σ*={search.sigma_star:g}"
                      + (f", gain on calibration [{gain.low:.3g}, {gain.high:.3g}]" if gain is not None else ""))
     return Claim(f"The optimal cutoff σ* of {setup.sigma_method} removes high frequencies for every model "
                  f"(σ* < Nyquist) [{mode} pipeline]", "001", "sigma_search.png",
-                 f"largest σ* / Nyquist σ over models and seeds ({'; '.join(notes)})", max(fractions), "<",
+                 f"largest σ* / Nyquist σ over models ({'; '.join(notes)})", max(fractions), "<",
                  "1 (no filtering)", 1.0)
 
 
@@ -864,14 +876,14 @@ def _search(table: ModeTable, method: str) -> SigmaSearch:
 
 
 def _sigma_table(tables: list[ModeTable], setup: Setup) -> list[list[Any]]:
-    """σ* per model, pipeline, gradient method and seed on the calibration images, with the bootstrap
-    intervals of its I−D and of its paired gain over the unfiltered maps."""
+    """σ* per model, pipeline and gradient method on the calibration images (searched once, with the first
+    seed's draw), with the bootstrap intervals of its I−D and of its paired gain over the unfiltered maps."""
     rows = []
-    for table in tables:
+    for table in (t for t in tables if t.seed == setup.first.seed):
         for row, _ in table.pairs():
             search = _search(table, row.method)
             best, gain = search.interval, search.gain
-            rows.append([table.model, table.mode, row.method, table.seed, search.sigma_star,
+            rows.append([table.model, table.mode, row.method, search.sigma_star,
                          _r(search.sigma_star / setup.nyquist), _r(best.estimate), f"[{best.low:.4f}, {best.high:.4f}]",
                          _r(gain.estimate), f"[{gain.low:.4f}, {gain.high:.4f}]", "yes" if search.significant else "no"])
     return rows
@@ -936,14 +948,14 @@ def _tables(tables: list[ModeTable], gains: list[Gain], lin: list[LinearizationP
     level = f"{100 * config.confidence:g}%"
     return [
         {"title": f"Table 1: faithfulness per pipeline and method (mean over {config.n_images} images and "
-                  f"{len(setup.draws)} seed(s)), original and FORGrad* (σ* per seed from {config.n_calibration} "
+                  f"{len(setup.draws)} seed(s)), original and FORGrad* (σ* from the same {config.n_calibration} "
                   "held-out images)",
-         "columns": ["model", "pipeline", "method", "family", "σ* (per seed)", "Del ↓", "Ins ↑", "Fid ↑", "I+F−D ↑",
+         "columns": ["model", "pipeline", "method", "family", "σ*", "Del ↓", "Ins ↑", "Fid ↑", "I+F−D ↑",
                      "HF power ↓", "passes/img"], "rows": _table1(tables, setup)},
         {"title": "Table 2: ranking by I+F−D (mean over seeds), original and with FORGrad* on the gradient methods",
          "columns": table2_columns, "rows": table2},
         {"title": f"σ* per model, pipeline and gradient method on the {config.n_calibration} calibration images, "
-                  f"with {level} bootstrap intervals", "columns": ["model", "pipeline", "method", "seed", "σ*",
+                  f"with {level} bootstrap intervals", "columns": ["model", "pipeline", "method", "σ*",
                                                                    "σ*/Nyquist", "I−D at σ*", "CI", "gain over raw",
                                                                    "gain CI", "significant"],
          "rows": _sigma_table(tables, setup)},
@@ -1064,7 +1076,7 @@ def _model_pieces(name: str, setup: Setup, seconds: dict[str, float], with_footp
             time.perf_counter() - tick)
         for mode in setup.modes:
             tick = time.perf_counter()
-            table, recorders = _mode_table(name, found.model, mode, draw, setup, prediction)
+            table, recorders = _mode_table(name, found.model, mode, draw, setup, prediction, tables)
             tables.append(table)
             if with_footprints and footprints is None:  # first pipeline, first seed: Figs 2–3 from its maps
                 everything = sorted(recorders + prediction.recorders, key=lambda r: setup.methods.index(r.name))
