@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= demo-out
 
-.PHONY: demo test bootstrap lint bench clean e2e
+.PHONY: demo test bootstrap lint bench clean e2e docs
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -14,6 +14,10 @@ demo: bootstrap        ## the main job on the embedded sample -> $(OUT)/report.h
 test:                  ## the whole test suite (with the peers extra: Captum / Quantus cross-checks)
 	@FREQLENS_EXTRAS=$${FREQLENS_EXTRAS:-dev,peers} bash scripts/bootstrap.sh
 	$(PY) -m pytest -q
+
+docs:                  ## the API reference, built offline into site/ (mkdocs build --strict; open site/index.html)
+	@FREQLENS_EXTRAS=$${FREQLENS_EXTRAS:-dev} bash scripts/bootstrap.sh
+	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 lint: bootstrap
 	$(VENV)/bin/ruff check src tests benchmarks
@@ -43,4 +47,4 @@ e2e:                   ## browser check: report.html in headless Chromium (image
 	@echo "[e2e] screenshot of the report: $(abspath $(E2E_OUT))/report.png"
 
 clean:
-	rm -rf $(VENV) $(OUT) $(E2E_OUT) .pytest_cache
+	rm -rf $(VENV) $(OUT) $(E2E_OUT) .pytest_cache site

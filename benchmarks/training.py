@@ -30,7 +30,7 @@ def run_case(key: str, epochs: int, out_root: str) -> dict:
     train_set = load_dataset(dataset, "train", root=root)
     test_set = load_dataset(dataset, "test", root=root)
     model = model_for_dataset(model_name, train_set, seed=0)
-    history = train(model, train_set, test_set, epochs=epochs, out_dir=f"{out_root}/{key}", seed=0)
+    history = train(model, train_set, test_set, epochs=epochs, out_dir=f"{out_root}/{key}", seed=0, progress=True)
     seconds = [entry["seconds"] for entry in history]
     return {
         "dataset": dataset if root is None else f"{dataset} ({root})",

@@ -4,12 +4,14 @@ User errors (unknown dataset or model, missing or corrupt file, bad flag value) 
 line on stderr and exit with status 2, without a traceback; so do filesystem faults (an output folder
 that is a file or read-only, a full disk), after which the empty folders the command created are removed
 again. Every output folder (the flags named in :data:`OUTPUT_ARGS`) is checked before any work. Warnings
-print as ``freqlens: warning: MESSAGE``.
+print as ``freqlens: warning: MESSAGE``. Every command takes ``--quiet`` (:func:`add_quiet_flag`): no progress
+bars or informational lines on stderr; errors and warnings still print.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import warnings
@@ -66,6 +68,31 @@ def add_dataset_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--data-dir", type=Path, default=None, help="folder holding the dataset files")
     parser.add_argument("--download", action="store_true", help="download mnist/cifar10 if missing")
+
+
+QUIET_HELP = "no progress bars or informational lines on stderr (errors and warnings still print)"
+"""The help of ``--quiet``, the same on every command."""
+
+
+def add_quiet_flag(parser: argparse.ArgumentParser, *, aliases: Sequence[str] = ()) -> None:
+    """``--quiet`` (attribute ``quiet``), on every command: no progress bars (tqdm, on stderr) and no
+    informational stderr lines; errors and ``freqlens: warning:`` lines still print, and stdout (the results
+    some commands print) is unchanged. Without it a command shows its bars: commands pass
+    ``progress=progress_enabled(args)`` to the library, whose functions are silent by default
+    (``progress=False``).
+
+    ``aliases``: older spellings kept working but hidden from the help (e.g. ``--no-progress`` of ``study``).
+    """
+    parser.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    for alias in aliases:
+        parser.add_argument(alias, dest="quiet", action="store_true", help=argparse.SUPPRESS)
+
+
+def progress_enabled(args: argparse.Namespace) -> bool:
+    """Whether this process shows progress bars: not ``--quiet``, and rank 0 under ``torchrun``."""
+    from freqlens import distributed
+
+    return not getattr(args, "quiet", False) and distributed.is_main()
 
 
 def add_shard_flag(parser: argparse.ArgumentParser, default: int, what: str = "results") -> None:
@@ -134,8 +161,11 @@ def _train(args: argparse.Namespace, device) -> int:
     from freqlens.studies.common import model_for_dataset
     from freqlens.training import train
 
-    train_set = load_dataset(args.dataset, split="train", root=args.data_dir, download=args.download)
-    val_set = load_dataset(args.dataset, split=args.val_split, root=args.data_dir, download=args.download)
+    progress = progress_enabled(args)
+    train_set = load_dataset(args.dataset, split="train", root=args.data_dir, download=args.download,
+                             progress=progress)
+    val_set = load_dataset(args.dataset, split=args.val_split, root=args.data_dir, download=args.download,
+                           progress=progress)
     model = model_for_dataset(args.model, train_set, seed=args.seed).to(device)
     mode = _training_mode(args, model)
     history = train(
@@ -190,10 +220,13 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         return _explain(args, device)
 
 
-def _explain_units(model, method: str, images, labels, sigma: float | None, args: argparse.Namespace):
+def _explain_units(model, method: str, images, labels, sigma: float | None, args: argparse.Namespace,
+                   settings: dict | None = None):
     """Maps (and FORGrad maps at ``sigma``) of ``images`` computed per work unit of ``--shard-size`` images,
-    each with a generator seeded from ``(seed, unit)``; units shared among the ranks, merged in order."""
+    each with a generator seeded from ``(seed, unit)``; units shared among the ranks, merged in order.
+    ``settings``: the method's settings (``--method-args``)."""
     import torch
+    from tqdm.auto import tqdm
 
     from freqlens import distributed
     from freqlens.analysis.explain import explain_images
@@ -201,19 +234,26 @@ def _explain_units(model, method: str, images, labels, sigma: float | None, args
     units = distributed.work_units(images.shape[0], args.shard_size)
 
     def step():
-        done = []
-        for index, unit in distributed.shard(list(enumerate(units))):
+        done, bar = [], None
+        mine = distributed.shard(list(enumerate(units)))
+        for index, unit in mine:
             part = slice(unit.start, unit.stop)
             target = labels[part] if args.target == "label" else None
             try:
                 result = explain_images(model, images[part], method, target=target, forgrad=sigma, shape=args.shape,
                                         mode=args.forgrad_mode,
-                                        batch_size=args.batch_size,
+                                        batch_size=args.batch_size, settings=settings,
                                         seed=distributed.stream_seed("freqlens.explain", args.seed, "unit", index))
             except ValueError as error:  # e.g. GradCAM on a model without convolutions
                 raise FreqlensError(f"{method}: {error}") from None
             done.append((index, (result.target.cpu(), result.maps.detach().cpu(),
                                  None if result.forgrad_maps is None else result.forgrad_maps.detach().cpu())))
+            if bar is None:  # shown from the first finished unit on: a failing method prints only its error line
+                bar = tqdm(total=sum(u.stop - u.start for _, u in mine), desc="explain", unit="img",
+                           disable=not progress_enabled(args))
+            bar.update(unit.stop - unit.start)
+        if bar is not None:
+            bar.close()
         return done
 
     parts = distributed.gather_ordered(distributed.run_everywhere(step))
@@ -231,6 +271,7 @@ def _explain(args: argparse.Namespace, device) -> int:
     from freqlens.analysis.explain import Explanation
     from freqlens.analysis.sigma_search import search_sigma
     from freqlens.attribution.registry import canonical_method, make_explainer
+    from freqlens.commands._methods import announce_passes, check_model_runs, method_settings_from_args
     from freqlens.commands._model import model_from_args
     from freqlens.data import load_dataset
 
@@ -238,12 +279,20 @@ def _explain(args: argparse.Namespace, device) -> int:
         method = canonical_method(args.method)
     except ValueError as error:
         raise FreqlensError(str(error)) from None
+    settings = method_settings_from_args(args, [method])[method]
     model, record = model_from_args(args, device)
-    dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
+    dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download,
+                           progress=progress_enabled(args))
     needed = args.n_images + (args.calibration if args.forgrad == "auto" else 0)
     if len(dataset) < needed:
         raise FreqlensError(f"{args.dataset} ({args.split}) has {len(dataset)} images; {needed} are needed")
     images, labels = pick_images(dataset, args.n_images, args.seed, device)
+    check_model_runs(model, images, method)
+    try:  # the passes it will take (on the explained and held-out images), before the long work
+        planned = announce_passes(args, method, make_explainer(method, model, batch_size=args.batch_size,
+                                                               settings=settings), *images.shape[-2:], needed)
+    except ValueError as error:  # e.g. GradCAM on a model without convolutions, a bad --method-args value
+        raise FreqlensError(f"{method}: {error}") from None
     search, sigma = None, None if args.forgrad is None else args.forgrad
     if args.forgrad == "auto":  # on held-out images (other images of the same draw), by rank 0
 
@@ -254,9 +303,10 @@ def _explain(args: argparse.Namespace, device) -> int:
             generator = torch.Generator(device=device).manual_seed(
                 distributed.stream_seed("freqlens.explain", args.seed, "sigma"))
             try:
-                found = search_sigma(make_explainer(method, model, batch_size=args.batch_size, generator=generator),
+                found = search_sigma(make_explainer(method, model, batch_size=args.batch_size, generator=generator,
+                                                    settings=settings),
                                      model, held_out, None, shape=args.shape, batch_size=args.batch_size,
-                                     mode=args.forgrad_mode)
+                                     mode=args.forgrad_mode, progress=progress_enabled(args))
             except ValueError as error:
                 raise FreqlensError(f"{method}: {error}") from None
             return {"sigma_star": found.sigma_star, "sigmas": list(found.sigmas), "scores": found.scores.cpu(),
@@ -264,19 +314,21 @@ def _explain(args: argparse.Namespace, device) -> int:
 
         search = distributed.broadcast_object(distributed.run_everywhere(find_sigma))
         sigma = float(search["sigma_star"])
-    target, maps, forgrad_maps = _explain_units(model, method, images, labels, sigma, args)
+    target, maps, forgrad_maps = _explain_units(model, method, images, labels, sigma, args, settings)
     result = Explanation(method=method, images=images.cpu(), target=target, maps=maps, forgrad_maps=forgrad_maps,
                          sigma=sigma, shape=args.shape, mode=args.forgrad_mode)
     # rank 0 writes; a failure there stops every rank at once (instead of the others timing out)
     distributed.run_everywhere(
-        lambda: _write_explanation(args, method, images.cpu(), labels.cpu(), result, search, record)
+        lambda: _write_explanation(args, method, images.cpu(), labels.cpu(), result, search, record,
+                                   settings=settings, planned=planned)
         if distributed.is_main() else None, catch=(FreqlensError, OSError))
     return 0
 
 
 def _write_explanation(args: argparse.Namespace, method: str, images, labels, result, search,
-                       record: dict) -> None:
-    """OUT/maps.pt, the PNG grids and OUT/explain.json (rank 0; ``record``: how the model was loaded)."""
+                       record: dict, *, settings: dict | None = None, planned: dict | None = None) -> None:
+    """OUT/maps.pt, the PNG grids and OUT/explain.json (rank 0; ``record``: how the model was loaded;
+    ``settings``: the method's ``--method-args``; ``planned``: its planned passes)."""
     import math
 
     from freqlens import distributed
@@ -307,7 +359,7 @@ def _write_explanation(args: argparse.Namespace, method: str, images, labels, re
         "n_images": args.n_images, "target": args.target, "forgrad": args.forgrad, "shape": args.shape,
         "forgrad_mode": args.forgrad_mode,
         "sigma": result.sigma, "figures": figures, "maps": "maps.pt", "shard_size": args.shard_size,
-        "processes": distributed.world_size(),
+        "processes": distributed.world_size(), "method_args": settings or {}, "planned_passes": planned,
     }
     if search is not None:
         summary["sigma_search"] = {
@@ -348,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--studies", default=None, metavar="A,B",
                       help="comma-separated subset of the studies (default: all four)")
     demo.add_argument("--cache", type=Path, default=None, help="trained-model cache (default OUT/cache)")
-    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet_flag(demo)
     demo.set_defaults(run=_cmd_demo)
 
     trainer = commands.add_parser("train", help="train a model: OUT/best.pt, OUT/last.pt, OUT/history.json")
@@ -390,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--vii", action="store_true", help="log the VII of seed 000 on 512 validation images per epoch")
     trainer.add_argument("--resume", action="store_true", help="continue from OUT/last.pt after an interruption")
     trainer.add_argument("--out", type=Path, required=True)
-    trainer.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet_flag(trainer)
     trainer.set_defaults(run=_cmd_train)
 
     explain = commands.add_parser("explain", help="attribution maps (+ FORGrad) of N images: OUT/maps.pt, grids")
@@ -401,6 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--split", default="test")
     explain.add_argument("--method", required=True, help="saliency, gradient_input, integrated_gradients, "
                          "smoothgrad, smoothgrad_sq, vargrad, gradcam, gradcam_pp, occlusion, rise, sobol, hsic")
+    from freqlens.commands._methods import add_method_args_flag
+
+    add_method_args_flag(explain, several=False)
     explain.add_argument("--forgrad", type=_forgrad_value, default=None, metavar="SIGMA|auto",
                          help="low-pass the maps at σ (cycles per image), or search σ* on held-out images")
     explain.add_argument("--shape", default="box", choices=["box", "disk", "gaussian"], help="FORGrad filter shape")
@@ -417,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--seed", type=int, default=0)
     explain.add_argument("--device", default=None)
     explain.add_argument("--out", type=Path, required=True)
+    add_quiet_flag(explain)
     explain.set_defaults(run=_cmd_explain)
 
     import importlib
@@ -428,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="(re)build DIR/report.html from the study results in DIR")
     report.add_argument("out", metavar="DIR", type=Path, help="the study folder (also where report.html goes)")
+    add_quiet_flag(report)
     report.set_defaults(run=_cmd_report)
     return parser
 
@@ -497,6 +554,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"freqlens: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `freqlens zoo list | head`: the reader left; not an error of ours
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1  # as the Python documentation advises (signal.SIGPIPE is not restored)
     except OSError as error:
         if args.debug:
             raise

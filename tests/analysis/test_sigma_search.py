@@ -237,3 +237,16 @@ def test_bad_bootstrap_and_mode_arguments():
     with pytest.raises(ValueError, match="confidence"):
         search_sigma(explainer, model, inputs, None, confidence=1.5)
     assert explainer.calls == 0
+
+
+def test_progress_is_off_by_default_and_a_bar_on_stderr_when_asked(capsys):
+    model, inputs, bump = smooth_problem(batch=2)
+    explainer = MapExplainer(model, lambda x, t: bump * x)
+    target = torch.zeros(2, dtype=torch.long)
+    for progress in (None, False):
+        kwargs = {} if progress is None else {"progress": progress}
+        search_sigma(explainer, model, inputs, target, sigmas=[1.0, 4.0], steps=4, **kwargs)
+        assert capsys.readouterr() == ("", "")  # silent: the library convention is progress=False
+    search_sigma(explainer, model, inputs, target, sigmas=[1.0, 4.0], steps=4, progress=True)
+    captured = capsys.readouterr()
+    assert captured.out == "" and "search_sigma" in captured.err and "/2 " in captured.err  # a bar over the σ

@@ -103,7 +103,8 @@ def test_gradcam_on_a_gap_network_is_the_class_activation_map(stride: int) -> No
 
 
 def test_in_place_relu_after_the_layer_does_not_alter_the_captured_activations() -> None:
-    """Mixed-sign activations: GradCAM uses the conv output itself (pre-ReLU) and its gradient."""
+    """Mixed-sign activations: at the conv layer GradCAM uses its output itself (pre-ReLU) and its gradient;
+    the automatic layer is the block output, after the ReLU."""
     model = GAPNet(positive=False).eval()
     x = images()
     target = torch.tensor([1, 0, 2])
@@ -112,7 +113,13 @@ def test_in_place_relu_after_the_layer_does_not_alter_the_captured_activations()
     h, w = activations.shape[-2:]
     grad = (model.fc.weight.detach()[target] / (h * w))[:, :, None, None] * (activations > 0)
     cam = torch.relu((grad.mean((2, 3))[:, :, None, None] * activations).sum(1, keepdim=True))
-    torch.testing.assert_close(GradCAM(model)(x, target), cam, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(GradCAM(model, layer="conv")(x, target), cam, rtol=1e-5, atol=1e-7)
+    rectified = activations.clamp(min=0)  # after the ReLU the gradient is W_ck / (h·w) everywhere
+    weights = model.fc.weight.detach()[target] / (h * w)
+    after_relu = torch.relu((weights[:, :, None, None] * rectified).sum(1, keepdim=True))
+    auto = GradCAM(model)
+    torch.testing.assert_close(auto(x, target), after_relu, rtol=1e-5, atol=1e-7)
+    assert auto.layer is model.relu
 
 
 @pytest.mark.parametrize("stride", [1, 2])
@@ -150,15 +157,19 @@ def test_layer_selection() -> None:
     model = BrightBlobNet().eval()
     x = torch.rand(2, 1, 10, 10)
     auto = GradCAM(model)
-    assert auto.layer is model.features[0]  # the last (here: only) Conv2d
-    by_name = GradCAM(model, layer="features.0")
-    by_module = GradCAM(model, layer=model.features[0])
-    torch.testing.assert_close(by_name(x, 0), auto(x, 0))
-    torch.testing.assert_close(by_module(x, 0), auto(x, 0))
-    after_relu = GradCAM(model, layer="features.1")(x, 0)
-    assert after_relu.shape == (2, 1, 10, 10)
+    assert auto.layer is None  # chosen from the first inputs
+    maps = auto(x, 0)
+    assert auto.layer is model.features  # the block output: after the ReLU that follows the only Conv2d
+    by_name = GradCAM(model, layer="features")
+    by_module = GradCAM(model, layer=model.features)
+    torch.testing.assert_close(by_name(x, 0), maps)
+    torch.testing.assert_close(by_module(x, 0), maps)
+    torch.testing.assert_close(GradCAM(model, layer="features.1")(x, 0), maps)  # the ReLU: the same map
+    at_conv = GradCAM(model, layer="features.0")(x, 0)
+    assert at_conv.shape == (2, 1, 10, 10)
     last = GradCAM(GAPNet())
-    assert isinstance(last.layer, nn.Conv2d)
+    last(images(), 0)
+    assert isinstance(last.layer, nn.ReLU)
     with pytest.raises(ValueError, match="no sub-module named 'features.9'"):
         GradCAM(model, layer="features.9")
     with pytest.raises(ValueError, match="not a sub-module"):
@@ -232,3 +243,109 @@ def test_invalid_inputs() -> None:
         GradCAM(model)(torch.full((1, 2, 9, 9), float("nan")))
     with pytest.raises(TypeError, match="nn.Module"):
         GradCAM("resnet")  # type: ignore[arg-type]
+
+
+class Bottleneck(nn.Module):
+    """torchvision's ResNet bottleneck: 1×1, 3×3, 1×1 conv-BN with one shared in-place ReLU (called three
+    times) and the residual addition before the last ReLU."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class TorchvisionLikeResNet50(nn.Module):
+    """torchvision's ``resnet50`` layout (stem with max pool, ``layer1``..``layer4`` of [3, 4, 6, 3]
+    bottlenecks, ``avgpool``, ``fc``) at a tiny base width."""
+
+    def __init__(self, width: int = 4, classes: int = 5) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.inplanes = width
+        self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.layer1 = self._layer(width, 3)
+        self.layer2 = self._layer(2 * width, 4, stride=2)
+        self.layer3 = self._layer(4 * width, 6, stride=2)
+        self.layer4 = self._layer(8 * width, 3, stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(32 * width, classes)
+        for module in self.modules():  # non-trivial BatchNorm statistics
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+
+    def _layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes * 4, 1, stride=stride, bias=False),
+                                   nn.BatchNorm2d(planes * 4))
+        layers = [Bottleneck(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes * 4
+        layers += [Bottleneck(self.inplanes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+@pytest.mark.parametrize("explainer", [GradCAM, GradCAMPlusPlus])
+def test_automatic_layer_is_layer4_of_a_torchvision_resnet50(explainer: type[GradCAM]) -> None:
+    from freqlens.attribution import count_passes
+    from freqlens.attribution.gradcam import block_output_layer
+
+    model = TorchvisionLikeResNet50().eval()
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    assert block_output_layer(model, x) == "layer4"  # not layer4.2.conv3, the last bare Conv2d
+    auto = explainer(model)
+    with count_passes(model) as count:
+        maps = auto(x, torch.tensor([1, 3]))
+    assert (count.forward, count.backward) == (2, 2)  # the choice of the layer is not counted
+    assert auto.layer is model.layer4
+    torch.testing.assert_close(maps, explainer(model, layer="layer4")(x, torch.tensor([1, 3])))
+    torch.testing.assert_close(maps, explainer(model, layer=model.layer4[-1])(x, torch.tensor([1, 3])))
+    bare = explainer(model, layer="layer4.2.conv3")(x, torch.tensor([1, 3]))  # the old rule: before BN, add, ReLU
+    assert not torch.allclose(bare, maps)
+    assert all_hooks_removed(model)
+
+
+@pytest.mark.parametrize("name, size, layer", [
+    ("lenet", 28, "body.4"),  # the ReLU after the last convolution, before the max pool
+    ("vgg11", 32, "body.27"),  # the ReLU after the last conv + BN (2×2), before the last max pool (1×1)
+    ("resnet18", 32, "stages"),  # the output of the last stage: its last block after BN, addition, ReLU
+    ("resnet_small", 32, "stages"),
+    ("convnext_tiny", 32, "stages.2"),  # the last stage of ConvNeXt blocks (after their residual addition)
+])
+def test_automatic_layer_on_the_zoo_architectures(name: str, size: int, layer: str) -> None:
+    from freqlens.attribution.gradcam import block_output_layer
+    from freqlens.models import build
+
+    model = build(name, in_channels=3, num_classes=10, image_size=size).eval()
+    x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(3))
+    assert block_output_layer(model, x) == layer
+    maps = GradCAM(model)(x, torch.tensor([0, 1]))
+    torch.testing.assert_close(maps, GradCAM(model, layer=layer)(x, torch.tensor([0, 1])))
+    if name.startswith("resnet"):  # the same tensor as the last block's output
+        last_block = model.stages[-1][-1]
+        torch.testing.assert_close(maps, GradCAM(model, layer=last_block)(x, torch.tensor([0, 1])))

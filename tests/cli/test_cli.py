@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -48,6 +49,18 @@ def test_user_errors_print_one_line_and_exit_2(tmp_path, args, fragment):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("freqlens: error:"), result.stderr
     assert fragment in lines[0]
+
+
+def test_a_reader_that_leaves_early_is_not_an_error():
+    """`freqlens zoo list | head -1`: the closed pipe ends the command quietly (no 'freqlens: error')."""
+    read_end, write_end = os.pipe()
+    process = subprocess.Popen([sys.executable, "-m", "freqlens", "zoo", "list"], stdout=write_end,
+                               stderr=subprocess.PIPE)
+    os.close(write_end)
+    os.close(read_end)  # the reader leaves before the command writes (it imports torch first)
+    _, stderr = process.communicate(timeout=300)
+    assert b"error" not in stderr and b"Traceback" not in stderr
+    assert process.returncode in (0, 1)
 
 
 def test_number_accepts_fractions():

@@ -190,7 +190,7 @@ def test_analyze_with_user_models_and_compare_model(user, tmp_path):
 @pytest.mark.parametrize("command", ["explain", "evaluate", "attack"])
 def test_bad_models_give_one_line_errors(user, tmp_path, capsys, flags, message, command):
     flags = [str(user["files"]["flat"]) if flag == "FLAT" else flag for flag in flags]
-    extra = {"explain": ["--method", "saliency"],
+    extra = {"explain": ["--method", "saliency", "--quiet"],
              "evaluate": ["--methods", "saliency", "--forgrad", "none", "--quiet"],
              "attack": ["--attack", "fgsm", "--quiet"]}[command]
     assert main([command, *flags, *DATA, *extra, "--out", str(tmp_path / "out")]) == 2

@@ -31,7 +31,7 @@ def command(name: str, out, checkpoint) -> list[str]:
     common = ["--checkpoint", str(checkpoint), "--dataset", "demo-mnist"]
     return {
         "train": [*TRAIN, "--epochs", "1", "--out", str(out)],
-        "explain": ["explain", *common, "--method", "saliency", "--n-images", "2", "--out", str(out)],
+        "explain": ["explain", *common, "--method", "saliency", "--n-images", "2", "--quiet", "--out", str(out)],
         "evaluate": ["evaluate", *common, "--methods", "saliency", "--forgrad", "none", "--n-images", "2",
                      "--steps", "2", "--samples", "4", "--quiet", "--out", str(out)],
         "attack": ["attack", *common, "--attack", "fgsm", "--n-images", "4", "--quiet", "--out", str(out)],

@@ -49,9 +49,11 @@ def attribution_shift(
     baseline: str = "zero",
     batch_size: int | None = None,
     generator: torch.Generator | None = None,
+    progress: bool = False,
 ) -> AttributionShift:
     """Occluded Frequency of ``inputs`` (``B×C×H×W``) for their ``labels`` under both models, averaged per
-    class; ``cutoff`` (default ``(H+W−1)//4``) splits low from high bands for the low-band share."""
+    class; ``cutoff`` (default ``(H+W−1)//4``) splits low from high bands for the low-band share.
+    ``progress``: tqdm bars (stderr) of :func:`occluded_frequency`."""
     bands = inputs.shape[-2] + inputs.shape[-1] - 1
     cutoff = bands // 4 if cutoff is None else int(cutoff)
     if not 0 < cutoff < bands:
@@ -59,7 +61,7 @@ def attribution_shift(
     profiles = {}
     for key, model in (("natural", natural), ("robust", robust)):
         scores = occluded_frequency(model, inputs, labels, baseline=baseline, batch_size=batch_size,
-                                    generator=generator)
+                                    generator=generator, progress=progress)
         profiles[key] = {int(c): scores[labels == c].mean(dim=0) for c in labels.unique().tolist()}
     return AttributionShift(
         cutoff=cutoff,

@@ -3,7 +3,9 @@ on a held-out calibration set): the computation behind ``freqlens explain``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -51,6 +53,7 @@ def explain_images(
     steps: int = 20,
     batch_size: int | None = None,
     seed: int = 0,
+    settings: Mapping[str, Any] | None = None,
 ) -> Explanation:
     """Explain ``images`` with ``method`` (a name of :data:`freqlens.attribution.registry.METHODS`).
 
@@ -58,12 +61,13 @@ def explain_images(
     image, or ``"auto"`` = σ* of :func:`search_sigma` on ``calibration = (images, target or None)``,
     images that are not the explained ones (held out), with Deletion/Insertion of ``steps`` steps.
     ``mode``: the FORGrad pipeline (:func:`freqlens.attribution.forgrad_filter`), ``"magnitude"`` (as
-    published) or ``"signed"``; used for the filtered maps and the σ* search.
+    published) or ``"signed"``; used for the filtered maps and the σ* search. ``settings``: keyword
+    arguments of the method (:func:`freqlens.attribution.registry.method_settings`, e.g. ``{"patch": 8}``).
     """
     method = canonical_method(method)
     check_forgrad_mode(mode)
     generator = torch.Generator(device=images.device).manual_seed(seed)
-    explainer = make_explainer(method, model, batch_size=batch_size, generator=generator)
+    explainer = make_explainer(method, model, batch_size=batch_size, generator=generator, settings=settings)
     target = resolve_target(model, images, target, batch_size)
     maps = explainer(images, target)
     result = Explanation(method=method, images=images, target=target, maps=maps, shape=shape, mode=mode)

@@ -209,7 +209,7 @@ def method_footprints(
     batch_size: int | None = None,
     generator: torch.Generator | None = None,
     hf_cutoff: float | None = None,
-    progress: bool = True,
+    progress: bool = False,
     normalize: bool = True,
 ) -> Footprints:
     """Fourier footprint of each method on ``inputs`` (``B×C×H×W`` in [0, 1]); seed 001 Figs. 2–3.
@@ -219,7 +219,7 @@ def method_footprints(
     ``name`` attribute or the class, family from ``family``, default ``"gradient"``). ``target=None``:
     predicted classes. ``hf_cutoff``: radius for :func:`~freqlens.spectral.hf_power_ratio` (default
     ``min(H, W) / 4``). ``normalize``: scale each channel-reduced map to unit RMS before the spectra
-    (all-zero maps stay zero). A tqdm bar over methods with ``progress``.
+    (all-zero maps stay zero). ``progress``: a tqdm bar (stderr) over the methods; off by default.
     """
     check_images(inputs)
     h, w = inputs.shape[-2:]

@@ -351,7 +351,8 @@ class _Table:
         else:
             source, images, target = _CachedMaps(self.inputs, maps), self.inputs, self.target
         search = search_sigma(source, self.model, images, target, sigmas=self.sigmas, shape=self.shape,
-                              steps=self.metric_settings["steps"], batch_size=self.batch_size, mode=self.mode)
+                              steps=self.metric_settings["steps"], batch_size=self.batch_size, mode=self.mode,
+                              progress=self.metric_settings["progress"])
         return float(search.sigma_star), search
 
     def rows(self, label: str, explainer: object) -> tuple[MethodRow, MethodRow | None]:
@@ -396,7 +397,7 @@ def rank_methods(
     grid: int = 9,
     batch_size: int | None = None,
     generator: torch.Generator | None = None,
-    progress: bool = True,
+    progress: bool = False,
     *,
     shape: str = "box",
     mode: str = "magnitude",
@@ -428,7 +429,8 @@ def rank_methods(
             (subset 0.2). The MuFidelity masks are the same for every row (a seed drawn once from
             ``generator``).
         batch_size: most images per forward pass everywhere; the results do not depend on it.
-        progress: a tqdm bar over the methods and each metric's bar.
+        progress: a tqdm bar (stderr) over the methods, and the bars of each metric and σ search; off by
+            default.
 
     Returns:
         :class:`Ranking`. Cost: images through the model's forward / backward passes during the

@@ -1,4 +1,5 @@
-"""Carlini–Wagner L2 attack (Carlini & Wagner 2017) in tanh space, optimised with Adam."""
+"""Carlini–Wagner L2 attack (Carlini & Wagner 2017) in tanh space, optimised with Adam, with the
+authors' binary search over the constant ``c`` per image."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from freqlens.attacks.base import Attack, check_count, check_number
 __all__ = ["CW", "cw_margin"]
 
 _BETA1, _BETA2, _ADAM_EPS = 0.9, 0.999, 1e-8
+_NO_UPPER = 1e10  # Carlini–Wagner: no upper bound on c known yet
 
 
 def cw_margin(logits: Tensor, labels: Tensor, kappa: float = 0.0, targeted: bool = False) -> Tensor:
@@ -23,11 +25,21 @@ def cw_margin(logits: Tensor, labels: Tensor, kappa: float = 0.0, targeted: bool
 
 
 class CW(Attack):
-    """Minimise ``‖x' − x‖₂² + c·f(x')`` over ``w`` with ``x' = (tanh(w) + 1)/2`` (Adam, ``lr``, ``steps``).
+    """Minimise ``‖x' − x‖₂² + c·f(x')`` over ``w`` with ``x' = (tanh(w) + 1)/2`` (Adam, ``lr``, ``steps``),
+    with Carlini–Wagner's binary search over ``c`` per image (Carlini & Wagner 2017, §V and their code's
+    schedule): ``binary_search_steps`` rounds of ``steps`` Adam steps each, every round restarting from
+    ``w = atanh(2x − 1)`` with fresh Adam moments; after a round an image that was made adversarial gets
+    ``c ← (lower + upper)/2`` with ``upper = c`` (a smaller ``c`` weighs the distance more), one that was
+    not gets ``lower = c`` and ``c ← 10·c`` while no upper bound is known, else ``(lower + upper)/2``.
+    ``c`` is the initial constant of every image. ``binary_search_steps=1`` is the plain attack at a
+    fixed ``c``.
 
-    Per image the successful ``x'`` with the smallest L2 distance is kept (images never made
-    adversarial are returned unchanged). ``abort_early``: stop when the total loss has not improved by
-    0.01 % over the last ``max(steps // 10, 1)`` steps. Deterministic (no randomness).
+    Per image the successful ``x'`` with the smallest L2 distance over all rounds is kept (images never
+    made adversarial are returned unchanged); after a call ``best_l2`` (``inf`` for failures) and
+    ``best_c`` (the constant of the kept example, NaN for failures) hold them per image. ``abort_early``:
+    a round stops when its total loss has not improved by 0.01 % over the last ``max(steps // 10, 1)``
+    steps. Cost: at most ``binary_search_steps · (steps + 1)`` forward and ``binary_search_steps · steps``
+    backward passes per image. Deterministic (no randomness).
     """
 
     def __init__(
@@ -39,6 +51,7 @@ class CW(Attack):
         lr: float = 0.01,
         targeted: bool = False,
         abort_early: bool = True,
+        binary_search_steps: int = 5,
     ) -> None:
         super().__init__(model, targeted)
         self.c = check_number("c", c)
@@ -46,35 +59,53 @@ class CW(Attack):
         self.steps = check_count("steps", steps)
         self.lr = check_number("lr", lr)
         self.abort_early = bool(abort_early)
+        self.binary_search_steps = check_count("binary_search_steps", binary_search_steps)
 
     def _run(self, inputs: Tensor, labels: Tensor) -> Tensor:
+        batch = inputs.shape[0]
+        const = torch.full((batch,), self.c, device=inputs.device, dtype=inputs.dtype)
+        lower = torch.zeros_like(const)
+        upper = torch.full_like(const, _NO_UPPER)
+        best = inputs.clone()
+        best_l2 = torch.full_like(const, float("inf"))
+        best_c = torch.full_like(const, float("nan"))
+        for _ in range(self.binary_search_steps):
+            found, best, best_l2, best_c = self._round(inputs, labels, const, best, best_l2, best_c)
+            upper = torch.where(found, torch.minimum(upper, const), upper)
+            lower = torch.where(found, lower, torch.maximum(lower, const))
+            bisect = (lower + upper) / 2
+            const = torch.where(found | (upper < _NO_UPPER), bisect, const * 10)
+        self.best_l2, self.best_c = best_l2, best_c
+        return best
+
+    def _round(self, inputs: Tensor, labels: Tensor, const: Tensor, best: Tensor, best_l2: Tensor,
+               best_c: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """One round of Adam at the per-image constants ``const``: whether each image was made adversarial
+        in this round, and the updated best examples, their L2 distances and constants."""
         squash = 1 - 1e-6
         w = torch.atanh((2 * inputs - 1).clamp(-squash, squash))
-        first_moment = torch.zeros_like(w)
-        second_moment = torch.zeros_like(w)
-        best = inputs.clone()
-        best_l2 = torch.full((inputs.shape[0],), float("inf"), device=inputs.device, dtype=inputs.dtype)
-        check_every = max(self.steps // 10, 1)
-        previous = float("inf")
+        first_moment, second_moment = torch.zeros_like(w), torch.zeros_like(w)
+        found = torch.zeros_like(const, dtype=torch.bool)
+        check_every, previous = max(self.steps // 10, 1), float("inf")
 
-        def objective(w_var: Tensor) -> tuple[Tensor, Tensor]:  # per-image loss and logits
-            adversarial = (torch.tanh(w_var) + 1) / 2
-            logits = self.model(adversarial)
-            distance = (adversarial - inputs).flatten(1).pow(2).sum(dim=1)
-            return distance + self.c * cw_margin(logits, labels, self.kappa, self.targeted), logits.detach()
+        def keep(adversarial: Tensor, logits: Tensor) -> None:  # the iterate: keep it when successful and closer
+            nonlocal best, best_l2, best_c, found
+            l2 = (adversarial - inputs).flatten(1).norm(dim=1)
+            success = self._successful(logits, labels)
+            better = success & (l2 < best_l2)
+            found = found | success
+            best = torch.where(better.view(-1, 1, 1, 1), adversarial, best)
+            best_l2, best_c = torch.where(better, l2, best_l2), torch.where(better, const, best_c)
 
         for step in range(1, self.steps + 1):
             w_var = w.detach().requires_grad_(True)
             with torch.enable_grad():
-                loss, logits = objective(w_var)
+                adversarial = (torch.tanh(w_var) + 1) / 2
+                logits = self.model(adversarial)
+                distance = (adversarial - inputs).flatten(1).pow(2).sum(dim=1)
+                loss = distance + const * cw_margin(logits, labels, self.kappa, self.targeted)
                 (grad,) = torch.autograd.grad(loss.sum(), w_var)
-            # the iterate evaluated at this step: keep it when successful and closer
-            adversarial = (torch.tanh(w) + 1) / 2
-            l2 = (adversarial - inputs).flatten(1).norm(dim=1)
-            better = self._successful(logits, labels) & (l2 < best_l2)
-            best = torch.where(better.view(-1, 1, 1, 1), adversarial, best)
-            best_l2 = torch.where(better, l2, best_l2)
-            # Adam update of w
+            keep(adversarial.detach(), logits.detach())
             first_moment = _BETA1 * first_moment + (1 - _BETA1) * grad
             second_moment = _BETA2 * second_moment + (1 - _BETA2) * grad * grad
             m_hat = first_moment / (1 - _BETA1**step)
@@ -85,15 +116,11 @@ class CW(Attack):
                 if total > previous * 0.9999:
                     break
                 previous = total
-        # the final iterate too
-        adversarial = (torch.tanh(w) + 1) / 2
-        logits = self.model(adversarial)
-        l2 = (adversarial - inputs).flatten(1).norm(dim=1)
-        better = self._successful(logits, labels) & (l2 < best_l2)
-        best = torch.where(better.view(-1, 1, 1, 1), adversarial, best)
-        self.best_l2 = torch.where(better, l2, best_l2)
-        return best
+        final = (torch.tanh(w) + 1) / 2  # the final iterate too
+        keep(final, self.model(final))
+        return found, best, best_l2, best_c
 
     def _settings(self) -> dict:
         return {"c": self.c, "kappa": self.kappa, "steps": self.steps, "lr": self.lr,
-                "targeted": self.targeted, "abort_early": self.abort_early}
+                "targeted": self.targeted, "abort_early": self.abort_early,
+                "binary_search_steps": self.binary_search_steps}

@@ -25,7 +25,7 @@ import weakref
 import torch
 from torch import Tensor, nn
 
-from .base import eval_mode
+from .base import eval_mode, uncounted
 
 __all__ = [
     "CPU_ACTIVATION_BUDGET",
@@ -52,7 +52,8 @@ def saved_bytes_per_image(model: nn.Module, inputs: Tensor) -> int:
     """Bytes autograd saves for backward when ``model`` (eval mode) forwards one image of ``inputs``.
 
     Tensors sharing a storage are counted once; the model's parameters and buffers are excluded (they
-    do not grow with the chunk). Cached per (model, C×H×W, dtype, device).
+    do not grow with the chunk). Cached per (model, C×H×W, dtype, device). The probe is not counted by
+    :func:`~freqlens.attribution.base.count_passes` (see :func:`~freqlens.attribution.base.uncounted`).
     """
     key = (tuple(inputs.shape[1:]), inputs.dtype, str(inputs.device))
     cached = _CACHE.get(model, {}).get(key)
@@ -72,7 +73,8 @@ def saved_bytes_per_image(model: nn.Module, inputs: Tensor) -> int:
         return tensor
 
     probe = inputs[:1].detach().clone().requires_grad_(True)
-    with eval_mode(model), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with (eval_mode(model), torch.enable_grad(), uncounted(),
+          torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t)):
         model(probe)
     # The input and the output logits are part of every pass as well.
     total = max(total, 1) + probe.numel() * probe.element_size()

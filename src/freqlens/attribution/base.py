@@ -8,13 +8,15 @@ gradient methods, ``B×1×H×W`` otherwise). ``explainer(inputs, target)`` is ``
 Stochastic explainers (noise tunnels, RISE, Sobol, HSIC...) draw from a ``torch.Generator``: either an
 ``attribute(..., generator=...)`` argument or a ``generator`` attribute; :func:`call_explainer` hands a
 generator to either kind. Also here: the score of a target (:func:`select_score`: logit, probability
-or log-probability) and :func:`count_passes`, which counts the images a model forwards / back-propagates.
+or log-probability), :func:`count_passes`, which counts the images a model forwards / back-propagates, and
+:func:`planned_passes`, the passes an explainer plans per image before it runs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -52,10 +54,12 @@ __all__ = [
     "eval_mode",
     "is_stochastic",
     "pixel_range",
+    "planned_passes",
     "predict",
     "progress_bar",
     "resolve_target",
     "select_score",
+    "uncounted",
 ]
 
 _T = TypeVar("_T")
@@ -84,6 +88,11 @@ class Explainer(ABC):
     def __call__(self, inputs: Tensor, target: Tensor | int | None = None, **kwargs: object) -> Tensor:
         return self.attribute(inputs, target, **kwargs)
 
+    def planned_passes(self, height: int, width: int) -> PassCount | None:
+        """Images through the model's forward / backward passes per explained image of ``height×width``
+        pixels, with the target given (``None``: not known in advance). See :func:`planned_passes`."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -108,6 +117,10 @@ class WrapperExplainer(Explainer):
     @property
     def family(self) -> str:
         return str(getattr(self.explainer, "family", "gradient"))
+
+    def planned_passes(self, height: int, width: int) -> PassCount | None:
+        """Those of the wrapped explainer (a wrapper that calls it once per image, as FORGrad)."""
+        return planned_passes(self.explainer, height, width)
 
 
 def check_target_range(target: Tensor, num_classes: int) -> None:
@@ -158,13 +171,29 @@ class PassCount:
     backward_calls: int = 0
 
 
+_UNCOUNTED = threading.local()
+
+
+@contextlib.contextmanager
+def uncounted() -> Iterator[None]:
+    """Passes run inside this block (in this thread) are not seen by :func:`count_passes`: for the
+    one-image probes that size the work (automatic ``batch_size``, GradCAM's automatic layer), which are
+    cached and run once per model and image shape, not once per explained image."""
+    _UNCOUNTED.depth = getattr(_UNCOUNTED, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _UNCOUNTED.depth -= 1
+
+
 @contextlib.contextmanager
 def count_passes(model: nn.Module) -> Iterator[PassCount]:
     """Count images through ``model``'s forward (and backward) passes while the block runs.
 
     ``forward`` adds the batch size of every call of ``model`` (its first positional input);
     ``backward`` adds the batch size whenever a gradient flows back through its output. The forward
-    hook is always removed; backward hooks live on the outputs' graph and stop counting on exit.
+    hook is always removed; backward hooks live on the outputs' graph and stop counting on exit. Probes
+    run under :func:`uncounted` are not counted.
 
     >>> with count_passes(model) as count:
     ...     Saliency(model)(x)
@@ -174,6 +203,8 @@ def count_passes(model: nn.Module) -> Iterator[PassCount]:
     active = True
 
     def on_forward(module: nn.Module, args: tuple, output: object) -> None:
+        if getattr(_UNCOUNTED, "depth", 0):
+            return
         batch = args[0].shape[0] if args and isinstance(args[0], Tensor) and args[0].dim() else 1
         count.forward += batch
         count.forward_calls += 1
@@ -192,6 +223,18 @@ def count_passes(model: nn.Module) -> Iterator[PassCount]:
     finally:
         active = False
         handle.remove()
+
+
+def planned_passes(explainer: object, height: int, width: int) -> PassCount | None:
+    """Forward / backward passes per image that ``explainer`` plans on ``height×width`` images, with the
+    target given (``target=None`` adds one forward pass per image to the gradient methods, which first
+    predict it), e.g. ``PassCount(forward=226, backward=0)`` for the default Occlusion at 224 px;
+    ``None`` for an explainer that does not say (no ``planned_passes`` method). Probes are not included
+    (see :func:`uncounted`); the numbers equal what :func:`count_passes` counts."""
+    plan = getattr(explainer, "planned_passes", None)
+    if not callable(plan):
+        return None
+    return plan(int(height), int(width))
 
 
 def is_stochastic(explainer: object) -> bool:

@@ -10,16 +10,24 @@ bilinearly to the input size (``B×1×H×W``):
   ``α = g² / (2 g² + Σ_ab A_kab · g³)`` (0 where the denominator vanishes). The common factor
   ``exp(y_c)`` of the first-order term is dropped (it only rescales each map).
 
-``layer`` is a sub-module of the model, its dotted name (``"body.3"``), or ``None`` for the last
-:class:`torch.nn.Conv2d` of the model; a model without convolution (MLP) or with attention modules
-(ViT: its convolution is only the patch embedding) raises :class:`~freqlens.errors.ModelError` (a
-``ValueError``) unless ``layer`` is given. The hook lives in a context manager and is
-removed even if the forward pass raises.
+``layer`` is a sub-module of the model, its dotted name (``"body.3"``), or ``None`` (default) for the
+**output of the last convolutional block** (:func:`block_output_layer`): after the last
+:class:`torch.nn.Conv2d` that runs, the last module whose output is still a ``B×K×h×w`` map of that
+convolution's resolution, before any pooling — i.e. after the block's BatchNorm, residual addition and
+ReLU: ``layer4`` of a torchvision ResNet, the last stage of freqlens' ``resnet_small`` / ``resnet18``
+and ``convnext_tiny``, the ReLU after the last convolution of ``lenet`` / ``vgg`` (Grad-CAM's
+"last convolutional layer" in the sense of Selvaraju et al.: the rectified feature maps, not the bare
+convolution's pre-activation output). It is found by one uncounted forward pass of one image, once
+per model and input shape. A model without convolution (MLP) or with attention modules (ViT: its
+convolution is only the patch embedding) raises :class:`~freqlens.errors.ModelError` (a ``ValueError``)
+unless ``layer`` is given. The hook lives in a context manager and is removed even if the forward pass
+raises.
 """
 
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator
 
 import torch
@@ -29,12 +37,14 @@ from torch import Tensor, nn
 from freqlens.attribution._batching import check_batch_size, resolve_batch_size
 from freqlens.attribution.base import (
     Explainer,
+    PassCount,
     check_images,
     check_target_range,
     chunks,
     eval_mode,
     progress_bar,
     resolve_target,
+    uncounted,
 )
 from freqlens.errors import ModelError
 
@@ -44,23 +54,99 @@ def _is_attention(module: nn.Module) -> bool:
     return isinstance(module, attention_types) or "attention" in type(module).__name__.lower()
 
 
-def find_layer(model: nn.Module, layer: nn.Module | str | None) -> nn.Module:
-    """Resolve ``layer`` (module, dotted name or ``None`` = last ``nn.Conv2d``) inside ``model``."""
+#: Modules after which a feature map is no longer the last block's output (they pool or flatten it).
+_POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.LPPool2d,
+            nn.FractionalMaxPool2d, nn.Flatten)
+
+_AUTO_LAYERS: weakref.WeakKeyDictionary[nn.Module, dict[tuple, str]] = weakref.WeakKeyDictionary()
+
+
+def check_cam_model(model: nn.Module) -> None:
+    """Raise :class:`ModelError` when a CAM layer cannot be chosen automatically: a transformer (attention
+    modules) or a model without ``nn.Conv2d``."""
+    if any(_is_attention(module) for module in model.modules()):
+        raise ModelError(
+            f"GradCAM cannot pick a layer of {type(model).__name__} automatically: it is a transformer "
+            "(it has attention modules; a convolution there is only the patch embedding) and CAM methods "
+            "apply to CNNs; pass layer=... explicitly to force a B×K×h×w feature map"
+        )
+    if not any(isinstance(module, nn.Conv2d) for module in model.modules()):
+        raise ModelError(
+            f"GradCAM needs a convolutional layer, but {type(model).__name__} has no nn.Conv2d "
+            "(CAM methods do not apply to MLPs or vision transformers); pass layer=... explicitly "
+            "to use another B×K×h×w feature map"
+        )
+
+
+def block_output_layer(model: nn.Module, inputs: Tensor) -> str:
+    """The dotted name of the module GradCAM uses by default on images shaped like ``inputs``.
+
+    One forward pass of one image (eval mode, no gradient, not counted by ``count_passes``) records the
+    module calls in the order they finish. From the last ``nn.Conv2d`` call on, the candidates are the
+    calls whose output is a ``B×K×h×w`` tensor with the batch and ``h×w`` of that convolution's output,
+    up to the first pooling or flattening module (:data:`_POOLING`); the chosen one is the last
+    candidate — the outermost module that returns the last block's output (``layer4`` of a ResNet: after
+    its BatchNorm, residual addition and ReLU) — whose module is not called again later in the forward
+    pass (a shared ``ReLU`` is skipped). When no call qualifies, the last convolution itself. The root
+    module is never chosen. Cached per model and ``C×H×W``.
+    """
+    check_cam_model(model)
+    key = tuple(inputs.shape[1:])
+    cached = _AUTO_LAYERS.get(model, {}).get(key)
+    if cached is not None:
+        return cached
+    names: dict[int, str] = {}
+    for name, module in model.named_modules():
+        names.setdefault(id(module), name)
+    calls: list[tuple[nn.Module, tuple[int, ...] | None]] = []
+
+    def record(module: nn.Module, args: object, output: object) -> None:
+        calls.append((module, tuple(output.shape) if isinstance(output, Tensor) else None))
+
+    handles = [module.register_forward_hook(record) for module in model.modules()]
+    try:
+        with torch.no_grad(), eval_mode(model), uncounted():
+            model(inputs[:1].detach())
+    finally:
+        for handle in handles:
+            handle.remove()
+    convs = [index for index, (module, _) in enumerate(calls) if isinstance(module, nn.Conv2d)]
+    if not convs:
+        raise ModelError(f"GradCAM: no nn.Conv2d of {type(model).__name__} ran during the forward pass; "
+                         "pass layer=... explicitly")
+    last = convs[-1]
+    reference = calls[last][1]
+    candidates = [last]
+    for index in range(last + 1, len(calls)):
+        module, shape = calls[index]
+        if isinstance(module, _POOLING):
+            break
+        if module is model or reference is None or shape is None:
+            continue
+        if len(shape) == 4 and shape[0] == reference[0] and shape[2:] == reference[2:]:
+            candidates.append(index)
+    chosen = last
+    for index in reversed(candidates):
+        module = calls[index][0]
+        if not any(other is module for other, _ in calls[index + 1:]):
+            chosen = index
+            break
+    name = names[id(calls[chosen][0])]
+    _AUTO_LAYERS.setdefault(model, {})[key] = name
+    return name
+
+
+def find_layer(model: nn.Module, layer: nn.Module | str | None, inputs: Tensor | None = None) -> nn.Module:
+    """Resolve ``layer`` (module, dotted name or ``None``) inside ``model``.
+
+    ``None`` with ``inputs``: the block output of :func:`block_output_layer` (what GradCAM uses); ``None``
+    without ``inputs`` (no shapes known): the last ``nn.Conv2d`` registered in the model.
+    """
     if layer is None:
-        if any(_is_attention(module) for module in model.modules()):
-            raise ModelError(
-                f"GradCAM cannot pick a layer of {type(model).__name__} automatically: it is a transformer "
-                "(it has attention modules; a convolution there is only the patch embedding) and CAM methods "
-                "apply to CNNs; pass layer=... explicitly to force a B×K×h×w feature map"
-            )
-        convs = [module for module in model.modules() if isinstance(module, nn.Conv2d)]
-        if not convs:
-            raise ModelError(
-                f"GradCAM needs a convolutional layer, but {type(model).__name__} has no nn.Conv2d "
-                "(CAM methods do not apply to MLPs or vision transformers); pass layer=... explicitly "
-                "to use another B×K×h×w feature map"
-            )
-        return convs[-1]
+        check_cam_model(model)
+        if inputs is not None:
+            return model.get_submodule(block_output_layer(model, inputs))
+        return [module for module in model.modules() if isinstance(module, nn.Conv2d)][-1]
     if isinstance(layer, str):
         try:
             return model.get_submodule(layer)
@@ -104,7 +190,9 @@ class GradCAM(Explainer):
 
     Args:
         model: a CNN returning ``B×num_classes`` logits.
-        layer: ``nn.Module`` of the model, its dotted name, or ``None`` = the last ``nn.Conv2d``.
+        layer: ``nn.Module`` of the model, its dotted name, or ``None`` (default) = the output of the last
+            convolutional block, chosen from the first inputs' shape (:func:`block_output_layer`; the
+            :attr:`layer` attribute holds it after a call).
         batch_size: max images per forward/backward pass (``None``: automatic, see ``_batching``).
         progress: show a tqdm bar over the chunks.
     """
@@ -117,9 +205,28 @@ class GradCAM(Explainer):
         progress: bool = False,
     ) -> None:
         super().__init__(model)
-        self.layer = find_layer(model, layer)
+        self._layer = None if layer is None else find_layer(model, layer)
+        if layer is None:
+            check_cam_model(model)  # fail early: no convolution, or a transformer
+        self._auto: nn.Module | None = None
         self.batch_size = check_batch_size(batch_size)
         self.progress = progress
+
+    @property
+    def layer(self) -> nn.Module | None:
+        """The layer given, else the automatic one of the last call (``None`` before any call)."""
+        return self._layer if self._layer is not None else self._auto
+
+    def layer_for(self, inputs: Tensor) -> nn.Module:
+        """The layer used on images shaped like ``inputs``: the given one or :func:`block_output_layer`."""
+        if self._layer is not None:
+            return self._layer
+        self._auto = self.model.get_submodule(block_output_layer(self.model, inputs))
+        return self._auto
+
+    def planned_passes(self, height: int, width: int) -> PassCount:
+        """One forward and one backward pass per image (the layer's choice, once per shape, is not counted)."""
+        return PassCount(forward=1, backward=1)
 
     @staticmethod
     def _weights(activations: Tensor, gradients: Tensor) -> Tensor:
@@ -131,7 +238,8 @@ class GradCAM(Explainer):
         if target is not None:
             target = resolve_target(self.model, inputs, target)
         maps = []
-        with eval_mode(self.model), capture_output(self.layer) as captured, torch.enable_grad():
+        layer = self.layer_for(inputs)
+        with eval_mode(self.model), capture_output(layer) as captured, torch.enable_grad():
             chunk = resolve_batch_size(self.batch_size, self.model, inputs)
             parts = list(chunks(inputs.shape[0], chunk))
             for part in progress_bar(parts, len(parts), self.progress, type(self).__name__):
@@ -141,11 +249,11 @@ class GradCAM(Explainer):
                 if logits.dim() != 2:
                     raise ValueError(f"the model must return B×num_classes logits, got shape {tuple(logits.shape)}")
                 if not captured:
-                    raise ModelError(f"the CAM layer {type(self.layer).__name__} was not called during the forward pass")
+                    raise ModelError(f"the CAM layer {type(layer).__name__} was not called during the forward pass")
                 activations = captured[-1]
                 if activations.dim() != 4:
                     raise ModelError(
-                        f"CAM methods need a B×K×h×w feature map, but layer {type(self.layer).__name__} "
+                        f"CAM methods need a B×K×h×w feature map, but layer {type(layer).__name__} "
                         f"returns shape {tuple(activations.shape)} (not a convolutional layer?)"
                     )
                 if target is None:
@@ -163,7 +271,8 @@ class GradCAM(Explainer):
         return torch.cat(maps)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(layer={type(self.layer).__name__})"
+        layer = "auto" if self.layer is None else type(self.layer).__name__
+        return f"{type(self).__name__}(layer={layer})"
 
 
 class GradCAMPlusPlus(GradCAM):

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from ._batching import check_batch_size, resolve_batch_size
 from .base import (
     Explainer,
+    PassCount,
     check_images,
     check_score,
     chunks,
@@ -92,6 +93,10 @@ class Saliency(Explainer):
         grads = input_gradients(self.model, inputs, target, self.score, self.batch_size, self.progress)
         return grads.abs_() if self.abs else grads
 
+    def planned_passes(self, height: int, width: int) -> PassCount:
+        """One forward and one backward pass per image."""
+        return PassCount(forward=1, backward=1)
+
     def __repr__(self) -> str:
         return f"Saliency(abs={self.abs}, score={self.score!r}, batch_size={self.batch_size})"
 
@@ -113,6 +118,10 @@ class GradientInput(Explainer):
     def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
         grads = input_gradients(self.model, inputs, target, self.score, self.batch_size, self.progress)
         return grads.mul_(inputs.detach())
+
+    def planned_passes(self, height: int, width: int) -> PassCount:
+        """One forward and one backward pass per image."""
+        return PassCount(forward=1, backward=1)
 
     def __repr__(self) -> str:
         return f"GradientInput(score={self.score!r}, batch_size={self.batch_size})"

@@ -14,6 +14,10 @@ estimated with ``(n − 1)⁻² tr(K H L H)``, ``H = I − 11ᵀ/n``:
   of the outputs (median heuristic), or a fixed ``output_bandwidth``.
 
 The ``grid×grid`` scores are upsampled bilinearly: ``B×1×H×W`` maps.
+
+``nb_design=None`` (default) follows the image size (:func:`hsic_designs`): ``min(2000, max(500,
+⌊2000 · 32² / (H·W) + ½⌋))`` masks — 2,000 at 28 and 32 px (seed 001's Θ(2000), unchanged), 500 (Xplique's
+default, at ImageNet size) from 64 px on, e.g. at 224 px.
 """
 
 from __future__ import annotations
@@ -21,9 +25,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from freqlens.attribution.occlusion import count_for_size
 from freqlens.attribution.sobol import CellMaskExplainer, _seed_from
 
 SAMPLERS = ("lhs", "sobol")
+
+#: Designs at 32×32 px and below (seed 001: Θ(2000) forwards), and the floor of large images (Xplique's default).
+HSIC_DESIGNS, HSIC_MIN_DESIGNS = 2000, 500
+
+
+def hsic_designs(height: int, width: int) -> int:
+    """The default number of HSIC designs for ``height×width`` images: ``min(2000, max(500, ⌊2000 · 32² /
+    (H·W) + ½⌋))`` — 2,000 at 28 and 32 px, 500 at 64 px and 224 px."""
+    return count_for_size(HSIC_DESIGNS, height, width, HSIC_MIN_DESIGNS)
 
 #: Upper bound on the elements of the ``b×n×n`` output-kernel block built at once.
 _KERNEL_ELEMENTS = 2**24
@@ -93,7 +107,8 @@ class HSICAttribution(CellMaskExplainer):
     Args:
         model: classifier returning ``B×num_classes`` logits.
         grid: cells per side.
-        nb_design: number of masks ``n`` (forwards per image; seed 001 reports Θ(2000)).
+        nb_design: number of masks ``n`` (forwards per image; seed 001 reports Θ(2000)); ``None``
+            (default): :func:`hsic_designs` of the input size (2,000 at 32 px, 500 at 224 px).
         sampler: ``"lhs"`` (Latin hypercube, the paper) or ``"sobol"`` (scrambled), thresholded at 1/2.
             Thresholded Sobol designs of different seeds differ only by row order and bit flips, which
             HSIC ignores: with ``"sobol"`` the maps hardly depend on the generator.
@@ -113,7 +128,7 @@ class HSICAttribution(CellMaskExplainer):
         self,
         model: nn.Module,
         grid: int = 8,
-        nb_design: int = 2000,
+        nb_design: int | None = None,
         sampler: str = "lhs",
         output_bandwidth: float | None = None,
         perturbation: str = "inpainting",
@@ -126,7 +141,7 @@ class HSICAttribution(CellMaskExplainer):
     ) -> None:
         super().__init__(model, grid, nb_design, perturbation, baseline, blur_sigma, score, batch_size, generator,
                          progress)
-        if self.nb_design < 2:
+        if self.nb_design is not None and self.nb_design < 2:
             raise ValueError(f"nb_design must be at least 2, got {nb_design}")
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
@@ -135,12 +150,17 @@ class HSICAttribution(CellMaskExplainer):
             raise ValueError(f"output_bandwidth must be positive, got {output_bandwidth!r}")
         self.output_bandwidth = output_bandwidth
 
-    def designs(self) -> Tensor:
-        return binary_designs(self.grid, self.nb_design, self.sampler, self.generator)
+    def designs_for_size(self, height: int, width: int) -> int:
+        """``nb_design``, or :func:`hsic_designs` of the size when ``None``."""
+        return hsic_designs(height, width) if self.nb_design is None else self.nb_design
+
+    def designs(self, height: int, width: int) -> Tensor:
+        return binary_designs(self.grid, self.designs_for_size(height, width), self.sampler, self.generator)
 
     def estimate(self, designs: Tensor, scores: Tensor) -> Tensor:
         return hsic_binary(designs.to(scores.dtype), scores, self.output_bandwidth)
 
     def __repr__(self) -> str:
-        return (f"HSICAttribution(grid={self.grid}, nb_design={self.nb_design}, sampler={self.sampler!r}, "
+        nb_design = "auto" if self.nb_design is None else self.nb_design
+        return (f"HSICAttribution(grid={self.grid}, nb_design={nb_design}, sampler={self.sampler!r}, "
                 f"perturbation={self.perturbation!r}, score={self.score!r})")

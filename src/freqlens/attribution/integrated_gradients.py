@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from ._batching import check_batch_size, resolve_batch_size, segments
 from .base import (
     Explainer,
+    PassCount,
     accumulation_dtype,
     check_images,
     check_score,
@@ -142,6 +143,10 @@ class IntegratedGradients(Explainer):
                 for rows, step, cols in runs:
                     total[cols] += grads[rows] * weights[step]
         return (delta.to(acc_dtype) * total).to(inputs.dtype)
+
+    def planned_passes(self, height: int, width: int) -> PassCount:
+        """``steps`` forward and backward passes per image."""
+        return PassCount(forward=self.steps, backward=self.steps)
 
     def __repr__(self) -> str:
         baseline = self.baseline if not isinstance(self.baseline, Tensor) else f"tensor{tuple(self.baseline.shape)}"

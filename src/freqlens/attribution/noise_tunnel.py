@@ -27,12 +27,14 @@ from torch import Tensor
 
 from ._batching import auto_batch_size, check_batch_size, segments
 from .base import (
+    PassCount,
     WrapperExplainer,
     accumulation_dtype,
     call_explainer,
     check_images,
     is_stochastic,
     pixel_range,
+    planned_passes,
     progress_bar,
     resolve_target,
 )
@@ -94,6 +96,13 @@ class NoiseTunnel(WrapperExplainer):
 
     def _statistic(self, first: Tensor, second: Tensor) -> Tensor:
         raise NotImplementedError
+
+    def planned_passes(self, height: int, width: int) -> PassCount | None:
+        """``n`` times the wrapped explainer's passes per image (``None`` when it does not say)."""
+        inner = planned_passes(self.explainer, height, width)
+        if inner is None:
+            return None
+        return PassCount(forward=self.n * inner.forward, backward=self.n * inner.backward)
 
     def noise_scale(self, inputs: Tensor) -> Tensor:
         """σ per image, ``Tensor[B]``: ``sigma``, or ``noise_level × (max − min)`` of each image."""

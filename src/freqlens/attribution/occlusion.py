@@ -4,7 +4,9 @@
 channels) by a ``baseline`` and records the drop of the target score ``f_c(x) - f_c(x_occluded)``. The
 map of a pixel is the **average drop over the patches that cover it** (``B×1×H×W``). The last patch of
 each row/column is aligned with the border, so sizes that are not a multiple of the stride are
-covered completely.
+covered completely. By default the window follows the image size (:func:`occlusion_window`): a patch of
+about 1/8 of the side and half of it as stride, i.e. about 15 positions per side and ~226 forward passes
+per image whatever the size (4-px patches, stride 2 at 32 px; 28-px patches, stride 14 at 224 px).
 
 The private helpers below (targets and clean scores, baselines, blur, streaming of perturbed copies in
 chunks of ``batch_size``) are also used by :mod:`.rise`, :mod:`.sobol` and :mod:`.hsic`.
@@ -22,6 +24,7 @@ from torch import Tensor, nn
 from freqlens.attribution._batching import check_batch_size, resolve_batch_size
 from freqlens.attribution.base import (
     Explainer,
+    PassCount,
     check_images,
     check_score,
     check_target_range,
@@ -38,6 +41,18 @@ def _check_positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
+
+
+def count_for_size(reference: int, height: int, width: int, minimum: int, reference_side: int = 32) -> int:
+    """A sample count that shrinks with the image area: ``reference`` at ``reference_side²`` pixels (and
+    below), ``reference · reference_side² / (H·W)`` rounded half up above, never under ``minimum``.
+
+    Keeps the cost of a Monte-Carlo explainer (passes × pixels per pass) near its 32-px cost up to the
+    size where the ``minimum`` takes over (e.g. RISE: 8,000 masks at 32 px, 2,000 at 64 px, 500 from
+    128 px on).
+    """
+    scaled = math.floor(reference * reference_side * reference_side / (height * width) + 0.5)
+    return int(min(reference, max(minimum, scaled)))
 
 
 def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
@@ -63,6 +78,15 @@ def _clean_scores(model: nn.Module, inputs: Tensor, target: Tensor | int | None,
         target = resolve_target(model, inputs, target, batch_size)
         check_target_range(target, logits.shape[1])
     return target, select_score(logits, target, score)
+
+
+def _targets(model: nn.Module, inputs: Tensor, target: Tensor | int | None, batch_size: int) -> Tensor:
+    """Target classes (``LongTensor[B]``) for the methods that need no clean score (RISE, Sobol, HSIC):
+    one forward pass per image only when ``target`` is ``None`` (the predicted class); a given target is
+    checked against the number of classes by the first perturbed pass."""
+    if target is None:
+        return predict(model, inputs, batch_size).argmax(dim=1)
+    return resolve_target(model, inputs, target, batch_size)
 
 
 def _baseline_tensor(baseline: float | Tensor, inputs: Tensor) -> Tensor:
@@ -154,6 +178,22 @@ def _stream_scores(
 
 
 # ---------------------------------------------------------------------------------------------- Occlusion
+#: The default patch is about ``1 / OCCLUSION_FRACTION`` of the image side.
+OCCLUSION_FRACTION = 8
+
+
+def occlusion_window(size: int) -> tuple[int, int]:
+    """The default ``(patch, stride)`` of :class:`Occlusion` along a side of ``size`` pixels.
+
+    ``patch = max(1, ⌊size / 8 + ½⌋)`` (1/8 of the side, rounded half up) and ``stride = max(1,
+    ⌊patch / 2⌋)`` (half-overlapping patches, as Captum and Xplique users set them): 15 positions per
+    side when ``size`` is a multiple of 16, so ``1 + 15² = 226`` forward passes per square image at any
+    size. 28 px: (4, 2); 32 px: (4, 2), as before this rule; 64 px: (8, 4); 224 px: (28, 14).
+    """
+    patch = max(1, math.floor(size / OCCLUSION_FRACTION + 0.5))
+    return patch, max(1, patch // 2)
+
+
 def _patch_starts(size: int, patch: int, stride: int) -> Tensor:
     """Start offsets ``0, stride, 2·stride, …`` plus a last patch flush with the border when needed."""
     if patch > size:
@@ -169,15 +209,19 @@ class Occlusion(Explainer):
 
     Args:
         model: classifier returning ``B×num_classes`` logits.
-        patch: patch side (int) or ``(h, w)``.
-        stride: step between patches (int or ``(h, w)``, at most the patch); the last patch is aligned
-            with the border.
+        patch: patch side (int) or ``(h, w)``; ``None`` (default): from the input size at attribution
+            time, ``max(1, ⌊side / 8 + ½⌋)`` per side (:func:`occlusion_window`: 4 at 32 px, 28 at 224 px).
+        stride: step between patches (int or ``(h, w)``, at most the patch); ``None`` (default): half the
+            patch, ``max(1, ⌊patch / 2⌋)`` (2 at 32 px, 14 at 224 px). The last patch is aligned with
+            the border.
         baseline: value of occluded pixels: a number or a tensor broadcastable to the inputs.
         score: ``"logit"`` (default, as Captum), ``"prob"`` or ``"log_prob"`` of the target.
         batch_size: max occluded images per forward pass (``None``: automatic, see ``_batching``).
         progress: show a tqdm bar over the forward chunks.
 
-    Returns ``B×1×H×W`` maps; costs ``1 + P_h·P_w`` forwards per image.
+    Returns ``B×1×H×W`` maps; costs ``1 + P_h·P_w`` forwards per image (``P = ⌈(side − patch) / stride⌉
+    + 1`` positions per side; with the defaults 226 for square sides that are multiples of 16:
+    :meth:`planned_passes`).
     """
 
     per_channel = False
@@ -186,20 +230,18 @@ class Occlusion(Explainer):
     def __init__(
         self,
         model: nn.Module,
-        patch: int | tuple[int, int] = 4,
-        stride: int | tuple[int, int] = 2,
+        patch: int | tuple[int, int] | None = None,
+        stride: int | tuple[int, int] | None = None,
         baseline: float | Tensor = 0.0,
         score: str = "logit",
         batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
         super().__init__(model)
-        self.patch = _pair(patch, "patch")
-        self.stride = _pair(stride, "stride")
-        if self.stride[0] > self.patch[0] or self.stride[1] > self.patch[1]:
-            raise ValueError(
-                f"stride {self.stride} is larger than the patch {self.patch}: some pixels would never be occluded"
-            )
+        self.patch = None if patch is None else _pair(patch, "patch")
+        self.stride = None if stride is None else _pair(stride, "stride")
+        if self.patch is not None and self.stride is not None:
+            _check_window(self.patch, self.stride)
         if not isinstance(baseline, Tensor):
             _baseline_tensor(baseline, torch.zeros(1, 1, 1, 1))  # validate numbers early
         self.baseline = baseline
@@ -207,15 +249,33 @@ class Occlusion(Explainer):
         self.batch_size = check_batch_size(batch_size)
         self.progress = progress
 
+    def window(self, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """``(patch, stride)`` as ``(h, w)`` pairs on ``height×width`` images: the given ones, or the
+        defaults of :func:`occlusion_window` (a given patch with ``stride=None`` gets half of it)."""
+        if self.patch is None:
+            patch = (occlusion_window(height)[0], occlusion_window(width)[0])
+        else:
+            patch = self.patch
+        stride = self.stride if self.stride is not None else (max(1, patch[0] // 2), max(1, patch[1] // 2))
+        _check_window(patch, stride)
+        return patch, stride
+
+    def planned_passes(self, height: int, width: int) -> PassCount:
+        """``1 + P_h·P_w`` forward passes per image (the clean image and every patch position)."""
+        (patch_h, patch_w), (stride_h, stride_w) = self.window(height, width)
+        positions = len(_patch_starts(height, patch_h, stride_h)) * len(_patch_starts(width, patch_w, stride_w))
+        return PassCount(forward=1 + positions, backward=0)
+
     def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
         inputs = check_images(inputs).detach()
         height, width = inputs.shape[-2:]
-        rows = _patch_starts(height, self.patch[0], self.stride[0])
-        cols = _patch_starts(width, self.patch[1], self.stride[1])
+        patch, stride = self.window(height, width)
+        rows = _patch_starts(height, patch[0], stride[0])
+        cols = _patch_starts(width, patch[1], stride[1])
         device = inputs.device
         # cover_rows[p, i] = 1 when row i lies under the p-th vertical patch position (same for columns)
-        cover_rows = _cover(rows, self.patch[0], height).to(device=device, dtype=inputs.dtype)
-        cover_cols = _cover(cols, self.patch[1], width).to(device=device, dtype=inputs.dtype)
+        cover_rows = _cover(rows, patch[0], height).to(device=device, dtype=inputs.dtype)
+        cover_cols = _cover(cols, patch[1], width).to(device=device, dtype=inputs.dtype)
         n_cols = cover_cols.shape[0]
 
         def masks_for(ids: Tensor) -> Tensor:
@@ -235,7 +295,14 @@ class Occlusion(Explainer):
         return (total / count)[:, None]
 
     def __repr__(self) -> str:
-        return f"Occlusion(patch={self.patch}, stride={self.stride}, score={self.score!r})"
+        patch = "auto" if self.patch is None else self.patch
+        stride = "auto" if self.stride is None else self.stride
+        return f"Occlusion(patch={patch}, stride={stride}, score={self.score!r})"
+
+
+def _check_window(patch: tuple[int, int], stride: tuple[int, int]) -> None:
+    if stride[0] > patch[0] or stride[1] > patch[1]:
+        raise ValueError(f"stride {stride} is larger than the patch {patch}: some pixels would never be occluded")
 
 
 def _cover(starts: Tensor, patch: int, size: int) -> Tensor:

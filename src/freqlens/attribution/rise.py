@@ -9,6 +9,11 @@ estimate of ``E[f_c(x ⊙ M) · M] / p``::
 
 (normalised by ``n_masks · p``, the expected mask sum, as in the paper; not by the observed sum of
 masks). ``f_c`` is the softmax probability of the target class by default (the paper), or its logit.
+
+Defaults that follow the image size: ``n_masks=None`` is :func:`rise_masks` of the input, ``8000 ·
+32² / (H·W)`` clamped to [500, 8000] (8,000 masks up to 32×32 px, as seed 001; 2,000 at 64 px; 500 from
+128 px on, e.g. at 224 px instead of 8,000), so the cost per image stays bounded; the grid is already
+relative to the image (``grid`` cells per side whatever ``H``: the paper's ``s = 7`` at 224 px).
 """
 
 from __future__ import annotations
@@ -20,13 +25,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from freqlens.attribution._batching import check_batch_size, resolve_batch_size
-from freqlens.attribution.base import Explainer, accumulation_dtype, check_images, check_score
+from freqlens.attribution.base import Explainer, PassCount, accumulation_dtype, check_images, check_score
 from freqlens.attribution.occlusion import (
     _baseline_tensor,
     _check_positive_int,
-    _clean_scores,
     _stream_scores,
+    _targets,
+    count_for_size,
 )
+
+#: Masks at 32×32 px and below (seed 001: 8,000 forwards per image), and the floor of large images.
+RISE_MASKS, RISE_MIN_MASKS = 8000, 500
+
+
+def rise_masks(height: int, width: int) -> int:
+    """The default number of RISE masks for ``height×width`` images: ``min(8000, max(500, ⌊8000 · 32² /
+    (H·W) + ½⌋))`` — 8,000 at 28 and 32 px (unchanged), 2,000 at 64 px, 500 at 128 px and 224 px."""
+    return count_for_size(RISE_MASKS, height, width, RISE_MIN_MASKS)
 
 
 def _generator_device(generator: torch.Generator | None, fallback: torch.device) -> torch.device:
@@ -38,7 +53,8 @@ class RISE(Explainer):
 
     Args:
         model: classifier returning ``B×num_classes`` logits.
-        n_masks: number of random masks (seed 001 uses 8000 forwards per image).
+        n_masks: number of random masks; ``None`` (default): :func:`rise_masks` of the input size,
+            ``min(8000, max(500, ⌊8000 · 32² / (H·W) + ½⌋))`` (seed 001 uses 8,000 at 32 px; 500 at 224 px).
         grid: side ``s`` of the low-resolution binary grid (paper: 7).
         p: probability that a grid cell is kept.
         score: ``"prob"`` (default, the paper), ``"logit"`` or ``"log_prob"``.
@@ -57,7 +73,7 @@ class RISE(Explainer):
     def __init__(
         self,
         model: nn.Module,
-        n_masks: int = 8000,
+        n_masks: int | None = None,
         grid: int = 7,
         p: float = 0.5,
         score: str = "prob",
@@ -67,7 +83,7 @@ class RISE(Explainer):
         progress: bool = False,
     ) -> None:
         super().__init__(model)
-        self.n_masks = _check_positive_int(n_masks, "n_masks")
+        self.n_masks = None if n_masks is None else _check_positive_int(n_masks, "n_masks")
         self.grid = _check_positive_int(grid, "grid")
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
             raise ValueError(f"p must be a probability in (0, 1], got {p!r}")
@@ -78,21 +94,30 @@ class RISE(Explainer):
         self.generator = generator
         self.progress = progress
 
+    def masks_for_size(self, height: int, width: int) -> int:
+        """The number of masks on ``height×width`` images: ``n_masks``, or :func:`rise_masks` when ``None``."""
+        return rise_masks(height, width) if self.n_masks is None else self.n_masks
+
+    def planned_passes(self, height: int, width: int) -> PassCount:
+        """``n_masks`` forward passes per image (one more to predict the target when it is not given)."""
+        return PassCount(forward=self.masks_for_size(height, width), backward=0)
+
     def _draw(self, height: int, width: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, int, int]:
         """Low-resolution grids ``n×s×s`` and the shifts ``n`` (rows, cols), on ``device``."""
         gen_device = _generator_device(self.generator, device)
         cell_h, cell_w = math.ceil(height / self.grid), math.ceil(width / self.grid)
-        size = (self.n_masks, self.grid, self.grid)
+        n_masks = self.masks_for_size(height, width)
+        size = (n_masks, self.grid, self.grid)
         grids = torch.rand(size, generator=self.generator, device=gen_device) < self.p
-        shift_h = torch.randint(0, cell_h, (self.n_masks,), generator=self.generator, device=gen_device)
-        shift_w = torch.randint(0, cell_w, (self.n_masks,), generator=self.generator, device=gen_device)
+        shift_h = torch.randint(0, cell_h, (n_masks,), generator=self.generator, device=gen_device)
+        shift_w = torch.randint(0, cell_w, (n_masks,), generator=self.generator, device=gen_device)
         return grids.to(device), shift_h.to(device), shift_w.to(device), cell_h, cell_w
 
     def masks(self, height: int, width: int, device: torch.device | str = "cpu") -> Tensor:
         """All ``n_masks×1×H×W`` masks at once (for inspection and tests; ``attribute`` streams them)."""
         device = torch.device(device)
         maker = self._mask_maker(height, width, device)
-        return maker(torch.arange(self.n_masks, device=device))
+        return maker(torch.arange(self.masks_for_size(height, width), device=device))
 
     def _mask_maker(self, height: int, width: int, device: torch.device):
         grids, shift_h, shift_w, cell_h, cell_w = self._draw(height, width, device)
@@ -114,7 +139,7 @@ class RISE(Explainer):
         inputs = check_images(inputs).detach()
         batch, _, height, width = inputs.shape
         chunk = resolve_batch_size(self.batch_size, self.model, inputs, backward=False)
-        target, _ = _clean_scores(self.model, inputs, target, self.score, chunk)
+        target = _targets(self.model, inputs, target, chunk)
         masks_for = self._mask_maker(height, width, inputs.device)
         saliency = torch.zeros(batch, height * width, dtype=accumulation_dtype(inputs.device), device=inputs.device)
 
@@ -125,11 +150,13 @@ class RISE(Explainer):
             weights[images - first, torch.arange(scores.shape[0], device=scores.device)] = scores.to(saliency.dtype)
             saliency[first : last + 1] += weights @ masks.reshape(masks.shape[0], -1).to(saliency.dtype)
 
+        n_masks = self.masks_for_size(height, width)
         _stream_scores(
-            self.model, inputs, _baseline_tensor(self.baseline, inputs), target, self.n_masks, masks_for,
+            self.model, inputs, _baseline_tensor(self.baseline, inputs), target, n_masks, masks_for,
             self.score, chunk, on_chunk=accumulate, progress=self.progress, desc="RISE",
         )
-        return (saliency / (self.n_masks * self.p)).to(inputs.dtype).view(batch, 1, height, width)
+        return (saliency / (n_masks * self.p)).to(inputs.dtype).view(batch, 1, height, width)
 
     def __repr__(self) -> str:
-        return f"RISE(n_masks={self.n_masks}, grid={self.grid}, p={self.p}, score={self.score!r})"
+        n_masks = "auto" if self.n_masks is None else self.n_masks
+        return f"RISE(n_masks={n_masks}, grid={self.grid}, p={self.p}, score={self.score!r})"

@@ -23,12 +23,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from freqlens.attribution._batching import check_batch_size, resolve_batch_size
-from freqlens.attribution.base import Explainer, check_images, check_score
+from freqlens.attribution.base import Explainer, PassCount, check_images, check_score
 from freqlens.attribution.occlusion import (
     _check_positive_int,
-    _clean_scores,
     _references,
     _stream_scores,
+    _targets,
 )
 
 PERTURBATIONS = ("inpainting", "blur")
@@ -83,8 +83,9 @@ def jansen_total_indices(scores: Tensor, nb_design: int, eps: float = 1e-12) -> 
 class CellMaskExplainer(Explainer):
     """Template of the black-box methods that perturb a ``grid×grid`` lattice of cells with a batch of
     mask designs (Sobol, HSIC): subclasses give :meth:`designs` (``N×grid×grid`` cell values in
-    [0, 1]) and :meth:`estimate` (``B×N`` scores → ``B×grid×grid`` cell importances); the forwards of
-    the ``B×N`` perturbed images are streamed in chunks of ``batch_size``."""
+    [0, 1] for ``H×W`` images) and :meth:`estimate` (``B×N`` scores → ``B×grid×grid`` cell
+    importances); the forwards of the ``B×N`` perturbed images are streamed in chunks of ``batch_size``.
+    ``nb_design=None`` lets a subclass choose it from the input size (:meth:`designs_for_size`)."""
 
     per_channel = False
     family = "black-box"
@@ -95,7 +96,7 @@ class CellMaskExplainer(Explainer):
         self,
         model: nn.Module,
         grid: int,
-        nb_design: int,
+        nb_design: int | None,
         perturbation: str = "inpainting",
         baseline: float | Tensor = 0.0,
         blur_sigma: float | None = None,
@@ -106,7 +107,7 @@ class CellMaskExplainer(Explainer):
     ) -> None:
         super().__init__(model)
         self.grid = _check_positive_int(grid, "grid")
-        self.nb_design = _check_positive_int(nb_design, "nb_design")
+        self.nb_design = None if nb_design is None else _check_positive_int(nb_design, "nb_design")
         if perturbation not in PERTURBATIONS:
             raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got {perturbation!r}")
         self.perturbation = perturbation
@@ -117,7 +118,21 @@ class CellMaskExplainer(Explainer):
         self.generator = generator
         self.progress = progress
 
-    def designs(self) -> Tensor:
+    def designs_for_size(self, height: int, width: int) -> int:
+        """``N`` on ``height×width`` images: ``nb_design`` (subclasses resolve ``None``)."""
+        if self.nb_design is None:
+            raise ValueError(f"{type(self).__name__} needs an explicit nb_design")
+        return self.nb_design
+
+    def perturbations(self, height: int, width: int) -> int:
+        """Perturbed images per explained image (rows of :meth:`designs`)."""
+        return self.designs_for_size(height, width)
+
+    def planned_passes(self, height: int, width: int) -> PassCount:
+        """:meth:`perturbations` forward passes per image (one more to predict the target when not given)."""
+        return PassCount(forward=self.perturbations(height, width), backward=0)
+
+    def designs(self, height: int, width: int) -> Tensor:
         raise NotImplementedError
 
     def estimate(self, designs: Tensor, scores: Tensor) -> Tensor:
@@ -127,9 +142,9 @@ class CellMaskExplainer(Explainer):
         inputs = check_images(inputs).detach()
         height, width = inputs.shape[-2:]
         _check_grid(self.grid, height, width)
-        designs = self.designs().to(inputs.device)
+        designs = self.designs(height, width).to(inputs.device)
         chunk = resolve_batch_size(self.batch_size, self.model, inputs, backward=False)
-        target, _ = _clean_scores(self.model, inputs, target, self.score, chunk)
+        target = _targets(self.model, inputs, target, chunk)
         references = _references(self.perturbation, inputs, self.baseline, self.blur_sigma)
         scores = _stream_scores(
             self.model, inputs, references, target, designs.shape[0],
@@ -146,6 +161,11 @@ class SobolAttribution(CellMaskExplainer):
         model: classifier returning ``B×num_classes`` logits.
         grid: cells per side (``d = grid²`` variables).
         nb_design: ``N``, quasi-Monte-Carlo points per matrix (a power of two keeps Sobol balance).
+
+    Costs ``N·(grid² + 2)`` forwards per image: 2,112 with the defaults (``grid=8``, ``N=32``, those of
+    Fel et al. and Xplique) at every image size. The Jansen estimator needs the ``d + 2`` blocks of ``N``
+    designs for its ``d = grid²`` indices, so this is not scaled with the image (fewer cells would
+    coarsen the map, fewer designs break the quasi-Monte-Carlo balance).
         perturbation: ``"inpainting"`` (masked pixels go to ``baseline``) or ``"blur"``.
         baseline: value of masked pixels for inpainting (number or broadcastable tensor).
         blur_sigma: Gaussian blur std in pixels for ``"blur"`` (``None`` = max(H, W)/16).
@@ -173,11 +193,14 @@ class SobolAttribution(CellMaskExplainer):
         super().__init__(model, grid, nb_design, perturbation, baseline, blur_sigma, score, batch_size, generator,
                          progress)
 
-    def designs(self) -> Tensor:
-        return sobol_designs(self.grid, self.nb_design, self.generator)
+    def perturbations(self, height: int, width: int) -> int:
+        return self.designs_for_size(height, width) * (self.grid * self.grid + 2)
+
+    def designs(self, height: int, width: int) -> Tensor:
+        return sobol_designs(self.grid, self.designs_for_size(height, width), self.generator)
 
     def estimate(self, designs: Tensor, scores: Tensor) -> Tensor:
-        return jansen_total_indices(scores, self.nb_design)
+        return jansen_total_indices(scores, designs.shape[0] // (self.grid * self.grid + 2))
 
     def __repr__(self) -> str:
         return (f"SobolAttribution(grid={self.grid}, nb_design={self.nb_design}, "

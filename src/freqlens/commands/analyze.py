@@ -18,7 +18,15 @@ from typing import Any
 
 import torch
 
-from freqlens.cli import add_dataset_flags, number, pick_images, positive_int, resolve_device
+from freqlens.cli import (
+    add_dataset_flags,
+    add_quiet_flag,
+    number,
+    pick_images,
+    positive_int,
+    progress_enabled,
+    resolve_device,
+)
 from freqlens.commands._model import add_model_flags, model_from_args
 from freqlens.errors import FreqlensError
 
@@ -43,6 +51,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", type=Path, required=True)
+    add_quiet_flag(parser)
     parser.set_defaults(run=_cmd_analyze)
 
 
@@ -57,7 +66,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     if compare is not None and args.analysis != "attribution-shift":
         raise FreqlensError(f"--compare and --compare-model are for attribution-shift, not {args.analysis}")
     args.compare_loaded = compare
-    dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
+    dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download,
+                           progress=progress_enabled(args))
     if len(dataset) < args.n_images:
         raise FreqlensError(f"{args.dataset} ({args.split}) has {len(dataset)} images; --n-images is {args.n_images}")
     images, labels = pick_images(dataset, args.n_images, args.seed, device)
@@ -90,7 +100,7 @@ def _footprints(model, images, labels, generator, args, dataset) -> dict:
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     result = method_footprints(model, images, labels, methods=methods, batch_size=args.batch_size,
-                               generator=generator, progress=True)
+                               generator=generator, progress=progress_enabled(args))
     figures = [Path(p).name for p in result.save_figures(args.out)]
     return {**result.to_dict(), "figures": figures}
 
@@ -104,7 +114,7 @@ def _linearization(model, images, labels, generator, args, dataset) -> dict:
     sigmas = default_sigmas(height, width, "box", n=6)
     radii = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
     residual = linearization_residual(model, images, labels, sigmas, radii, n_dirs=32, generator=generator,
-                                      batch_size=args.batch_size)
+                                      batch_size=args.batch_size, progress=progress_enabled(args))
     series = {f"σ={s:g}": (radii, residual[i].tolist()) for i, s in enumerate(sigmas)}
     line_plot(series, args.out / "linearization.png", xlabel="radius r of ε", logx=True, logy=True,
               ylabel="|f(x+ε) − f(x) − ⟨ε, ∇^σ f(x)⟩|", title="Linearization residual (seed 001, Fig 4)")
@@ -122,7 +132,8 @@ def _layer_hf(model, images, labels, generator, args, dataset) -> dict:
     variants = {"trained": model, "trained, avg-pool swap": swap_pooling(model, "avg"), "untrained": untrained}
     results, series = {}, {}
     for label, variant in variants.items():
-        values = layer_hf_content(variant, images, labels, measure="hf_power", batch_size=args.batch_size)
+        values = layer_hf_content(variant, images, labels, measure="hf_power", batch_size=args.batch_size,
+                                  progress=progress_enabled(args))
         results[label] = [{"layer": name, "hf_power": value} for name, value in values]
         series[label] = (list(range(1, len(values) + 1)), [value for _, value in values])
     line_plot(series, args.out / "layer_hf.png", xlabel="layer (forward order)", ylabel="HF power ratio of ∂f/∂layer",
@@ -134,7 +145,8 @@ def _occluded_frequency(model, images, labels, generator, args, dataset) -> dict
     from freqlens.analysis.occluded_frequency import occluded_frequency
     from freqlens.report.figures import line_plot
 
-    scores = occluded_frequency(model, images, labels, baseline="zero", batch_size=args.batch_size)
+    scores = occluded_frequency(model, images, labels, baseline="zero", batch_size=args.batch_size,
+                                progress=progress_enabled(args))
     by_class = {}
     for c in labels.unique().tolist():
         by_class[dataset.classes[c]] = scores[labels == c].mean(dim=0).tolist()
@@ -157,7 +169,8 @@ def _attack_spectra(model, images, labels, generator, args, dataset) -> dict:
         "CW": CW(model, steps=50),
         "SimBA": SimBA(model, eps=0.2, max_queries=200, generator=generator),
     }
-    result = attack_spectra(model, images, labels, attacks, batch_size=args.batch_size)
+    result = attack_spectra(model, images, labels, attacks, batch_size=args.batch_size,
+                            progress=progress_enabled(args))
     save_rct_figure(result, args.out / "attack_spectra.png")
     payload = result.to_dict() if hasattr(result, "to_dict") else result
     return {**_jsonable(payload), "eps": eps, "figures": ["attack_spectra.png"]}
@@ -172,7 +185,7 @@ def _robust_dataset(model, images, labels, generator, args, dataset) -> dict:
     init = images[partner]  # a random *other* image of the batch
     steps = args.steps or 200
     robust, distances = robust_dataset(model, images, init, steps=steps, step_size=0.1, batch_size=args.batch_size,
-                                       return_history=True)
+                                       return_history=True, progress=progress_enabled(args))
     # non-robust counterpart (Ilyas et al. 2019): a small targeted L2 step toward a random other class
     from freqlens.attacks import PGD
 
@@ -201,7 +214,8 @@ def _attribution_shift(model, images, labels, generator, args, dataset) -> dict:
         raise FreqlensError("attribution-shift needs --compare CKPT or --compare-model PKG.MODULE:FACTORY (the robust "
                             "model to compare with)")
     robust, compare_record = args.compare_loaded
-    shift = attribution_shift(model, robust, images, labels, batch_size=args.batch_size, generator=generator)
+    shift = attribution_shift(model, robust, images, labels, batch_size=args.batch_size, generator=generator,
+                              progress=progress_enabled(args))
     bands = list(range(images.shape[-2] + images.shape[-1] - 1))
     series = {}
     for c in sorted(shift.natural):

@@ -16,7 +16,16 @@ import io
 import math
 from pathlib import Path
 
-from freqlens.cli import add_dataset_flags, add_shard_flag, number, pick_images, positive_int, resolve_device
+from freqlens.cli import (
+    add_dataset_flags,
+    add_quiet_flag,
+    add_shard_flag,
+    number,
+    pick_images,
+    positive_int,
+    progress_enabled,
+    resolve_device,
+)
 from freqlens.commands._model import add_model_flags, model_from_args
 from freqlens.errors import FreqlensError
 
@@ -27,7 +36,7 @@ DEFAULT_STEPS = {"pgd": 10, "pgd-l2": 10, "lfpgd": 10, "cw": 100, "simba": 1000}
 
 def make_attack(name: str, model, *, eps: float | None = None, steps: int | None = None, alpha: float | None = None,
                 c: float = 1.0, kappa: float = 0.0, lr: float = 0.01, cutoff: int = 8, basis: str = "dct",
-                order: str = "diagonal", restarts: int = 1, generator=None):
+                order: str = "diagonal", restarts: int = 1, binary_search_steps: int = 5, generator=None):
     """The attack ``name`` (one of :data:`ATTACKS`) with the command's defaults; ``steps`` is SimBA's
     query budget. Unknown names raise :class:`FreqlensError`."""
     from freqlens.attacks import CW, FGSM, PGD, LowFrequencyPGD, SimBA
@@ -48,7 +57,7 @@ def make_attack(name: str, model, *, eps: float | None = None, steps: int | None
             return LowFrequencyPGD(model, eps=eps, alpha=alpha, steps=steps, cutoff=cutoff, restarts=restarts,
                                    generator=generator)
         if name == "cw":
-            return CW(model, c=c, kappa=kappa, steps=steps, lr=lr)
+            return CW(model, c=c, kappa=kappa, steps=steps, lr=lr, binary_search_steps=binary_search_steps)
         return SimBA(model, eps=eps, max_queries=steps, basis=basis, order=order, generator=generator)
     except ValueError as error:
         raise FreqlensError(f"{name}: {error}") from None
@@ -107,12 +116,12 @@ def _attack_units(model, images, labels, args: argparse.Namespace):
         for index, unit in distributed.shard(list(enumerate(units))):
             generator = torch.Generator().manual_seed(distributed.stream_seed("freqlens.attack", args.seed, index))
             attack = make_attack(args.attack, model, eps=args.eps, steps=args.steps, alpha=args.alpha, c=args.c,
-                                 kappa=args.kappa, lr=args.lr, cutoff=args.cutoff, basis=args.basis, order=args.order,
+                                 kappa=args.kappa, lr=args.lr, binary_search_steps=args.binary_search_steps, cutoff=args.cutoff, basis=args.basis, order=args.order,
                                  restarts=args.restarts, generator=generator)
             part = slice(unit.start, unit.stop)
             try:
                 result = run_attack(model, images[part], labels[part], attack, batch_size=args.batch_size,
-                                    progress=not args.quiet and distributed.is_main())
+                                    progress=progress_enabled(args))
             except (ValueError, RuntimeError) as error:  # e.g. images that do not fit the model
                 raise _user_error(args, error) from None
             done.append((index, (result.adversarial.cpu(), result.labels.cpu(), result.clean_correct.cpu(),
@@ -163,9 +172,10 @@ def _attack(args: argparse.Namespace, device) -> int:
 
     model, record = model_from_args(args, device)
     attack = make_attack(args.attack, model, eps=args.eps, steps=args.steps, alpha=args.alpha, c=args.c,
-                         kappa=args.kappa, lr=args.lr, cutoff=args.cutoff, basis=args.basis, order=args.order,
+                         kappa=args.kappa, lr=args.lr, binary_search_steps=args.binary_search_steps, cutoff=args.cutoff, basis=args.basis, order=args.order,
                          restarts=args.restarts)  # the settings (and user errors) before any work
-    dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
+    dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download,
+                           progress=progress_enabled(args))
     count = min(args.n_images, len(dataset))
     images, labels = pick_images(dataset, count, args.seed, device)
     _check_label_range(model, images, labels, args)
@@ -226,7 +236,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--steps", type=positive_int, default=None,
                         help="iterations (PGD 10, CW 100) or SimBA's query budget per image (1000)")
     parser.add_argument("--restarts", type=positive_int, default=1, help="PGD random restarts")
-    parser.add_argument("--c", type=number, default=1.0, help="CW trade-off constant")
+    parser.add_argument("--c", type=number, default=1.0, help="CW trade-off constant (initial, per image)")
+    parser.add_argument("--binary-search-steps", type=positive_int, default=5,
+                        help="CW: rounds of Carlini-Wagner's binary search over c (1 = fixed c; default 5)")
     parser.add_argument("--kappa", type=number, default=0.0, help="CW confidence margin")
     parser.add_argument("--lr", type=number, default=0.01, help="CW Adam learning rate")
     parser.add_argument("--cutoff", type=positive_int, default=8, help="lfpgd: DCT bands i + j < cutoff")
@@ -238,6 +250,6 @@ def add_parser(commands) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
     parser.add_argument("--log-scale", action="store_true", help="logarithmic colour scale for rct.png")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet_flag(parser)
     parser.add_argument("--out", type=Path, required=True)
     parser.set_defaults(run=_cmd)

@@ -13,7 +13,22 @@ import argparse
 import sys
 from pathlib import Path
 
-from freqlens.cli import add_dataset_flags, add_shard_flag, number, pick_images, positive_int, resolve_device
+from freqlens.cli import (
+    add_dataset_flags,
+    add_quiet_flag,
+    add_shard_flag,
+    number,
+    pick_images,
+    positive_int,
+    progress_enabled,
+    resolve_device,
+)
+from freqlens.commands._methods import (
+    add_method_args_flag,
+    announce_passes,
+    check_model_runs,
+    method_settings_from_args,
+)
 from freqlens.commands._model import add_model_flags, model_from_args
 from freqlens.errors import FreqlensError
 
@@ -28,8 +43,11 @@ def _forgrad_flag(text: str) -> float | str | None:
     return sigma
 
 
-def _explainers(spec: str, model, batch_size, generator) -> tuple[list[tuple[str, object]], list[str]]:
-    """Build the requested explainers; ``all`` skips (and notes) methods that do not apply to the model."""
+def _explainers(spec: str, model, batch_size, generator, args: argparse.Namespace | None = None,
+                ) -> tuple[list[tuple[str, object]], list[str], dict[str, dict]]:
+    """Build the requested explainers with their ``--method-args`` settings (of ``args``); ``all`` skips (and
+    notes) methods that do not apply to the model. Returns the explainers, the skipped notes and the
+    settings per method."""
     from freqlens.attribution.registry import METHOD_NAMES, canonical_method, make_explainer
 
     use_all = spec.strip().lower() == "all"
@@ -44,15 +62,28 @@ def _explainers(spec: str, model, batch_size, generator) -> tuple[list[tuple[str
             raise FreqlensError("--methods is empty")
         if len(set(names)) != len(names):
             raise FreqlensError(f"--methods names a method twice: {spec}")
+    settings = method_settings_from_args(args, names) if args is not None else {name: {} for name in names}
     built, skipped = [], []
     for name in names:
         try:
-            built.append((name, make_explainer(name, model, batch_size=batch_size, generator=generator)))
+            built.append((name, make_explainer(name, model, batch_size=batch_size, generator=generator,
+                                               settings=settings[name])))
         except (FreqlensError, ValueError) as error:
-            if not use_all:
+            if not use_all or (settings[name] and _applies(name, model)):  # the settings are at fault
                 raise FreqlensError(f"{name}: {error}") from None
             skipped.append(f"{name}: {str(error).splitlines()[0]}")
-    return built, skipped
+    return built, skipped, {name: settings[name] for name, _ in built}
+
+
+def _applies(name: str, model) -> bool:
+    """Whether method ``name`` with its default settings can be built around ``model``."""
+    from freqlens.attribution.registry import make_explainer
+
+    try:
+        make_explainer(name, model)
+    except (FreqlensError, ValueError):
+        return False
+    return True
 
 
 def _unit_seed(seed: int, *parts: object) -> int:
@@ -62,7 +93,8 @@ def _unit_seed(seed: int, *parts: object) -> int:
     return distributed.stream_seed("freqlens.evaluate", seed, *parts)
 
 
-def _search_sigmas(names: list[str], model, calibration, args) -> dict[str, object]:
+def _search_sigmas(names: list[str], model, calibration, args, settings: dict[str, dict] | None = None,
+                   ) -> dict[str, object]:
     """σ* of every method on the calibration images (``--forgrad auto``); methods shared among the ranks,
     each with a generator seeded from ``(seed, method)``; the same dictionary on every rank."""
     import torch
@@ -75,10 +107,11 @@ def _search_sigmas(names: list[str], model, calibration, args) -> dict[str, obje
         done = []
         for index, name in distributed.shard(list(enumerate(names))):
             generator = torch.Generator(device=calibration.device).manual_seed(_unit_seed(args.seed, "sigma", name))
-            explainer = make_explainer(name, model, batch_size=args.batch_size, generator=generator)
+            explainer = make_explainer(name, model, batch_size=args.batch_size, generator=generator,
+                                       settings=(settings or {}).get(name))
             try:
                 search = search_sigma(explainer, model, calibration, None, steps=args.steps, batch_size=args.batch_size,
-                                      mode=args.forgrad_mode)
+                                      mode=args.forgrad_mode, progress=progress_enabled(args))
             except ValueError as error:
                 raise FreqlensError(f"{name}: {error}") from None
             done.append((index, search.without_maps()))  # CPU tensors, no maps: light to gather
@@ -88,7 +121,8 @@ def _search_sigmas(names: list[str], model, calibration, args) -> dict[str, obje
     return dict(zip(names, found))
 
 
-def _evaluate_units(names: list[str], model, images, sigma: dict[str, float] | None, args) -> list[dict]:
+def _evaluate_units(names: list[str], model, images, sigma: dict[str, float] | None, args,
+                    settings: dict[str, dict] | None = None) -> list[dict]:
     """Per work unit (``--shard-size`` consecutive images) and method: the rows of
     :func:`~freqlens.analysis.ranking.rank_methods` on that unit, with a generator seeded from
     ``(seed, unit)`` (so the same MuFidelity masks for every method of a unit); the units are shared among
@@ -106,13 +140,14 @@ def _evaluate_units(names: list[str], model, images, sigma: dict[str, float] | N
         mine = distributed.shard(list(enumerate(starts)))
         done = []
         bar = tqdm(mine, desc=f"evaluate (rank {distributed.rank()})" if distributed.active() else "evaluate",
-                   unit="unit", disable=args.quiet or not distributed.is_main())
+                   unit="unit", disable=not progress_enabled(args))
         for unit, start in bar:
             part = images[start:start + args.shard_size]
             rows = {}
             for name in names:
                 generator = torch.Generator(device=images.device).manual_seed(_unit_seed(args.seed, "unit", unit))
-                explainer = make_explainer(name, model, batch_size=args.batch_size, generator=generator)
+                explainer = make_explainer(name, model, batch_size=args.batch_size, generator=generator,
+                                           settings=(settings or {}).get(name))
                 try:
                     ranking = rank_methods(
                         model, part, None, methods=[(name, explainer)],
@@ -164,11 +199,12 @@ def _evaluate(args: argparse.Namespace, device) -> int:
 
     model, record = model_from_args(args, device)
     generator = torch.Generator(device=device).manual_seed(args.seed)
-    dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download)
+    dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download,
+                           progress=progress_enabled(args))
     needed = args.n_images + (args.calibration if args.forgrad == "auto" else 0)
     if len(dataset) < needed:
         raise FreqlensError(f"{args.dataset} ({args.split}) has {len(dataset)} images; {needed} are needed")
-    explainers, skipped = _explainers(args.methods, model, args.batch_size, generator)
+    explainers, skipped, settings = _explainers(args.methods, model, args.batch_size, generator, args)
     if distributed.is_main():
         for note in skipped:
             print(f"skipped {note}", file=sys.stderr)
@@ -176,14 +212,18 @@ def _evaluate(args: argparse.Namespace, device) -> int:
         raise FreqlensError("no requested method applies to this model")
     names = [name for name, _ in explainers]
     images, _ = pick_images(dataset, args.n_images, args.seed, device)
+    check_model_runs(model, images, names[0])
+    # the passes each method will take (on the evaluated and held-out images), before the long work
+    planned = {name: announce_passes(args, name, explainer, *images.shape[-2:], needed)
+               for name, explainer in explainers}
     searches, sigma, source = {}, None, None
     if args.forgrad == "auto":  # held out: other images of the same random draw
         calibration, _ = pick_images(dataset, args.calibration, args.seed, device, skip=args.n_images)
-        searches = _search_sigmas(names, model, calibration, args)
+        searches = _search_sigmas(names, model, calibration, args, settings)
         sigma, source = {name: float(search.sigma_star) for name, search in searches.items()}, "calibration"
     elif args.forgrad is not None:
         sigma, source = dict.fromkeys(names, float(args.forgrad)), "fixed"
-    units = _evaluate_units(names, model, images, sigma, args)
+    units = _evaluate_units(names, model, images, sigma, args, settings)
     sizes = [unit["size"] for unit in units]
     rows = [_merge_rows([unit["rows"][name][0] for unit in units], sizes) for name in names]
     forgrad_rows = [] if sigma is None else [
@@ -192,13 +232,16 @@ def _evaluate(args: argparse.Namespace, device) -> int:
     ranking = Ranking(rows=rows, forgrad_rows=forgrad_rows, n_images=args.n_images, sigma_source=source,
                       mode=None if sigma is None else args.forgrad_mode)
     # rank 0 writes; a failure there stops every rank at once (instead of the others timing out)
-    distributed.run_everywhere(lambda: _write(args, ranking, names, skipped, record) if distributed.is_main() else None,
+    distributed.run_everywhere(lambda: _write(args, ranking, names, skipped, record, settings=settings,
+                                              planned=planned) if distributed.is_main() else None,
                                catch=(FreqlensError, OSError))
     return 0
 
 
-def _write(args: argparse.Namespace, ranking, names: list[str], skipped: list[str], record: dict) -> None:
-    """OUT/results.json and OUT/table.md (rank 0; ``record``: how the model was loaded)."""
+def _write(args: argparse.Namespace, ranking, names: list[str], skipped: list[str], record: dict, *,
+           settings: dict | None = None, planned: dict | None = None) -> None:
+    """OUT/results.json and OUT/table.md (rank 0; ``record``: how the model was loaded; ``settings``: the
+    ``--method-args`` of each method; ``planned``: their planned passes)."""
     from freqlens import distributed
     from freqlens.utils import atomic_write_json, atomic_write_text
 
@@ -208,7 +251,8 @@ def _write(args: argparse.Namespace, ranking, names: list[str], skipped: list[st
         "n_images": args.n_images, "calibration_images": args.calibration if args.forgrad == "auto" else 0,
         "forgrad_setting": args.forgrad, "steps": args.steps, "mufidelity_samples": args.samples,
         "seed": args.seed, "shard_size": args.shard_size, "processes": distributed.world_size(),
-        "target": "predicted", "skipped": skipped, **ranking.to_dict(),
+        "target": "predicted", "skipped": skipped, "method_args": settings or {}, "planned_passes": planned or {},
+        **ranking.to_dict(),
     }
     atomic_write_json(args.out / "results.json", results)
     atomic_write_text(args.out / "table.md", ranking.to_markdown())
@@ -225,6 +269,7 @@ def add_parser(commands) -> None:
     add_dataset_flags(parser)
     parser.add_argument("--split", default="test")
     parser.add_argument("--methods", default="all", help="all (every method that applies) or a comma list")
+    add_method_args_flag(parser, several=True)
     parser.add_argument("--forgrad", type=_forgrad_flag, default="auto", metavar="auto|none|SIGMA",
                         help="σ* searched per method on held-out images (auto), none, or a fixed σ")
     parser.add_argument("--forgrad-mode", default="magnitude", choices=["magnitude", "signed"],
@@ -239,6 +284,6 @@ def add_parser(commands) -> None:
     add_shard_flag(parser, 8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet_flag(parser)
     parser.add_argument("--out", type=Path, required=True)
     parser.set_defaults(run=_cmd_evaluate)

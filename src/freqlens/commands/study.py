@@ -17,6 +17,7 @@ from typing import Any
 
 
 def add_parser(commands: Any) -> None:
+    from freqlens.cli import add_quiet_flag
     from freqlens.studies.base import SCALES
     from freqlens.studies.registry import STUDIES
 
@@ -28,8 +29,8 @@ def add_parser(commands: Any) -> None:
                         help="override config keys (repeatable; applied after --config), "
                              "e.g. --set dataset=path/to/cifar10-jpeg.tar.gz")
     parser.add_argument("--cache", type=Path, default=None, help="trained-model cache (default OUT/cache)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--out", type=Path, required=True)
+    add_quiet_flag(parser, aliases=["--no-progress"])  # --no-progress: the former spelling, kept for old scripts
     parser.set_defaults(run=_cmd_study)
 
 
@@ -40,7 +41,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
     command = "freqlens " + " ".join(shlex.quote(part) for part in sys.argv[1:]) if sys.argv[1:2] == ["study"] \
         else None
     results = run_study(args.study, args.out, args.scale, config_file=args.config, overrides=args.overrides,
-                        cache_dir=args.cache, progress=not args.no_progress, command=command)
+                        cache_dir=args.cache, progress=not args.quiet, command=command)
     report = write_report(args.out, title="freqlens study report", order=list(STUDIES))
     print(f"{args.study}: results in {results}; report in {report}")
     return 0

@@ -1,7 +1,7 @@
 """``freqlens zoo``: the trained models shipped with freqlens.
 
 ``freqlens zoo list`` prints the table of the manifest; ``freqlens zoo show NAME`` its entry as JSON;
-``freqlens zoo build NAME --out DIR [--data PATH] [--dry-run]`` retrains an entry with the command the
+``freqlens zoo build NAME --out DIR [--data PATH] [--dry-run] [--quiet]`` retrains an entry with the command the
 manifest records (its ``--out`` replaced by DIR, its data by ``--data``). ``$FREQLENS_ZOO_DIR`` points
 at another zoo folder. Scripts that add entries (``scripts/zoo_add.py``) parse commands with
 :func:`train_argv`.
@@ -140,6 +140,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     item = zoo.entry(args.name)
     argv = build_argv(item.command, args.out, None if args.data is None else str(args.data))
+    if args.quiet and "--quiet" not in argv:
+        argv.append("--quiet")
     shown = shlex.join(["freqlens", *argv])
     if args.dry_run:
         print(shown)
@@ -153,13 +155,17 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 def add_parser(commands) -> None:
     """Add ``freqlens zoo {list,show,build}`` to the sub-parsers ``commands``."""
+    from freqlens.cli import add_quiet_flag
+
     parser = commands.add_parser("zoo", help="the trained models shipped with freqlens: list, show, build")
     actions = parser.add_subparsers(dest="zoo_command", metavar="ACTION")
     actions.required = True
     lister = actions.add_parser("list", help="table of the zoo: accuracy, robust accuracy, size, training time")
+    add_quiet_flag(lister)
     lister.set_defaults(run=_cmd_list)
     show = actions.add_parser("show", help="one entry of the manifest as JSON")
     show.add_argument("name")
+    add_quiet_flag(show)
     show.set_defaults(run=_cmd_show)
     build = actions.add_parser("build", help="retrain an entry with its recorded freqlens train command")
     build.add_argument("name")
@@ -168,4 +174,5 @@ def add_parser(commands) -> None:
                        help="the training data when not at the recorded relative path: the CIFAR-10 archive "
                             "(replaces --dataset) or the folder of a named dataset (sets --data-dir)")
     build.add_argument("--dry-run", action="store_true", help="print the command, do not train")
+    add_quiet_flag(build)  # passed on to the train command
     build.set_defaults(run=_cmd_build)

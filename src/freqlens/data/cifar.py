@@ -107,7 +107,7 @@ def find_batches_folder(root: Path) -> Path | None:
 
 
 def load_cifar10(
-    split: str, root: str | os.PathLike, *, download: bool = False, progress: bool = True
+    split: str, root: str | os.PathLike, *, download: bool = False, progress: bool = False
 ) -> ImageDataset:
     """CIFAR-10 ``split`` from ``root`` (containing ``cifar-10-batches-py/`` or being it)."""
     root = Path(root).expanduser()

@@ -121,7 +121,7 @@ def download_url(
     md5: str | None = None,
     sha256: str | None = None,
     resume: bool = True,
-    progress: bool = True,
+    progress: bool = False,
     timeout: float = 60.0,
     verify: Verifier | None = None,
 ) -> Path:
@@ -232,7 +232,7 @@ def _mnist_verifier(filename: str) -> Verifier:
 
 
 def download_mnist(
-    root: str | os.PathLike, splits: Iterable[str] = ("train", "test"), *, progress: bool = True
+    root: str | os.PathLike, splits: Iterable[str] = ("train", "test"), *, progress: bool = False
 ) -> list[Path]:
     """Download the official MNIST ``.gz`` files of ``splits`` into ``root`` (checked, skipped if present)."""
     root = Path(root).expanduser()
@@ -278,7 +278,7 @@ def _extract_cifar10(archive: Path, root: Path) -> Path:
     return target
 
 
-def download_cifar10(root: str | os.PathLike, *, progress: bool = True) -> Path:
+def download_cifar10(root: str | os.PathLike, *, progress: bool = False) -> Path:
     """Download and extract the CIFAR-10 python batches into ``root/cifar-10-batches-py``."""
     root = Path(root).expanduser()
     root.mkdir(parents=True, exist_ok=True)

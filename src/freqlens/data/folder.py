@@ -240,7 +240,7 @@ def _read_image_file(file: Path, limit: int) -> bytes:
     return bytes(data)
 
 
-def load_directory(root: str | os.PathLike, split: str = "train", *, progress: bool = True) -> ImageDataset:
+def load_directory(root: str | os.PathLike, split: str = "train", *, progress: bool = False) -> ImageDataset:
     """Load split ``split`` of the image folder ``root/<split>/<class>/*``.
 
     Image files larger than :func:`max_image_bytes` (default 64 MiB, ``$FREQLENS_MAX_IMAGE_BYTES``) or
@@ -369,7 +369,7 @@ def _split_entries(entries: list[_Entry], path: Path) -> tuple[dict[str, list[_R
 
 
 def decode_archive(
-    path: str | os.PathLike, *, progress: bool = True
+    path: str | os.PathLike, *, progress: bool = False
 ) -> tuple[dict[str, list[_Record]], list[str]]:
     """Decode every image of the archive in one streaming pass.
 
@@ -380,7 +380,7 @@ def decode_archive(
 
     Args:
         path: A ``.tar``, ``.tar.gz``/``.tgz`` (also bz2 or xz compressed) archive.
-        progress: Show a progress bar on stderr.
+        progress: Show a progress bar on stderr (off by default).
 
     Returns:
         ``({split: records}, classes)``.
@@ -524,7 +524,7 @@ def load_archive(
     split: str = "train",
     *,
     cache_dir: str | os.PathLike | None = None,
-    progress: bool = True,
+    progress: bool = False,
 ) -> ImageDataset:
     """Load split ``split`` of an image-folder archive, from the cache when it is there."""
     path = Path(path).expanduser()
@@ -551,7 +551,7 @@ def load_image_folder(
     split: str = "train",
     *,
     cache_dir: str | os.PathLike | None = None,
-    progress: bool = True,
+    progress: bool = False,
 ) -> ImageDataset:
     """An image folder given as a directory or as a ``.tar``/``.tar.gz``/``.tgz`` archive."""
     path = Path(path).expanduser()

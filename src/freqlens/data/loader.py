@@ -33,7 +33,7 @@ def load_dataset(
     download: bool = False,
     *,
     cache_dir: str | os.PathLike | None = None,
-    progress: bool = True,
+    progress: bool = False,
 ) -> ImageDataset:
     """Load a whole dataset split into memory as an :class:`ImageDataset` (uint8 ``N×C×H×W``).
 
@@ -45,6 +45,8 @@ def load_dataset(
     archive (decoded once, then read from the cache in ``cache_dir``, default ``$FREQLENS_CACHE`` or
     ``~/.cache/freqlens``). ``root`` defaults to ``$FREQLENS_DATA/<name>`` or ``~/.cache/freqlens/data/<name>``;
     ``download=True`` fetches missing MNIST / CIFAR-10 files from the official sources (checksummed).
+    ``progress``: tqdm bars on stderr for downloads and archive decoding (off by default, as everywhere
+    in the library; the commands turn them on unless ``--quiet``).
     Every user error (unknown name, missing or corrupt file, bad split) is a :class:`DataError`.
     """
     if not isinstance(split, str) or not split:

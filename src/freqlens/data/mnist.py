@@ -57,7 +57,7 @@ def _find(folders: list[Path], stem: str) -> Path | None:
 
 
 def load_mnist(
-    split: str, root: str | os.PathLike, *, download: bool = False, progress: bool = True
+    split: str, root: str | os.PathLike, *, download: bool = False, progress: bool = False
 ) -> ImageDataset:
     """MNIST ``split`` from ``root`` (the folder with the idx files; ``root/mnist`` and the torchvision
     layout ``root/MNIST/raw`` are found too). ``download=True`` fetches missing files into ``root``."""

@@ -20,7 +20,6 @@ model returning a tuple/dict) and :class:`~freqlens.models.Normalized` (``normal
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import hashlib
 import importlib
@@ -39,6 +38,7 @@ from freqlens.errors import CheckpointError, ModelError
 from freqlens.models.checkpoint import FORMAT_KEY, check_finite
 from freqlens.models.checkpoint import load as load_checkpoint
 from freqlens.models.normalized import Normalized
+from freqlens.utils.keyvalue import parse_key_values
 from freqlens.utils.output import OutputSelector, SelectOutput, check_selector
 
 #: How a model was loaded (the ``kind`` of a record).
@@ -55,7 +55,6 @@ NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 STATE_KEYS = ("model_state_dict", "state_dict", "model_state")
 
 _SPEC = re.compile(r"^(?P<module>[A-Za-z_]\w*(\.[A-Za-z_]\w*)*):(?P<attr>[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)$")
-_KEY = re.compile(r"^[A-Za-z_]\w*$")
 _HASH_CHUNK = 1 << 20
 
 Normalization = str | tuple[Sequence[float], Sequence[float]] | None
@@ -97,24 +96,13 @@ def parse_normalize(value: Normalization) -> tuple[list[float], list[float]] | N
 
 def parse_model_args(items: Sequence[str] | None) -> dict[str, Any]:
     """``{key: value}`` from ``["key=value", ...]``; values read as Python literals (``ast.literal_eval``:
-    numbers, ``True``, ``None``, lists, quoted strings), anything else kept as a string.
+    numbers, ``True``, ``None``, lists, quoted strings; also ``true`` / ``false`` / ``none``), anything else
+    kept as a string (:func:`freqlens.utils.keyvalue.parse_key_values`, shared with ``--method-args``).
 
     Raises:
         ModelError: An item without ``=``, a key that is not an identifier, or a key given twice.
     """
-    args: dict[str, Any] = {}
-    for item in items or ():
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not _KEY.match(key):
-            raise ModelError(f"model argument {item!r} is not KEY=VALUE (KEY a Python identifier)")
-        if key in args:
-            raise ModelError(f"model argument {key!r} is given twice")
-        try:
-            args[key] = ast.literal_eval(text.strip())
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            args[key] = text.strip()
-    return args
+    return parse_key_values(items, what="model argument", error=ModelError)
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -1,6 +1,7 @@
-"""Figures (matplotlib) and the static HTML report; reads artefacts only."""
+"""Figures (matplotlib), the static HTML report and :func:`overlay` (a map over its image, for notebooks)."""
 
 from freqlens.report.figures import attribution_grid, heatmaps, line_plot, training_curves
 from freqlens.report.html import find_studies, write_report
+from freqlens.report.overlay import overlay
 
-__all__ = ["attribution_grid", "find_studies", "heatmaps", "line_plot", "training_curves", "write_report"]
+__all__ = ["attribution_grid", "find_studies", "heatmaps", "line_plot", "overlay", "training_curves", "write_report"]

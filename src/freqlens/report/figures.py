@@ -40,11 +40,24 @@ def _image_for_display(image: torch.Tensor) -> np.ndarray:
     return image.permute(1, 2, 0).numpy()
 
 
-def _signed_limit(maps: torch.Tensor) -> float:
-    """Symmetric colour limit: the 99th percentile of |map| (robust to a few extreme pixels)."""
+SIGNED_CMAP = "RdBu_r"
+"""Colour map of signed attribution maps: red positive, blue negative, white zero (symmetric limits)."""
+
+MAGNITUDE_CMAP = "magma"
+"""Colour map of non-negative maps (magnitudes, log power spectra)."""
+
+
+def clip_limit(maps: torch.Tensor, percentile: float | None = 99.0) -> float:
+    """Colour limit of ``maps``: the ``percentile`` of |map| (robust to a few extreme pixels; ``None`` or
+    100: the largest |value|); 1.0 when that is 0 (an all-zero map), so dividing by it is always safe."""
     values = maps.detach().abs().flatten().float()
-    limit = float(torch.quantile(values, 0.99)) if values.numel() else 1.0
-    return limit if limit > 0 else 1.0
+    if not values.numel():
+        return 1.0
+    if percentile is None or percentile >= 100:
+        limit = float(values.max())
+    else:
+        limit = float(torch.quantile(values, float(percentile) / 100))
+    return limit if limit > 0 and np.isfinite(limit) else 1.0
 
 
 def attribution_grid(
@@ -78,10 +91,10 @@ def attribution_grid(
     for row, (label, maps, *kind) in enumerate(rows, start=1):
         shown = maps[:count].detach().float().cpu()
         if (kind[0] if kind else "signed") == "signed":
-            limit = _signed_limit(shown)
-            style = {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
+            limit = clip_limit(shown)
+            style = {"cmap": SIGNED_CMAP, "vmin": -limit, "vmax": limit}
         else:
-            style = {"cmap": "magma", "vmin": float(shown.min()), "vmax": float(shown.max())}
+            style = {"cmap": MAGNITUDE_CMAP, "vmin": float(shown.min()), "vmax": float(shown.max())}
         for column in range(count):
             axes[row, column].imshow(shown[column].numpy(), **style)
         axes[row, 0].set_ylabel(label, fontsize=8)

@@ -179,7 +179,7 @@ def trained_model(
     n_train: int | None = None,
     mode: Any = None,
     augment: bool | str | None = False,
-    progress: bool = True,
+    progress: bool = False,
 ) -> tuple[Any, Path, bool]:
     """A ``name`` model trained on ``load_dataset(dataset, "train")`` (``n_train`` images drawn at random
     from ``seed`` when given, see :func:`pick_indices`) with validation on the test split, cached as ``cache_dir/<config hash>/best.pt``.
@@ -209,12 +209,12 @@ def trained_model(
     checkpoint = folder / "best.pt"
     if checkpoint.is_file():
         return load(checkpoint), checkpoint, True
-    train_set = load_dataset(dataset, split="train")
+    train_set = load_dataset(dataset, split="train", progress=progress)
     if n_train is not None:
         if not 0 < n_train <= len(train_set):
             raise FreqlensError(f"n_train must be in 1..{len(train_set)}, got {n_train}")
         train_set = train_set.subset(pick_indices(len(train_set), n_train, seed))
-    test_set = load_dataset(dataset, split="test")
+    test_set = load_dataset(dataset, split="test", progress=progress)
     model = model_for_dataset(name, train_set, seed=seed)
     train(model, train_set, test_set, mode=mode, epochs=epochs, batch_size=batch_size, lr=lr, out_dir=folder,
           seed=seed, augment=augment, progress=progress)
@@ -287,7 +287,7 @@ def study_model(
     zoo: str = "",
     retrain: bool = False,
     mode: Any = None,
-    progress: bool = True,
+    progress: bool = False,
     **training: Any,
 ) -> StudyModel:
     """The ``name`` model of a study: the zoo's ``{name}-{zoo}-{mode_tag(mode)}`` when ``zoo`` names the

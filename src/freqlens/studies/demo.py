@@ -18,11 +18,12 @@ def run_demo(
     studies: Iterable[str] | None = None,
     *,
     cache_dir: str | Path | None = None,
-    progress: bool = True,
+    progress: bool = False,
     command: str | None = None,
 ) -> Path:
     """Run ``studies`` (default: all four, in :data:`~freqlens.studies.registry.STUDIES` order) at demo
-    scale into ``out_dir`` and return the path of ``out_dir/report.html``."""
+    scale into ``out_dir`` and return the path of ``out_dir/report.html``. ``progress``: tqdm bars and a
+    line per study on stderr (off by default; ``freqlens demo`` turns them on unless ``--quiet``)."""
     from freqlens.report import write_report
 
     names = list(studies) if studies is not None else list(STUDIES)

@@ -523,7 +523,7 @@ def _setup(config: ForgradConfig, out_dir: Path, cache_dir: str | Path | None, p
     """Validate ``config``, make the folders and draw the images of every seed (before any training)."""
     models, methods = _validate(config)
     _, study_dir, cache = study_folders(out_dir, STUDY, cache_dir)
-    test_set = load_dataset(config.dataset, split="test")
+    test_set = load_dataset(config.dataset, split="test", progress=progress)
     needed = config.n_images + config.n_calibration
     if needed > len(test_set):
         raise FreqlensError(f"n_images + n_calibration = {needed} but the test split has {len(test_set)} images")
@@ -1120,7 +1120,7 @@ def run_forgrad(
     scale: str = "demo",
     *,
     cache_dir: str | Path | None = None,
-    progress: bool = True,
+    progress: bool = False,
     command: str | None = None,
 ) -> Path:
     """Run the study into ``out_dir/forgrad`` and return the path of its ``results.json``.
@@ -1130,7 +1130,7 @@ def run_forgrad(
         config: defaults to ``ForgradConfig.for_scale(scale)``.
         scale: ``demo``, ``cpu`` or ``paper`` (when ``config`` is not given).
         cache_dir: where models trained for the study are cached (default ``out_dir/cache``).
-        progress: tqdm bars.
+        progress: tqdm bars on stderr (off by default; ``freqlens study`` turns them on).
         command: the command line recorded in ``results.json``.
 
     Raises:

@@ -74,7 +74,8 @@ class FrequencyRobustnessConfig:
     attack_eps: float = 8 / 255  # L∞ budget of FGSM, PGD, LF-PGD
     pgd_steps: int = 10
     cw_steps: int = 50
-    cw_c: float = 1.0
+    cw_c: float = 1.0  # CW's initial constant (per image)
+    cw_search_steps: int = 5  # rounds of CW's binary search over c (Carlini & Wagner's schedule)
     simba_eps: float = 0.2
     simba_queries: int = 200
     lf_cutoff: int = 8  # LF-PGD perturbs DCT bands i + j < lf_cutoff
@@ -108,7 +109,7 @@ class FrequencyRobustnessConfig:
 
 
 def _validate(config: FrequencyRobustnessConfig) -> None:
-    for name in ("epochs", "at_epochs", "batch_size", "at_steps", "n_images", "pgd_steps", "cw_steps",
+    for name in ("epochs", "at_epochs", "batch_size", "at_steps", "n_images", "pgd_steps", "cw_steps", "cw_search_steps",
                  "simba_queries", "lf_cutoff", "n_robust", "robust_steps", "nonrobust_steps", "ablate_k",
                  "eval_batch_size"):
         if getattr(config, name) < 1:
@@ -137,7 +138,7 @@ def _attacks(model: nn.Module, config: FrequencyRobustnessConfig, seed: int) -> 
     return {
         "FGSM": FGSM(model, eps=eps),
         "PGD": PGD(model, eps=eps, alpha=eps / 4, steps=config.pgd_steps, generator=generator(1)),
-        "CW": CW(model, c=config.cw_c, steps=config.cw_steps),
+        "CW": CW(model, c=config.cw_c, steps=config.cw_steps, binary_search_steps=config.cw_search_steps),
         "SimBA-DCT": SimBA(model, eps=config.simba_eps, max_queries=config.simba_queries, basis="dct",
                            order="diagonal", generator=generator(2)),
         "LF-PGD": LowFrequencyPGD(model, eps=eps, alpha=eps / 4, steps=config.pgd_steps, cutoff=config.lf_cutoff,
@@ -172,7 +173,7 @@ def run_frequency_robustness(
     scale: str = "demo",
     *,
     cache_dir: str | Path | None = None,
-    progress: bool = True,
+    progress: bool = False,
     command: str | None = None,
 ) -> Path:
     """Run the study into ``out_dir/frequency-robustness`` and return the path of its ``results.json``.
@@ -186,7 +187,7 @@ def run_frequency_robustness(
     started = time.perf_counter()
     seed = config.seed
 
-    test_set = load_dataset(config.dataset, split="test")
+    test_set = load_dataset(config.dataset, split="test", progress=progress)
     if config.n_images > len(test_set):
         raise FreqlensError(f"n_images = {config.n_images} but the test split has {len(test_set)} images")
     # a seeded random subset: image folders list the test split class by class

@@ -150,7 +150,7 @@ def run_noise_modulation(
     scale: str = "demo",
     *,
     cache_dir: str | Path | None = None,
-    progress: bool = True,
+    progress: bool = False,
     command: str | None = None,
 ) -> Path:
     """Run the study into ``out_dir/noise-modulation`` and return the path of its ``results.json``.
@@ -177,7 +177,7 @@ def run_noise_modulation(
     for noise in noises:
         modes[noise] = NoiseModulation(config.beta, noise)
 
-    test_set = load_dataset(config.dataset, split="test")
+    test_set = load_dataset(config.dataset, split="test", progress=progress)
     if config.n_images > len(test_set):
         raise FreqlensError(f"n_images = {config.n_images} but the test split has {len(test_set)} images")
     n_vii = len(test_set) if config.n_vii == 0 else min(config.n_vii, len(test_set))

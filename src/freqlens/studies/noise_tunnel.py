@@ -92,7 +92,7 @@ def run_noise_tunnel(
     scale: str = "demo",
     *,
     cache_dir: str | Path | None = None,
-    progress: bool = True,
+    progress: bool = False,
     command: str | None = None,
 ) -> Path:
     """Run the study into ``out_dir/noise-tunnel`` and return the path of its ``results.json``.
@@ -109,7 +109,7 @@ def run_noise_tunnel(
                         retrain=config.retrain, progress=progress, batch_size=config.batch_size, lr=config.lr,
                         n_train=config.n_train or None)
     model = found.model
-    test_set = load_dataset(config.dataset, split="test")
+    test_set = load_dataset(config.dataset, split="test", progress=progress)
     if config.n_images > len(test_set):
         raise FreqlensError(f"n_images = {config.n_images} but the test split has {len(test_set)} images")
     test_metrics = evaluate(model, test_set)

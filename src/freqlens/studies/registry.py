@@ -2,8 +2,9 @@
 when it runs).
 
 Every study module defines ``STUDY``, ``TITLE``, a frozen config dataclass with ``for_scale(scale)`` and
-``run_<module>(out_dir, config=None, scale="demo", *, cache_dir=None, progress=True, command=None)``
-returning the path of ``out_dir/<STUDY>/results.json``.
+``run_<module>(out_dir, config=None, scale="demo", *, cache_dir=None, progress=False, command=None)``
+returning the path of ``out_dir/<STUDY>/results.json``; ``progress``: tqdm bars on stderr, off by default
+as everywhere in the library (``freqlens study`` turns them on unless ``--quiet``).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def run_study(
     config_file: str | Path | None = None,
     overrides: tuple[str, ...] | list[str] = (),
     cache_dir: str | Path | None = None,
-    progress: bool = True,
+    progress: bool = False,
     command: str | None = None,
 ) -> Path:
     """Run study ``name`` at ``scale`` with the TOML ``config_file`` and ``key=value`` ``overrides``

@@ -376,7 +376,7 @@ def train(
     seed: int = 0,
     device: torch.device | str | None = None,
     eval_batch_size: int = 512,
-    progress: bool = True,
+    progress: bool = False,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
     max_batches_per_epoch: int | None = None,
     log_vii: bool | int = False,
@@ -404,6 +404,9 @@ def train(
     ``log_vii``: also record ``val_vii``, the VII of seed 000 (:func:`freqlens.metrics.vii`, x̄ = the
     training set's mean image) on the first 512 validation images (or on ``log_vii`` images when an
     int) after every epoch; ``None`` when off or without ``val_set``.
+
+    ``progress``: tqdm bars on stderr (one per epoch, and the evaluation's); off by default, as everywhere
+    in the library (``freqlens train`` turns them on unless ``--quiet``).
 
     Under ``torchrun`` (a process group joined with :func:`freqlens.distributed.init`), training is
     data-parallel (DDP) with the same global ``batch_size``; see the module docstring. The history is

@@ -1,0 +1,95 @@
+"""The method flags shared by ``explain`` and ``evaluate``: ``--method-args`` (the explainers' settings on
+the command line) and the planned-passes line printed before the work starts.
+
+``--method-args KEY=VALUE ...`` reads values with :func:`freqlens.utils.keyvalue.parse_key_values` (the
+parser of ``--model-args``); :func:`freqlens.attribution.registry.split_settings` sends a bare ``key`` to
+every method that takes it and ``method.key`` to that method only, and refuses a setting no method
+takes, naming the accepted ones (read from the explainers' constructors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from freqlens.errors import FreqlensError
+
+METHOD_ARGS_HELP = {
+    False: "settings of the method, e.g. patch=8 stride=4 (occlusion), n_masks=2000 (rise), steps=32 (ig), "
+           "layer=layer4 (gradcam), n=20 noise_level=0.1 (smoothgrad); values read as Python literals, "
+           "else kept as text; an unknown key lists the method's settings",
+    True: "settings of the methods: KEY=VALUE goes to every method that takes KEY, METHOD.KEY=VALUE to that "
+          "method only (e.g. rise.n_masks=2000 occlusion.patch=8 steps=32); values read as Python literals, "
+          "else kept as text; an unknown key lists the methods' settings",
+}
+
+
+def add_method_args_flag(parser: argparse.ArgumentParser, *, several: bool) -> None:
+    """``--method-args KEY=VALUE ...`` (attribute ``method_args``); ``several``: the command evaluates
+    several methods (``METHOD.KEY`` scopes a setting)."""
+    parser.add_argument("--method-args", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help=METHOD_ARGS_HELP[several])
+
+
+def method_settings_from_args(args: argparse.Namespace, methods: list[str]) -> dict[str, dict[str, Any]]:
+    """``{method: settings}`` for the canonical ``methods`` from ``--method-args``.
+
+    Raises:
+        FreqlensError: A malformed item, or a setting no (or not that) method takes.
+    """
+    from freqlens.attribution.registry import split_settings
+    from freqlens.utils.keyvalue import parse_key_values
+
+    settings = parse_key_values(getattr(args, "method_args", None) or [], what="--method-args item", scoped=True)
+    try:
+        return split_settings(settings, methods)
+    except ValueError as error:
+        raise FreqlensError(f"--method-args: {error}") from None
+
+
+def planned_line(name: str, explainer: object, height: int, width: int, images: int) -> tuple[str, dict] | None:
+    """``("NAME: F forward passes per image, T in all", record)`` for ``explainer`` on ``images`` images of
+    ``height×width`` (forward and backward when it back-propagates); ``None`` when it does not say."""
+    from freqlens.attribution.base import planned_passes
+
+    plan = planned_passes(explainer, height, width)
+    if plan is None:
+        return None
+    record = {"forward_per_image": plan.forward, "backward_per_image": plan.backward, "images": images,
+              "forward": plan.forward * images, "backward": plan.backward * images}
+    last = plan.backward or plan.forward
+    kinds = f"{plan.forward:,} forward and {plan.backward:,} backward" if plan.backward else f"{plan.forward:,} forward"
+    totals = (f"{plan.forward * images:,} and {plan.backward * images:,}" if plan.backward
+              else f"{plan.forward * images:,}")
+    text = f"{name}: {kinds} {'pass' if last == 1 else 'passes'} per image, {totals} in all"
+    return text, record
+
+
+def check_model_runs(model, images, method: str) -> None:
+    """One forward pass of one image (not counted): a model that cannot run on the images fails with its
+    one-line error (``METHOD: MESSAGE``) before any line about the planned work is printed."""
+    import torch
+
+    from freqlens.attribution.base import predict, uncounted
+
+    try:
+        with torch.no_grad(), uncounted():
+            predict(model, images[:1])
+    except ValueError as error:
+        raise FreqlensError(f"{method}: {error}") from None
+
+
+def announce_passes(args: argparse.Namespace, name: str, explainer: object, height: int, width: int,
+                    images: int) -> dict | None:
+    """Print the planned passes of one method on stderr (``freqlens: occlusion: 226 forward passes per
+    image, 3,616 in all``), unless ``--quiet`` (or not rank 0); return the record for the JSON output."""
+    from freqlens.cli import progress_enabled
+
+    planned = planned_line(name, explainer, height, width, images)
+    if planned is None:
+        return None
+    text, record = planned
+    if progress_enabled(args):
+        print(f"freqlens: {text}", file=sys.stderr)
+    return record
