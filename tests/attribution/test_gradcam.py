@@ -187,6 +187,11 @@ def test_models_without_a_usable_convolution_raise_clearly() -> None:
     # an explicit layer is the user's responsibility: the patch embedding is a B×K×h×w map
     maps = GradCAM(TinyViT(), layer="embed")(torch.rand(1, 3, 8, 8))
     assert maps.shape == (1, 1, 8, 8)
+    # TorchScript runs without Python hooks: say so (not "no nn.Conv2d") and name the way out
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)).eval()
+    scripted = torch.jit.trace(net, torch.rand(1, 3, 8, 8))
+    with pytest.raises(ValueError, match="TorchScript.*--model PKG.MODULE:FACTORY"):
+        GradCAM(scripted)(torch.rand(1, 3, 8, 8))
 
 
 def test_hooks_are_removed_after_success_and_when_the_model_raises() -> None:

@@ -64,6 +64,12 @@ _AUTO_LAYERS: weakref.WeakKeyDictionary[nn.Module, dict[tuple, str]] = weakref.W
 def check_cam_model(model: nn.Module) -> None:
     """Raise :class:`ModelError` when a CAM layer cannot be chosen automatically: a transformer (attention
     modules) or a model without ``nn.Conv2d``."""
+    if any(isinstance(module, torch.jit.ScriptModule) for module in model.modules()):
+        raise ModelError(
+            "GradCAM needs forward hooks on a layer, and a TorchScript model runs without Python hooks; load "
+            "the model from its code instead (--model PKG.MODULE:FACTORY --weights FILE, or "
+            "freqlens.models.load_user_model) to use CAM methods"
+        )
     if any(_is_attention(module) for module in model.modules()):
         raise ModelError(
             f"GradCAM cannot pick a layer of {type(model).__name__} automatically: it is a transformer "
