@@ -262,3 +262,23 @@ def test_original_rows_are_paired_with_the_forgrad_rows(linear, mode):
     torch.testing.assert_close(off.rows[0].values["deletion"], deletion(model, inputs, target, gxi, steps=8).double())
     if mode == "magnitude":  # |Grad × Input| loses the sign that the linear model's oracle needs
         assert not torch.allclose(ranking.rows[0].values["mufidelity"], off.rows[0].values["mufidelity"])
+
+
+def test_per_metric_rankings_and_the_sigma_criterion(linear):
+    """Ranking.order_by: one metric alone, best first (Deletion ascending); rank_methods(criterion=...)
+    reaches the σ search of every * row."""
+    model, inputs = linear
+    ranking = rank_methods(model, inputs, methods=("saliency", "gradient_input", "smoothgrad"), forgrad=True,
+                           criterion="score", **FAST)
+    assert all(row.search.criterion == "score" for row in ranking.forgrad_rows)
+    for metric, higher in (("deletion", False), ("insertion", True), ("mufidelity", True), ("score", True)):
+        order = ranking.order_by(metric)
+        means = {row.method: row.mean(metric) for row in ranking.rows}
+        values = [means[m] for m in order]
+        assert values == sorted(values, reverse=higher)
+        assert ranking.to_dict()["ranking"]["by_metric"][metric]["original"] == order
+    assert ranking.order_by("score") == ranking.order
+    with pytest.raises(ValueError, match="unknown metric"):
+        ranking.order_by("accuracy")
+    with pytest.raises(ValueError, match="unknown criterion"):
+        rank_methods(model, inputs, methods=("saliency",), criterion="accuracy", **FAST)

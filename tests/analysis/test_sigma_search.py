@@ -250,3 +250,36 @@ def test_progress_is_off_by_default_and_a_bar_on_stderr_when_asked(capsys):
     search_sigma(explainer, model, inputs, target, sigmas=[1.0, 4.0], steps=4, progress=True)
     captured = capsys.readouterr()
     assert captured.out == "" and "search_sigma" in captured.err and "/2 " in captured.err  # a bar over the σ
+
+
+@pytest.mark.parametrize("criterion", ["score", "insertion", "deletion", "mufidelity"])
+def test_other_criteria_are_recomputed_from_the_metrics(criterion):
+    """σ* chosen on I + F − D or on one metric alone (seed 001 §5): the per-image criterion equals the
+    metrics recomputed directly (MuFidelity with the search's mask seed), σ* is its argmax, and the
+    default criterion's curve is unchanged by asking for another one."""
+    from freqlens.metrics import mufidelity
+
+    model, inputs, bump = smooth_problem()
+    noise = 0.3 * torch.randn(inputs.shape, generator=torch.Generator().manual_seed(1))
+    explainer = MapExplainer(model, lambda x, t: bump * x + noise)
+    sigmas = [1.0, 2.0, 4.0, 8.0]
+    settings = {"sigmas": sigmas, "steps": 8, "mufidelity_samples": 16, "grid": 4}
+    result = search_sigma(explainer, model, inputs, None, criterion=criterion,
+                          generator=torch.Generator().manual_seed(3), **settings)
+    plain = search_sigma(explainer, model, inputs, None, **settings)
+    assert result.criterion == criterion and plain.criterion == "insertion_minus_deletion"
+    torch.testing.assert_close(result.deletion, plain.deletion)
+    torch.testing.assert_close(result.insertion, plain.insertion)
+    assert result.index == int(torch.argmax(result.scores))
+    maps = forgrad_filter(result.base_maps, 2.0, "box")
+    d = deletion(model, inputs, result.target, maps, steps=8).double()
+    i = insertion(model, inputs, result.target, maps, steps=8).double()
+    seed = int(torch.randint(0, 2**62, (1,), generator=torch.Generator().manual_seed(3)))
+    f = mufidelity(model, inputs, result.target, maps, grid=4, samples=16,
+                   generator=torch.Generator().manual_seed(seed)).double()
+    expected = {"score": i + f - d, "insertion": i, "deletion": -d, "mufidelity": f}[criterion]
+    torch.testing.assert_close(result.per_image[1], expected)
+    assert (result.mufidelity is not None) is (criterion in ("score", "mufidelity"))
+    assert result.to_dict()["criterion"] == criterion
+    with pytest.raises(ValueError, match="unknown criterion"):
+        search_sigma(explainer, model, inputs, None, criterion="accuracy", **settings)

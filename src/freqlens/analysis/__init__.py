@@ -20,9 +20,10 @@ from .footprints import HF_MEASURES, Footprints, method_footprints
 from .occluded_frequency import ablate_bands, low_band_share, occluded_frequency, occluded_frequency_by_class
 from .ranking import MethodRow, Ranking, rank_methods
 from .robust_dataset import other_image_indices, robust_dataset
-from .sigma_search import SigmaSearch, default_sigmas, search_sigma
+from .sigma_search import CRITERIA, SigmaSearch, default_sigmas, search_sigma
 
 __all__ = [
+    "CRITERIA",
     "HF_MEASURES",
     "AttackSpectra",
     "AttackSpectrum",

@@ -27,7 +27,7 @@ from freqlens.metrics import deletion, global_score, insertion, mufidelity
 from freqlens.spectral import compression_ratio, hf_power_ratio, laplacian_energy
 from freqlens.utils.tensors import reduce_channels
 
-from .sigma_search import SigmaSearch, search_sigma
+from .sigma_search import SigmaSearch, check_criterion, search_sigma
 
 __all__ = ["METRICS", "MethodRow", "Ranking", "rank_methods"]
 
@@ -103,6 +103,16 @@ class Ranking:
         # stable: ties keep the input order of the methods
         return [row.method for row in sorted(rows, key=lambda r: -r.mean("score"))]
 
+    def order_by(self, metric: str, forgrad: bool = False) -> list[str]:
+        """Method names ranked by one metric of :data:`METRICS` alone (seed 001 §5: "separate rankings for
+        each individual score"), best first: ascending for Deletion and the smoothness measures, descending
+        for the others; original rows, or the * rows with ``forgrad=True``. Ties keep the input order."""
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
+        sign = -1.0 if METRICS[metric][1] else 1.0
+        rows = self.forgrad_rows if forgrad else self.rows
+        return [row.method for row in sorted(rows, key=lambda r: sign * r.mean(metric))]
+
     @property
     def order(self) -> list[str]:
         """Method names by decreasing mean ``I + F − D`` (original maps)."""
@@ -160,7 +170,10 @@ class Ranking:
             "methods": [row_dict(r) for r in self.rows],
             "forgrad": [row_dict(r) for r in self.forgrad_rows],
             "ranking": {"original": self.order, "forgrad": self.paper_order, "all_forgrad": self.forgrad_order,
-                        "rank_change": ranks},
+                        "rank_change": ranks,
+                        "by_metric": {metric: {"original": self.order_by(metric),
+                                               "all_forgrad": self.order_by(metric, forgrad=True)}
+                                      for metric in ("deletion", "insertion", "mufidelity", "score")}},
         }
 
     def to_markdown(self, digits: int = 3) -> str:
@@ -326,6 +339,7 @@ class _Table:
     generator: torch.Generator | None
     batch_size: int | None
     metric_settings: dict
+    criterion: str = "insertion_minus_deletion"
 
     def evaluate(self, maps: Tensor) -> dict[str, Tensor]:
         return _evaluate_maps(self.model, self.inputs, self.target, maps, **self.metric_settings)
@@ -352,7 +366,8 @@ class _Table:
             source, images, target = _CachedMaps(self.inputs, maps), self.inputs, self.target
         search = search_sigma(source, self.model, images, target, sigmas=self.sigmas, shape=self.shape,
                               steps=self.metric_settings["steps"], batch_size=self.batch_size, mode=self.mode,
-                              progress=self.metric_settings["progress"])
+                              progress=self.metric_settings["progress"], criterion=self.criterion,
+                              mufidelity_samples=self.metric_settings["samples"], grid=self.metric_settings["grid"])
         return float(search.sigma_star), search
 
     def rows(self, label: str, explainer: object) -> tuple[MethodRow, MethodRow | None]:
@@ -401,6 +416,7 @@ def rank_methods(
     *,
     shape: str = "box",
     mode: str = "magnitude",
+    criterion: str = "insertion_minus_deletion",
 ) -> Ranking:
     """Evaluate and rank attribution methods (seed 001, Tables 1–2).
 
@@ -429,6 +445,9 @@ def rank_methods(
             (subset 0.2). The MuFidelity masks are the same for every row (a seed drawn once from
             ``generator``).
         batch_size: most images per forward pass everywhere; the results do not depend on it.
+        criterion: what σ* maximises in the search (:data:`freqlens.analysis.sigma_search.CRITERIA`;
+            default ``I − D`` as in seed 001, ``"score"``: ``I + F − D``); :meth:`Ranking.order_by` gives
+            the per-metric rankings.
         progress: a tqdm bar (stderr) over the methods, and the bars of each metric and σ search; off by
             default.
 
@@ -441,6 +460,7 @@ def rank_methods(
     inputs = check_images(inputs)
     setting = _forgrad_setting(forgrad)
     calibration = _check_arguments(steps, calibration, mode)
+    check_criterion(criterion)
     explainers = _resolve_methods(methods, model, batch_size, generator)
     mask_seed = int(torch.randint(0, 2**62, (1,), generator=generator).item()) if generator is not None else 0
     rows: list[MethodRow] = []
@@ -453,7 +473,7 @@ def rank_methods(
             saved_bytes_per_image(model, inputs[:1])
         table = _Table(model, inputs, target, setting, mode, shape, sigmas, calibration, generator, batch_size,
                        {"steps": steps, "grid": grid, "samples": mufidelity_samples, "batch_size": batch_size,
-                        "progress": progress, "mask_seed": mask_seed})
+                        "progress": progress, "mask_seed": mask_seed}, criterion)
         bar = tqdm(explainers, desc="rank_methods", unit="method", leave=False, disable=not progress)
         for label, explainer in bar:
             bar.set_postfix_str(label)

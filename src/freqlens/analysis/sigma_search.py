@@ -24,12 +24,22 @@ from tqdm.auto import tqdm
 
 from freqlens.attribution.base import Explainer, check_images, resolve_target
 from freqlens.attribution.forgrad import check_forgrad_mode, forgrad_filter
-from freqlens.metrics import deletion, insertion
+from freqlens.metrics import deletion, insertion, mufidelity
 from freqlens.spectral import nyquist_sigma
 
 from .bootstrap import Interval, _check_settings, bootstrap_interval, paired_bootstrap_interval
 
-__all__ = ["SigmaSearch", "default_sigmas", "search_sigma"]
+__all__ = ["CRITERIA", "SigmaSearch", "check_criterion", "default_sigmas", "search_sigma"]
+
+#: What σ* maximises (per image, then the mean over images): seed 001's ``I − D`` (default), or, as its §5
+#: suggests, the global score ``I + F − D`` or one metric alone (``−D``: lower Deletion is better).
+CRITERIA = {
+    "insertion_minus_deletion": "Insertion − Deletion",
+    "score": "Insertion + MuFidelity − Deletion",
+    "insertion": "Insertion",
+    "deletion": "−Deletion",
+    "mufidelity": "MuFidelity",
+}
 
 
 @dataclass(frozen=True)
@@ -39,19 +49,21 @@ class SigmaSearch:
     Attributes:
         sigma_star: the selected cutoff σ* (an element of ``sigmas``).
         sigmas: the grid, in increasing order.
-        scores: ``Tensor[S]``, mean over images of ``Insertion − Deletion`` per σ (the criterion).
+        scores: ``Tensor[S]``, mean over images of the criterion per σ (``Insertion − Deletion`` by default).
         deletion: ``Tensor[S]``, mean Deletion per σ.
         insertion: ``Tensor[S]``, mean Insertion per σ.
         base_maps: the unfiltered maps ``φ(x)`` (the explainer's output, before the FORGrad pipeline).
         shape: the low-pass shape used.
         target: the classes explained, ``LongTensor[B]``.
         mode: the FORGrad pipeline, ``"magnitude"`` or ``"signed"``.
-        per_image: ``Tensor[S, B]``, ``Insertion − Deletion`` of every image at every σ.
-        unfiltered: ``Tensor[B]``, ``Insertion − Deletion`` of the unfiltered map of the same mode
+        per_image: ``Tensor[S, B]``, the criterion of every image at every σ.
+        unfiltered: ``Tensor[B]``, the criterion of the unfiltered map of the same mode
             (``forgrad_filter(φ, inf, shape, mode)``: ``|reduced φ|`` in magnitude mode, ``φ`` in signed).
-        intervals: per σ, the bootstrap interval of the mean ``I − D`` over images.
-        gains: per σ, the bootstrap interval of the mean paired gain ``(I − D)(φ_σ) − (I − D)(φ_∞)``.
-        unfiltered_interval: the bootstrap interval of the mean ``I − D`` of the unfiltered maps.
+        intervals: per σ, the bootstrap interval of the mean criterion over images.
+        gains: per σ, the bootstrap interval of the mean paired gain ``c(φ_σ) − c(φ_∞)`` of the criterion.
+        unfiltered_interval: the bootstrap interval of the mean criterion of the unfiltered maps.
+        criterion: what σ* maximises, a key of :data:`CRITERIA`.
+        mufidelity: ``Tensor[S]``, mean MuFidelity per σ when the criterion needs it, else ``None``.
     """
 
     sigma_star: float
@@ -68,6 +80,8 @@ class SigmaSearch:
     intervals: list[Interval] = field(default_factory=list, repr=False)
     gains: list[Interval] = field(default_factory=list, repr=False)
     unfiltered_interval: Interval | None = field(default=None, repr=False)
+    criterion: str = "insertion_minus_deletion"
+    mufidelity: Tensor | None = None
 
     @property
     def index(self) -> int:
@@ -76,7 +90,7 @@ class SigmaSearch:
 
     @property
     def interval(self) -> Interval | None:
-        """Bootstrap interval of the mean ``I − D`` at σ* (``None`` if not computed)."""
+        """Bootstrap interval of the mean criterion at σ* (``None`` if not computed)."""
         return self.intervals[self.index] if self.intervals else None
 
     @property
@@ -97,15 +111,17 @@ class SigmaSearch:
     def without_maps(self) -> SigmaSearch:
         """A copy without ``base_maps`` / ``target`` and with the tensors on the CPU (light to pickle)."""
         cpu = {name: getattr(self, name).detach().cpu() for name in ("scores", "deletion", "insertion", "per_image",
-                                                                     "unfiltered") if getattr(self, name) is not None}
+                                                                     "unfiltered", "mufidelity") if getattr(self, name) is not None}
         return replace(self, base_maps=torch.empty(0), target=None, **cpu)
 
     def to_dict(self) -> dict:
         """JSON-ready summary: the curve, the intervals, the gains over the unfiltered maps and σ*."""
         return {
             "mode": self.mode, "shape": self.shape, "sigmas": list(self.sigmas), "sigma_star": self.sigma_star,
-            "insertion_minus_deletion": self.scores.tolist(), "deletion": self.deletion.tolist(),
+            "criterion": self.criterion, "criterion_mean": self.scores.tolist(),
+            "insertion_minus_deletion": (self.insertion - self.deletion).tolist(), "deletion": self.deletion.tolist(),
             "insertion": self.insertion.tolist(),
+            "mufidelity": None if self.mufidelity is None else self.mufidelity.tolist(),
             "intervals": [interval.to_dict() for interval in self.intervals],
             "gain_over_unfiltered": [gain.to_dict() for gain in self.gains],
             "unfiltered": None if self.unfiltered_interval is None else self.unfiltered_interval.to_dict(),
@@ -154,12 +170,37 @@ def _check_sigmas(sigmas: Sequence[float] | Tensor) -> list[float]:
     return sorted(set(values))
 
 
-def _deletion_insertion(model: nn.Module, inputs: Tensor, target: Tensor, maps: Tensor,
-                        kwargs: dict) -> tuple[Tensor, Tensor]:
-    """Per image ``(Deletion, Insertion)`` of ``maps`` as float64 CPU ``Tensor[B]``."""
-    d = deletion(model, inputs, target, maps, **kwargs).detach().double().cpu()
-    i = insertion(model, inputs, target, maps, **kwargs).detach().double().cpu()
-    return d, i
+def _metrics(model: nn.Module, inputs: Tensor, target: Tensor, maps: Tensor, kwargs: dict,
+             fidelity: dict | None) -> dict[str, Tensor]:
+    """Per image Deletion, Insertion (and MuFidelity when ``fidelity`` holds its settings) of ``maps`` as
+    float64 CPU ``Tensor[B]``; the MuFidelity masks come from a generator seeded with ``fidelity["seed"]``,
+    the same for every σ (paired)."""
+    values = {"deletion": deletion(model, inputs, target, maps, **kwargs),
+              "insertion": insertion(model, inputs, target, maps, **kwargs)}
+    if fidelity is not None:
+        masks = torch.Generator(device=inputs.device).manual_seed(fidelity["seed"])
+        values["mufidelity"] = mufidelity(model, inputs, target, maps, grid=fidelity["grid"],
+                                          samples=fidelity["samples"], batch_size=kwargs["batch_size"],
+                                          generator=masks)
+    return {name: value.detach().double().cpu() for name, value in values.items()}
+
+
+def _criterion(values: dict[str, Tensor], criterion: str) -> Tensor:
+    """Per image the value of ``criterion`` (:data:`CRITERIA`) from the metrics of :func:`_metrics`."""
+    if criterion == "insertion_minus_deletion":
+        return values["insertion"] - values["deletion"]
+    if criterion == "score":
+        return values["insertion"] + values["mufidelity"] - values["deletion"]
+    if criterion == "deletion":
+        return -values["deletion"]
+    return values[criterion]
+
+
+def check_criterion(criterion: object) -> str:
+    """``criterion`` if it is a key of :data:`CRITERIA`, else a ``ValueError`` listing them."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown criterion {criterion!r}; expected one of {', '.join(CRITERIA)}")
+    return str(criterion)
 
 
 def search_sigma(
@@ -176,12 +217,16 @@ def search_sigma(
     *,
     mode: str = "magnitude",
     reduce: str = "sum",
+    criterion: str = "insertion_minus_deletion",
+    mufidelity_samples: int = 128,
+    grid: int = 9,
     n_resamples: int = 1000,
     confidence: float = 0.95,
     generator: torch.Generator | None = None,
     progress: bool = False,
 ) -> SigmaSearch:
-    """Find the FORGrad cutoff σ* maximising ``mean(Insertion − Deletion)`` (seed 001, §3.4).
+    """Find the FORGrad cutoff σ* maximising ``mean(Insertion − Deletion)`` (seed 001, §3.4), or another
+    ``criterion``.
 
     Args:
         explainer: any explainer; ``explainer.attribute(inputs, target)`` is called **once** for the
@@ -196,9 +241,15 @@ def search_sigma(
             :func:`freqlens.metrics.insertion`.
         mode: the FORGrad pipeline of :func:`freqlens.attribution.forgrad_filter`, ``"magnitude"``
             (published, default) or ``"signed"``; the unfiltered reference uses the same mode.
+        criterion: what σ* maximises (:data:`CRITERIA`): ``"insertion_minus_deletion"`` (seed 001,
+            default), ``"score"`` (``I + F − D``, the global score of Table 1), ``"insertion"``,
+            ``"deletion"`` (minimised) or ``"mufidelity"`` (seed 001 §5: σ* chosen on one metric alone).
+        mufidelity_samples, grid: MuFidelity's settings (:func:`freqlens.metrics.mufidelity`, its own
+            ``logit`` score and zero baseline) when the criterion needs it; the masks are the same for
+            every σ (a seed drawn from ``generator``).
         n_resamples, confidence: of the percentile bootstrap over images (:func:`bootstrap_interval`).
-        generator: CPU generator of the bootstrap resampling; ``None``: a generator seeded with 0, so
-            the intervals of a given search are reproducible.
+        generator: CPU generator of the bootstrap resampling (and the MuFidelity mask seed); ``None``: a
+            generator seeded with 0, so the intervals of a given search are reproducible.
         progress: a tqdm bar over the σ grid.
 
     Returns:
@@ -212,42 +263,42 @@ def search_sigma(
     if score not in ("prob", "logit"):
         raise ValueError(f"unknown score {score!r}; expected one of prob, logit")
     check_forgrad_mode(mode)
+    criterion = check_criterion(criterion)
     _check_settings(n_resamples, confidence)
     height, width = inputs.shape[-2:]
     bound = nyquist_sigma(height, width, shape)  # validates ``shape`` before any work
-    grid = default_sigmas(height, width, shape) if sigmas is None else _check_sigmas(sigmas)
+    sigma_grid = default_sigmas(height, width, shape) if sigmas is None else _check_sigmas(sigmas)
     target = resolve_target(model, inputs, target, batch_size)
     base_maps = _base_maps(explainer, inputs, target)
+    rng = generator if generator is not None else torch.Generator().manual_seed(0)
+    fidelity = ({"grid": grid, "samples": mufidelity_samples, "seed": int(torch.randint(0, 2**62, (1,), generator=rng))}
+                if criterion in ("score", "mufidelity") else None)
 
     kwargs = {"steps": steps, "baseline": baseline, "score": score, "batch_size": batch_size, "reduce": reduce}
-    deletions, insertions = [], []
-    for sigma in tqdm(grid, desc="search_sigma", unit="σ", leave=False, disable=not progress):
-        d, i = _deletion_insertion(model, inputs, target, forgrad_filter(base_maps, sigma, shape, mode), kwargs)
-        deletions.append(d)
-        insertions.append(i)
-    per_deletion, per_insertion = torch.stack(deletions), torch.stack(insertions)  # S×B
-    per_image = per_insertion - per_deletion
-    if grid[-1] >= bound:  # the grid holds the identity: its maps are the unfiltered ones
+    rows = [_metrics(model, inputs, target, forgrad_filter(base_maps, sigma, shape, mode), kwargs, fidelity)
+            for sigma in tqdm(sigma_grid, desc="search_sigma", unit="σ", leave=False, disable=not progress)]
+    per_image = torch.stack([_criterion(row, criterion) for row in rows])  # S×B
+    if sigma_grid[-1] >= bound:  # the grid holds the identity: its maps are the unfiltered ones
         unfiltered = per_image[-1]
     else:
-        d, i = _deletion_insertion(model, inputs, target, forgrad_filter(base_maps, math.inf, shape, mode), kwargs)
-        unfiltered = i - d
-    deletion_mean, insertion_mean = per_deletion.mean(dim=1), per_insertion.mean(dim=1)
-    scores = insertion_mean - deletion_mean
+        unfiltered = _criterion(_metrics(model, inputs, target, forgrad_filter(base_maps, math.inf, shape, mode),
+                                         kwargs, fidelity), criterion)
+    means = {name: torch.stack([row[name] for row in rows]).mean(dim=1) for name in rows[0]}
+    scores = per_image.mean(dim=1)
     best = int(torch.argmax(scores))  # first maximum = the smallest σ among ties (grid is sorted)
-    intervals, gains, reference = _intervals(per_image, unfiltered, n_resamples, confidence, generator)
+    intervals, gains, reference = _intervals(per_image, unfiltered, n_resamples, confidence, rng)
     return SigmaSearch(
-        sigma_star=grid[best], sigmas=grid, scores=scores, deletion=deletion_mean, insertion=insertion_mean,
-        base_maps=base_maps, shape=shape, target=target, mode=mode, per_image=per_image, unfiltered=unfiltered,
-        intervals=intervals, gains=gains, unfiltered_interval=reference,
+        sigma_star=sigma_grid[best], sigmas=sigma_grid, scores=scores, deletion=means["deletion"],
+        insertion=means["insertion"], base_maps=base_maps, shape=shape, target=target, mode=mode,
+        per_image=per_image, unfiltered=unfiltered, intervals=intervals, gains=gains, unfiltered_interval=reference,
+        criterion=criterion, mufidelity=means.get("mufidelity"),
     )
 
 
 def _intervals(per_image: Tensor, unfiltered: Tensor, n_resamples: int, confidence: float,
-               generator: torch.Generator | None) -> tuple[list[Interval], list[Interval], Interval]:
-    """Per σ the interval of the mean ``I − D`` and of the paired gain over ``unfiltered``, then the
-    interval of the unfiltered mean; drawn in that order from ``generator`` (``None``: seeded with 0)."""
-    rng = generator if generator is not None else torch.Generator().manual_seed(0)
+               rng: torch.Generator) -> tuple[list[Interval], list[Interval], Interval]:
+    """Per σ the interval of the mean criterion and of the paired gain over ``unfiltered``, then the
+    interval of the unfiltered mean; drawn in that order from ``rng``."""
     intervals = [bootstrap_interval(row, n_resamples, confidence, rng) for row in per_image]
     gains = [paired_bootstrap_interval(row, unfiltered, n_resamples, confidence, rng) for row in per_image]
     return intervals, gains, bootstrap_interval(unfiltered, n_resamples, confidence, rng)
