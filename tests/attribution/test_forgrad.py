@@ -315,3 +315,26 @@ def test_forgrad_of_a_real_explainer_is_one_map_per_image(smooth_cnn, images):
     assert out.shape == (4, 1, 16, 16) and bool((out >= 0).all())
     base = Saliency(smooth_cnn)(images, target)
     torch.testing.assert_close(out, forgrad_filter(base, 3, "box", "magnitude"))
+
+
+def test_auto_sigma_filters_each_map_at_its_noise_floor_band(smooth_cnn, images):
+    """sigma="auto": per image the noise-floor σ of the map the pipeline filters (no model call beyond
+    the explainer's own), maps equal to forgrad_filter at those σ one by one, σ recorded."""
+    from freqlens.attribution import Saliency, auto_sigma, count_passes
+
+    for mode in ("magnitude", "signed"):
+        explainer = FORGrad(Saliency(smooth_cnn), "auto", mode=mode)
+        with count_passes(smooth_cnn) as auto_count:
+            maps = explainer(images)
+        with count_passes(smooth_cnn) as plain_count:
+            raw = Saliency(smooth_cnn)(images)
+        assert (auto_count.forward, auto_count.backward) == (plain_count.forward, plain_count.backward)
+        sigmas = auto_sigma(raw, "box", mode)
+        torch.testing.assert_close(explainer.last_sigma, sigmas)
+        for index, sigma in enumerate(sigmas.tolist()):
+            torch.testing.assert_close(maps[index:index + 1], forgrad_filter(raw[index:index + 1], sigma, "box", mode))
+    assert "sigma='auto'" in repr(explainer)
+    with pytest.raises(ValueError, match="'auto'"):
+        FORGrad(Saliency(smooth_cnn), "often")
+    with pytest.raises(ValueError, match="'auto'"):
+        forgrad_filter(raw, "often")

@@ -7,7 +7,7 @@ others; see :mod:`freqlens.attribution.base` and DESIGN.md.
 
 from ._batching import auto_batch_size
 from .base import SCORES, Explainer, PassCount, count_passes
-from .forgrad import FORGRAD_MODES, FORGrad, forgrad_filter
+from .forgrad import FORGRAD_MODES, FORGrad, auto_sigma, forgrad_filter
 from .gradcam import GradCAM, GradCAMPlusPlus
 from .gradient import GradientInput, Saliency, input_gradients
 from .hsic import HSICAttribution
@@ -39,6 +39,7 @@ __all__ = [
     "SobolAttribution",
     "VarGrad",
     "auto_batch_size",
+    "auto_sigma",
     "count_passes",
     "forgrad_filter",
     "input_gradients",

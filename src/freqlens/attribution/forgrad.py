@@ -21,12 +21,12 @@ import math
 import torch
 from torch import Tensor
 
-from freqlens.spectral import SHAPES, lowpass
+from freqlens.spectral import SHAPES, lowpass, lowpass_each, noise_floor_sigma
 from freqlens.utils.tensors import REDUCTIONS, reduce_channels
 
 from .base import WrapperExplainer, call_explainer, is_stochastic
 
-__all__ = ["FORGRAD_MODES", "FORGrad", "check_forgrad_mode", "forgrad_filter"]
+__all__ = ["FORGRAD_MODES", "FORGrad", "auto_sigma", "check_forgrad_mode", "forgrad_filter"]
 
 #: The two FORGrad pipelines: ``"magnitude"`` (as published, Xplique) and ``"signed"`` (Prop. 3.1).
 FORGRAD_MODES = ("magnitude", "signed")
@@ -39,9 +39,34 @@ def check_forgrad_mode(mode: object) -> str:
     return str(mode)
 
 
+def _prefilter(maps: Tensor, mode: str, channel_reduction: str) -> Tensor:
+    """The map the low-pass filters: ``maps`` (signed) or ``|reduce_channels(maps)|`` as ``B×1×H×W``."""
+    if channel_reduction not in REDUCTIONS:
+        raise ValueError(f"unknown channel reduction {channel_reduction!r}; expected one of {', '.join(REDUCTIONS)}")
+    if not isinstance(maps, Tensor) or maps.dim() not in (3, 4):
+        got = tuple(maps.shape) if isinstance(maps, Tensor) else type(maps).__name__
+        raise ValueError(f"maps must be B×C×H×W (or B×H×W), got {got}")
+    if mode == "signed":
+        return maps
+    if maps.dim() == 3:
+        maps = maps.unsqueeze(1)
+    return reduce_channels(maps, channel_reduction).abs().unsqueeze(1)
+
+
+def auto_sigma(maps: Tensor, shape: str = "box", mode: str = "magnitude", channel_reduction: str = "mean",
+               z: float = 3.0) -> Tensor:
+    """Per-image FORGrad cutoff without any model call (``sigma="auto"``): the radius where the radial
+    power profile of the map the pipeline filters meets its white-noise floor
+    (:func:`freqlens.spectral.noise_floor_sigma`; seed 001 Prop. 3.3 models gradient noise as Gaussian,
+    i.e. flat in Fourier). ``maps``: ``B×C×H×W`` / ``B×H×W``; returns ``Tensor[B]`` (float64, CPU), σ in
+    cycles per image."""
+    check_forgrad_mode(mode)
+    return noise_floor_sigma(_prefilter(maps, mode, channel_reduction).detach(), shape, z=z)
+
+
 def forgrad_filter(
     maps: Tensor,
-    sigma: float,
+    sigma: float | str,
     shape: str = "box",
     mode: str = "magnitude",
     channel_reduction: str = "mean",
@@ -51,7 +76,8 @@ def forgrad_filter(
     Args:
         maps: ``B×C×H×W`` attribution maps (``B×H×W`` is read as one channel).
         sigma: cutoff in cycles per image, ``≥ 0``; ``inf`` or ``≥`` the Nyquist bound of ``shape``
-            applies no low-pass (see :func:`freqlens.spectral.nyquist_sigma`).
+            applies no low-pass (see :func:`freqlens.spectral.nyquist_sigma`); ``"auto"``: each map at
+            its own :func:`auto_sigma` (no model call).
         shape: ``"box"`` (the paper's ``K^σ``), ``"disk"`` (Xplique's mask) or ``"gaussian"``.
         mode: ``"magnitude"``: ``|lowpass(|reduce_channels(maps, channel_reduction)|, σ)|`` →
             ``B×1×H×W``, non-negative; ``"signed"``: ``lowpass(maps, σ)`` per channel, same shape.
@@ -63,23 +89,22 @@ def forgrad_filter(
         The filtered maps; in magnitude mode at σ ≥ Nyquist exactly ``|reduced maps|`` (``B×1×H×W``).
     """
     check_forgrad_mode(mode)
-    if channel_reduction not in REDUCTIONS:
-        raise ValueError(f"unknown channel reduction {channel_reduction!r}; expected one of {', '.join(REDUCTIONS)}")
-    if not isinstance(maps, Tensor) or maps.dim() not in (3, 4):
-        got = tuple(maps.shape) if isinstance(maps, Tensor) else type(maps).__name__
-        raise ValueError(f"maps must be B×C×H×W (or B×H×W), got {got}")
-    if mode == "signed":
-        return lowpass(maps, sigma, shape)
-    if maps.dim() == 3:
-        maps = maps.unsqueeze(1)
-    magnitude = reduce_channels(maps, channel_reduction).abs().unsqueeze(1)
-    return lowpass(magnitude, sigma, shape).abs()
+    if isinstance(sigma, str) and sigma != "auto":
+        raise ValueError(f"sigma must be a number >= 0 or 'auto', got {sigma!r}")
+    prefiltered = _prefilter(maps, mode, channel_reduction)
+    if sigma == "auto":
+        filtered = lowpass_each(prefiltered, noise_floor_sigma(prefiltered.detach(), shape), shape)
+    else:
+        filtered = lowpass(prefiltered, sigma, shape)
+    return filtered if mode == "signed" else filtered.abs()
 
 
 class FORGrad(WrapperExplainer):
     """Wrap ``explainer``: its maps low-pass filtered at ``sigma`` with mask ``shape`` (seed 001, §3.4).
 
-    ``FORGrad(explainer, sigma, shape="box", mode="magnitude")`` is itself an explainer. See
+    ``FORGrad(explainer, sigma, shape="box", mode="magnitude")`` is itself an explainer;
+    ``sigma="auto"`` picks σ per image from the map's own spectrum (:func:`auto_sigma`, no model call;
+    the σ of the last call in :attr:`last_sigma`). See
     :func:`forgrad_filter` for the two pipelines; ``per_channel`` is ``False`` in magnitude mode (maps
     ``B×1×H×W``) and follows the wrapped explainer in signed mode; ``family`` follows it.
 
@@ -118,21 +143,26 @@ class FORGrad(WrapperExplainer):
     def __init__(
         self,
         explainer: object,
-        sigma: float,
+        sigma: float | str,
         shape: str = "box",
         mode: str = "magnitude",
         *,
         channel_reduction: str = "mean",
     ) -> None:
         super().__init__(explainer)
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or math.isnan(sigma) or sigma < 0:
-            raise ValueError(f"sigma must be a number >= 0 (cycles per image; inf = no filtering), got {sigma!r}")
+        auto = sigma == "auto"
+        if not auto and (isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or math.isnan(sigma)
+                         or sigma < 0):
+            raise ValueError(f"sigma must be a number >= 0 (cycles per image; inf = no filtering) or 'auto', "
+                             f"got {sigma!r}")
         if shape not in SHAPES:
             raise ValueError(f"unknown low-pass shape {shape!r}; expected one of {', '.join(SHAPES)}")
         if channel_reduction not in REDUCTIONS:
             raise ValueError(f"unknown channel reduction {channel_reduction!r}; expected one of "
                              f"{', '.join(REDUCTIONS)}")
-        self.sigma = float(sigma)
+        self.sigma: float | str = "auto" if auto else float(sigma)
+        #: with ``sigma="auto"``: the per-image σ of the last call (``Tensor[B]``), else ``None``
+        self.last_sigma: Tensor | None = None
         self.shape = shape
         self.mode = check_forgrad_mode(mode)
         self.channel_reduction = channel_reduction
@@ -151,9 +181,11 @@ class FORGrad(WrapperExplainer):
         """Filtered maps of ``inputs`` (``B×C×H×W``): ``B×1×H×W`` (magnitude) or the wrapped explainer's
         shape (signed). ``generator`` goes to a stochastic wrapped explainer (ignored otherwise)."""
         maps = call_explainer(self.explainer, inputs, target, generator)
+        if self.sigma == "auto":
+            self.last_sigma = auto_sigma(maps, self.shape, self.mode, self.channel_reduction)
         return forgrad_filter(maps, self.sigma, self.shape, self.mode, self.channel_reduction)
 
     def __repr__(self) -> str:
         extra = "" if self.channel_reduction == "mean" else f", channel_reduction={self.channel_reduction!r}"
-        return (f"FORGrad({self.explainer!r}, sigma={self.sigma}, shape={self.shape!r}, "
+        return (f"FORGrad({self.explainer!r}, sigma={self.sigma!r}, shape={self.shape!r}, "
                 f"mode={self.mode!r}{extra})")

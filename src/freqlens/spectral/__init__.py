@@ -5,6 +5,7 @@ Everything works on the last two dims of tensors with any leading dims, follows 
 and is differentiable where natural. Nothing here imports the rest of freqlens.
 """
 
+from .cutoff import lowpass_each, noise_floor_sigma, ring_profile
 from .dct import band_mask, dct2, dct_bands, dct_matrix, idct2
 from .filtering import SHAPES, lowpass, lowpass_mask, nyquist_sigma
 from .fourier import frequency_offsets, frequency_radius, num_radial_bins, power_spectrum, radial_profile
@@ -25,11 +26,14 @@ __all__ = [
     "idct2",
     "laplacian_energy",
     "lowpass",
+    "lowpass_each",
     "lowpass_mask",
     "num_radial_bins",
+    "noise_floor_sigma",
     "nyquist_sigma",
     "power_spectrum",
     "quantize_uint8",
     "radial_profile",
     "rct",
+    "ring_profile",
 ]
