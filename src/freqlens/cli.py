@@ -166,7 +166,12 @@ def _train(args: argparse.Namespace, device) -> int:
                              progress=progress)
     val_set = load_dataset(args.dataset, split=args.val_split, root=args.data_dir, download=args.download,
                            progress=progress)
-    model = model_for_dataset(args.model, train_set, seed=args.seed).to(device)
+    model = model_for_dataset(args.model, train_set, seed=args.seed)
+    if args.antialias is not None:  # recorded in the spec: checkpoints rebuild the twin
+        from freqlens.models import antialias
+
+        model = antialias(model, args.antialias)
+    model = model.to(device)
     mode = _training_mode(args, model)
     history = train(
         model,
@@ -406,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     trainer = commands.add_parser("train", help="train a model: OUT/best.pt, OUT/last.pt, OUT/history.json")
     add_dataset_flags(trainer)
     trainer.add_argument("--model", required=True, help="mlp, fcnn, lenet, vgg11, vgg16, resnet18, resnet_small, ...")
+    trainer.add_argument("--antialias", type=int, default=None, choices=range(1, 8), metavar="N",
+                         help="anti-aliased twin (Zhang 2019): blur-then-subsample with a binomial filter of size N "
+                              "in place of every stride-2 conv / max-pool")
     trainer.add_argument("--mode", default="standard", choices=["standard", "noise-modulation", "adversarial"])
     trainer.add_argument("--beta", type=number, default=0.5,
                          help="noise modulation: constant ratio β of the carrier, in [0, 1] (default 0.5)")

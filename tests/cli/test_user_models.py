@@ -130,7 +130,7 @@ def test_normalize_wraps_the_model(user, tmp_path):
 
 def test_evaluate_is_the_same_for_every_way_of_loading(user, tmp_path):
     results = {}
-    for source in ("flat", "torchscript"):
+    for source in ("flat", "torchscript", *(("export",) if "export" in user["files"] else ())):
         out = tmp_path / source
         argv = ["evaluate", *_model_flags(user, source), *DATA, "--methods", "saliency,occlusion", "--forgrad",
                 "none", "--steps", "4", "--samples", "8", "--quiet", "--out", str(out)]
@@ -139,10 +139,11 @@ def test_evaluate_is_the_same_for_every_way_of_loading(user, tmp_path):
         assert results[source]["model"]["weights_sha256"] == _sha(user["files"][source])
     assert results["flat"]["model"]["spec"] == "usermodels_cli:make"
     assert results["flat"]["checkpoint"] is None
-    for flat, scripted in zip(results["flat"]["methods"], results["torchscript"]["methods"], strict=True):
-        assert flat["method"] == scripted["method"]
-        for metric, values in flat["metrics"].items():
-            assert values["values"] == pytest.approx(scripted["metrics"][metric]["values"], abs=1e-5), metric
+    for other in (source for source in results if source != "flat"):
+        for flat, loaded in zip(results["flat"]["methods"], results[other]["methods"], strict=True):
+            assert flat["method"] == loaded["method"]
+            for metric, values in flat["metrics"].items():
+                assert values["values"] == pytest.approx(loaded["metrics"][metric]["values"], abs=1e-5), (other, metric)
     assert [row["method"] for row in results["flat"]["methods"]] == ["saliency", "occlusion"]
 
 

@@ -205,7 +205,8 @@ def test_register_build_save_load_round_trip(mymodels, tmp_path):
         model = build("my_net", width=6, seed=3)
         assert model.conv.out_channels == 6
         assert model.freqlens_spec == {"name": "my_net", "kwargs": {
-            "width": 6, "seed": 3, "mode": "tensor", "mean": None, "std": None, "pooling": None}}
+            "width": 6, "seed": 3, "mode": "tensor", "mean": None, "std": None, "pooling": None,
+            "antialias": None}}
         path = save_model(model, tmp_path / "my.pt")
         loaded = load(path)
         x = _images()

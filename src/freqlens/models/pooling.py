@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 from torch import nn
 
@@ -36,6 +37,34 @@ def _unstrided(conv: nn.Conv2d) -> nn.Sequential:
     return nn.Sequential(conv, nn.AvgPool2d(stride, stride, ceil_mode=True))
 
 
+def replace_modules(model: nn.Module, replacement: Callable[[nn.Module], nn.Module | None]) -> nn.Module:
+    """Replace, in place, every submodule ``m`` of ``model`` (and ``model`` itself) for which
+    ``replacement(m)`` is not ``None`` by that result; returns the new root. The children of a replaced
+    module are not visited; a module shared at several places is replaced once, by one new module."""
+    replacements: dict[int, nn.Module | None] = {}
+
+    def replaced(module: nn.Module) -> nn.Module | None:
+        if id(module) not in replacements:
+            replacements[id(module)] = replacement(module)
+        return replacements[id(module)]
+
+    def visit(parent: nn.Module) -> None:
+        for name, child in list(parent._modules.items()):  # named_children() skips repeats
+            if child is None:
+                continue
+            new = replaced(child)
+            if new is None:
+                visit(child)
+            else:
+                setattr(parent, name, new)
+
+    root = replaced(model)
+    if root is not None:
+        return root
+    visit(model)
+    return model
+
+
 def swap_pooling(model: nn.Module, mode: str = "avg") -> nn.Module:
     """A deep copy of ``model`` with every ``MaxPool2d`` -> ``AvgPool2d`` (same kernel, stride,
     padding, ceil mode), every ``AdaptiveMaxPool2d`` -> ``AdaptiveAvgPool2d`` and every strided
@@ -49,38 +78,17 @@ def swap_pooling(model: nn.Module, mode: str = "avg") -> nn.Module:
         raise ValueError(f"swap_pooling: unknown mode {mode!r}; expected one of {SWAP_MODES}")
     if not isinstance(model, nn.Module):
         raise TypeError(f"swap_pooling expects a torch.nn.Module, got {type(model).__name__}")
-    swapped = copy.deepcopy(model)
-    replacements: dict[int, nn.Module] = {}  # a module shared at several places is replaced once
 
     def replacement(module: nn.Module) -> nn.Module | None:
-        if id(module) in replacements:
-            return replacements[id(module)]
-        new: nn.Module | None = None
         if isinstance(module, nn.MaxPool2d):
-            new = _avg_for_max(module)
-        elif isinstance(module, nn.AdaptiveMaxPool2d):
-            new = _avg_for_adaptive_max(module)
-        elif isinstance(module, nn.Conv2d) and tuple(module.stride) != (1, 1):
-            new = _unstrided(module)
-        if new is not None:
-            replacements[id(module)] = new
-        return new
+            return _avg_for_max(module)
+        if isinstance(module, nn.AdaptiveMaxPool2d):
+            return _avg_for_adaptive_max(module)
+        if isinstance(module, nn.Conv2d) and tuple(module.stride) != (1, 1):
+            return _unstrided(module)
+        return None
 
-    def visit(parent: nn.Module) -> None:
-        for name, child in list(parent._modules.items()):  # named_children() skips repeats
-            if child is None:
-                continue
-            new = replacement(child)
-            if new is None:
-                visit(child)
-            else:
-                setattr(parent, name, new)
-
-    root = replacement(swapped)
-    if root is not None:
-        swapped = root
-    else:
-        visit(swapped)
+    swapped = replace_modules(copy.deepcopy(model), replacement)
     for module in swapped.modules():
         spec = getattr(module, "freqlens_spec", None)
         if isinstance(spec, dict) and isinstance(spec.get("kwargs"), dict):

@@ -16,6 +16,8 @@ from torch.overrides import TorchFunctionMode
 
 from freqlens.errors import ModelError
 from freqlens.models.base import ZooNet, as_size
+from freqlens.models.blurpool import FILTER_SIZES
+from freqlens.models.blurpool import antialias as antialias_twin
 from freqlens.models.convnext import ConvNeXtTiny
 from freqlens.models.fcnn import FCNN
 from freqlens.models.lenet import LeNet
@@ -143,8 +145,9 @@ def register(name: str, factory: Callable[..., nn.Module], *, replace: bool = Fa
     ``build(name, **kwargs)`` calls ``factory(**kwargs)``: ``in_channels``, ``num_classes`` and
     ``image_size`` are passed only when the factory accepts them (by name or ``**kwargs``); ``build``'s
     defaults (3 channels, 10 classes) are passed too, and refused when they differ from the defaults and the
-    factory does not take them. ``mean``/``std`` wrap the result in :class:`Normalized` and ``pooling``
-    applies :func:`swap_pooling`, as for the built-in models. Other keyword arguments must be plain Python
+    factory does not take them. ``mean``/``std`` wrap the result in :class:`Normalized`, ``pooling``
+    applies :func:`swap_pooling` and ``antialias`` :func:`~freqlens.models.antialias`, as for the built-in
+    models. Other keyword arguments must be plain Python
     (they are stored in checkpoints, read back with ``weights_only=True``); the factory's own defaults
     for the keywords it names are stored too. A checkpoint of a registered model loads in a process that
     registered the same name (the factory is not stored). Before :func:`~freqlens.models.load` allocates
@@ -183,11 +186,12 @@ def registered_names() -> tuple[str, ...]:
     return MODEL_NAMES + tuple(_USER_FACTORIES)
 
 
-def _checked_wrappers(name: str, mean: Any, std: Any, pooling: Any,
+def _checked_wrappers(name: str, mean: Any, std: Any, pooling: Any, antialias: Any,
                       channels: int) -> tuple[list[float] | None, list[float] | None]:
     """The ``mean`` / ``std`` of the :class:`Normalized` wrapper as ``channels`` floats each (or both
-    ``None``), and ``pooling`` checked against :data:`SWAP_MODES`; :class:`ModelError` otherwise. Shared by
-    built-in and registered models."""
+    ``None``), ``pooling`` checked against :data:`SWAP_MODES` and ``antialias`` against
+    :data:`~freqlens.models.blurpool.FILTER_SIZES`; :class:`ModelError` otherwise. Shared by built-in and
+    registered models."""
     if (mean is None) != (std is None):
         raise ModelError(f"{name}: give both mean and std (per-channel normalisation) or neither")
     mean = _channel_values(mean, f"{name}: mean", channels)
@@ -196,16 +200,21 @@ def _checked_wrappers(name: str, mean: Any, std: Any, pooling: Any,
         raise ModelError(f"{name}: std must be positive, got {std!r}")
     if pooling is not None and pooling not in SWAP_MODES:
         raise ModelError(f"{name}: pooling must be None or one of {SWAP_MODES}, got {pooling!r}")
+    if antialias is not None and (isinstance(antialias, bool) or not isinstance(antialias, int)
+                                  or antialias not in FILTER_SIZES):
+        raise ModelError(f"{name}: antialias must be None or a filter size, an int from {FILTER_SIZES[0]} "
+                         f"to {FILTER_SIZES[-1]}, got {antialias!r}")
     return mean, std
 
 
 def _registered_spec(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """The canonical spec of the registered model ``name``: the arguments its factory receives (given ones,
-    then the factory's plain defaults), plus ``mean``/``std``/``pooling``."""
+    then the factory's plain defaults), plus ``mean``/``std``/``pooling``/``antialias``."""
     factory = _USER_FACTORIES[name]
     kwargs = dict(kwargs)
     _check_magnitudes(name, kwargs)
     mean, std, pooling = kwargs.pop("mean", None), kwargs.pop("std", None), kwargs.pop("pooling", None)
+    antialias = kwargs.pop("antialias", None)
     try:
         parameters = dict(inspect.signature(factory).parameters)
         open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
@@ -224,7 +233,7 @@ def _registered_spec(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(key for key in kwargs if key not in named) if not open_ended else []
     if unknown:
         raise ModelError(f"{name}: unknown argument(s) {', '.join(unknown)}; its factory takes: "
-                         f"{', '.join(named) or 'nothing'}, and mean, std, pooling")
+                         f"{', '.join(named) or 'nothing'}, and mean, std, pooling, antialias")
     own = dict(kwargs)
     for key, parameter in named.items():
         if key not in own and parameter.default is not inspect.Parameter.empty:
@@ -232,8 +241,9 @@ def _registered_spec(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
                 own[key] = _plain(parameter.default, f"{name}: {key}")
     channels = own.get("in_channels") if isinstance(own.get("in_channels"), int) else \
         (len(mean) if isinstance(mean, Sequence) else 1)
-    mean, std = _checked_wrappers(name, mean, std, pooling, channels)
-    return {"name": name, "kwargs": _plain({**own, "mean": mean, "std": std, "pooling": pooling}, name)}
+    mean, std = _checked_wrappers(name, mean, std, pooling, antialias, channels)
+    return {"name": name, "kwargs": _plain({**own, "mean": mean, "std": std, "pooling": pooling,
+                                            "antialias": antialias}, name)}
 
 
 def canonical_spec(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -254,6 +264,7 @@ def canonical_spec(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     image_size = kwargs.pop("image_size", None)
     mean, std = kwargs.pop("mean", None), kwargs.pop("std", None)
     pooling = kwargs.pop("pooling", None)
+    antialias = kwargs.pop("antialias", None)
     for key, value, bound in (("in_channels", in_channels, MAX_IN_CHANNELS),
                               ("num_classes", num_classes, MAX_NUM_CLASSES)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -263,7 +274,7 @@ def canonical_spec(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     height, width = as_size(28 if in_channels == 1 else 32) if image_size is None else as_size(image_size)
     if max(height, width) > MAX_IMAGE_SIZE:
         raise ModelError(f"{name}: image_size {height}×{width} exceeds the limit of {MAX_IMAGE_SIZE} per side")
-    mean, std = _checked_wrappers(name, mean, std, pooling, in_channels)
+    mean, std = _checked_wrappers(name, mean, std, pooling, antialias, in_channels)
 
     parameters = inspect.signature(cls.__init__).parameters
     accepted = [key for key in parameters if key not in ("self", *_COMMON, *fixed)]
@@ -272,13 +283,13 @@ def canonical_spec(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         extra = ", ".join(accepted) if accepted else "none"
         raise ModelError(
             f"{name}: unknown argument(s) {', '.join(unknown)}; accepted: in_channels, num_classes, "
-            f"image_size, mean, std, pooling, and for {name}: {extra}"
+            f"image_size, mean, std, pooling, antialias, and for {name}: {extra}"
         )
     own = {key: kwargs.get(key, defaults.get(key, parameters[key].default)) for key in accepted}
     _check_architecture(name, own, parameters)
     full = {
         "in_channels": in_channels, "num_classes": num_classes, "image_size": [height, width],
-        "mean": mean, "std": std, "pooling": pooling, **own,
+        "mean": mean, "std": std, "pooling": pooling, "antialias": antialias, **own,
     }
     return {"name": name, "kwargs": _plain(full, name)}
 
@@ -303,6 +314,7 @@ def _assemble(spec: dict[str, Any], *, meta: bool = False) -> nn.Module:
     (shapes only: nothing is allocated nor initialised)."""
     args = dict(spec["kwargs"])
     mean, std, pooling = args.pop("mean"), args.pop("std"), args.pop("pooling")
+    antialias = args.pop("antialias", None)
     if spec["name"] in _USER_FACTORIES:
         make: Callable[..., nn.Module] = _USER_FACTORIES[spec["name"]]
         fixed: dict[str, Any] = {}
@@ -316,6 +328,8 @@ def _assemble(spec: dict[str, Any], *, meta: bool = False) -> nn.Module:
         net = make(**args, **fixed)
     if not isinstance(net, nn.Module):
         raise ModelError(f"{spec['name']}: the registered factory returned a {type(net).__name__}, not an nn.Module")
+    if antialias is not None:  # before the pooling swap: it turns max pools into average ones
+        net = antialias_twin(net, antialias)
     if pooling is not None:
         net = swap_pooling(net, pooling)
     return net if mean is None else Normalized(net, mean, std)
@@ -367,6 +381,7 @@ def build(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     pooling: str | None = None,
+    antialias: int | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build a zoo model for ``B×in_channels×H×W`` pixels in [0, 1].
@@ -376,7 +391,10 @@ def build(
     ``image_size`` (int or ``(H, W)``; default 28 for one channel, else 32) fixes the input size of
     ``mlp`` and ``vit_tiny``; the conv nets take any size from their ``min_size`` up (>= 28 always).
     ``mean``/``std`` wrap the network in :class:`Normalized`; ``pooling="avg"`` applies
-    :func:`swap_pooling`. Architecture arguments (e.g. ``widths``, ``dim``) go in ``kwargs``.
+    :func:`swap_pooling`; ``antialias=N`` (an int from 1 to 7) makes the anti-aliased twin of
+    :func:`~freqlens.models.antialias` (Zhang 2019: blur with an N-tap binomial filter, then subsample, in
+    place of every strided convolution and max pool; applied before the pooling swap when both are given).
+    Architecture arguments (e.g. ``widths``, ``dim``) go in ``kwargs``.
 
     Arguments are bounded, and checked before anything is allocated (they may come from an untrusted
     checkpoint): ``in_channels`` <= :data:`MAX_IN_CHANNELS` (64), ``num_classes`` <= :data:`MAX_NUM_CLASSES`
@@ -394,7 +412,7 @@ def build(
     spec = canonical_spec(
         name,
         dict(in_channels=in_channels, num_classes=num_classes, image_size=image_size, mean=mean, std=std,
-             pooling=pooling, **kwargs),
+             pooling=pooling, antialias=antialias, **kwargs),
     )
     _planned_state(spec)
     model = _assemble(spec)
@@ -404,7 +422,7 @@ def build(
 
 def model_spec(model: nn.Module) -> dict[str, Any]:
     """A copy of ``{"name": ..., "kwargs": {...}}`` of a model made by :func:`build` (also when it was
-    then wrapped by ``Normalized`` or passed through ``swap_pooling``)."""
+    then wrapped by ``Normalized`` or passed through ``swap_pooling`` or ``antialias``)."""
     spec = getattr(model, _SPEC_ATTR, None)
     if isinstance(spec, dict):
         return copy.deepcopy(spec)
