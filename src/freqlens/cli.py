@@ -22,6 +22,7 @@ from typing import TextIO
 
 from freqlens import __version__
 from freqlens.errors import FreqlensError
+from freqlens.utils.env import env_positive_int
 from freqlens.utils.io import prepare_output_dir, removing_created_dirs_on_error
 
 OUTPUT_ARGS: tuple[str, ...] = ("out", "cache")
@@ -500,15 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _set_threads(threads: int | None) -> None:
     """``torch.set_num_threads`` from ``--threads`` or ``$FREQLENS_THREADS`` (a positive integer)."""
     if threads is None:
-        text = os.environ.get("FREQLENS_THREADS", "").strip()
-        if not text:
+        threads = env_positive_int("FREQLENS_THREADS")
+        if threads is None:
             return
-        try:
-            threads = int(text)
-        except ValueError:
-            threads = 0
-        if threads < 1:
-            raise FreqlensError(f"FREQLENS_THREADS must be a positive integer, got {text!r}")
     import torch
 
     torch.set_num_threads(threads)

@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 from freqlens.data.dataset import ImageDataset
 from freqlens.errors import DataError
 from freqlens.utils import atomic_save_torch, atomic_write_json
+from freqlens.utils.env import env_positive_int
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
@@ -95,16 +96,7 @@ def max_image_bytes() -> int:
     Raises:
         DataError: ``$FREQLENS_MAX_IMAGE_BYTES`` is set but is not a positive integer.
     """
-    text = os.environ.get(MAX_IMAGE_BYTES_ENV, "").strip()
-    if not text:
-        return MAX_IMAGE_BYTES
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise DataError(f"{MAX_IMAGE_BYTES_ENV} must be a positive integer (bytes), got {text!r}")
-    return value
+    return env_positive_int(MAX_IMAGE_BYTES_ENV, MAX_IMAGE_BYTES, DataError, "bytes")
 
 
 def _mib(size: int) -> str:
