@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
 from freqlens.errors import ModelError
-from freqlens.models.pooling import replace_modules
+from freqlens.models.pooling import record_in_spec, replace_modules
 
 #: Filter sizes :class:`BlurPool2d` and :func:`antialias` accept (binomial filters [1] ... [1, 6, 15, 20, 15, 6, 1]).
 FILTER_SIZES = tuple(range(1, 8))
@@ -229,12 +229,7 @@ def antialias(model: nn.Module, filter_size: int = 3) -> nn.Module:
             return _avg_blur(module, filter_size)
         return None
 
-    twin = replace_modules(copy.deepcopy(model), replacement)
-    for module in twin.modules():
-        spec = getattr(module, "freqlens_spec", None)
-        if isinstance(spec, dict) and isinstance(spec.get("kwargs"), dict):
-            spec["kwargs"]["antialias"] = filter_size
-    return twin
+    return record_in_spec(replace_modules(copy.deepcopy(model), replacement), "antialias", filter_size)
 
 
 __all__ = ["FILTER_SIZES", "BlurPool2d", "CeilModePad2d", "antialias", "binomial_filter"]

@@ -37,6 +37,16 @@ def _unstrided(conv: nn.Conv2d) -> nn.Sequential:
     return nn.Sequential(conv, nn.AvgPool2d(stride, stride, ceil_mode=True))
 
 
+def record_in_spec(model: nn.Module, key: str, value: object) -> nn.Module:
+    """Set ``kwargs[key] = value`` in the ``freqlens_spec`` of every module of ``model`` built by
+    :func:`freqlens.models.build` (so that a transformed copy rebuilds as such); returns ``model``."""
+    for module in model.modules():
+        spec = getattr(module, "freqlens_spec", None)
+        if isinstance(spec, dict) and isinstance(spec.get("kwargs"), dict):
+            spec["kwargs"][key] = value
+    return model
+
+
 def replace_modules(model: nn.Module, replacement: Callable[[nn.Module], nn.Module | None]) -> nn.Module:
     """Replace, in place, every submodule ``m`` of ``model`` (and ``model`` itself) for which
     ``replacement(m)`` is not ``None`` by that result; returns the new root. The children of a replaced
@@ -88,9 +98,4 @@ def swap_pooling(model: nn.Module, mode: str = "avg") -> nn.Module:
             return _unstrided(module)
         return None
 
-    swapped = replace_modules(copy.deepcopy(model), replacement)
-    for module in swapped.modules():
-        spec = getattr(module, "freqlens_spec", None)
-        if isinstance(spec, dict) and isinstance(spec.get("kwargs"), dict):
-            spec["kwargs"]["pooling"] = mode
-    return swapped
+    return record_in_spec(replace_modules(copy.deepcopy(model), replacement), "pooling", mode)
