@@ -26,6 +26,8 @@ from freqlens.models import (
 from freqlens.models.blurpool import binomial_filter
 from freqlens.models.registry import state_shapes
 
+from ._shapes import output_shapes
+
 #: every zoo model with strided operations (narrow variants: same topology, faster)
 STRIDED = {
     "lenet": {},
@@ -41,28 +43,6 @@ STRIDED = {
 def _strided(model: nn.Module) -> list[str]:
     return [name for name, m in model.named_modules()
             if isinstance(m, (nn.Conv2d, nn.MaxPool2d)) and tuple(torch.nn.modules.utils._pair(m.stride)) != (1, 1)]
-
-
-def _shapes(model: nn.Module, names: list[str], x: torch.Tensor) -> dict[str, tuple]:
-    """Output shape of each named module (its first call)."""
-    modules = dict(model.named_modules())
-    shapes: dict[str, tuple] = {}
-
-    def recorder(name: str):
-        def hook(_module, _inputs, output) -> None:
-            if isinstance(output, torch.Tensor):
-                shapes.setdefault(name, tuple(output.shape))
-
-        return hook
-
-    handles = [modules[n].register_forward_hook(recorder(n)) for n in names]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return shapes
 
 
 def _twin(name: str, in_channels: int, size: int, filter_size: int = 3) -> tuple[nn.Module, nn.Module]:
@@ -83,7 +63,7 @@ def test_twin_has_no_strided_op_and_keeps_every_shape_and_parameter(name, in_cha
     # every module of the original (blocks, stages, replaced layers) is still there, with the same output shape
     names = [n for n, _ in model.named_modules() if n]
     x = torch.rand(2, in_channels, size, size)
-    assert _shapes(twin, names, x) == _shapes(model, names, x)
+    assert output_shapes(twin, names, x) == output_shapes(model, names, x)
     assert twin(x).shape == model(x).shape == (2, 10)
     assert num_parameters(twin, trainable_only=True) == num_parameters(model, trainable_only=True)
     # the filters are not weights: same state-dict values, strided convs under "<name>.0."

@@ -9,6 +9,8 @@ from torch import nn
 
 from freqlens.models import build, model_spec, swap_pooling
 
+from ._shapes import output_shapes
+
 #: every zoo model with pooling or strides (narrow variants: same topology, faster)
 SWAPPABLE = {
     "fcnn": {"width": 8},
@@ -30,26 +32,6 @@ def _to_replace(model: nn.Module) -> list[str]:
     ]
 
 
-def _output_shapes(model: nn.Module, names: list[str], x: torch.Tensor) -> dict[str, tuple]:
-    modules = dict(model.named_modules())
-    shapes: dict[str, tuple] = {}
-
-    def recorder(name: str):
-        def hook(_module, _inputs, output) -> None:
-            shapes.setdefault(name, tuple(output.shape))
-
-        return hook
-
-    handles = [modules[n].register_forward_hook(recorder(n)) for n in names]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return shapes
-
-
 @pytest.mark.parametrize("name", SWAPPABLE)
 @pytest.mark.parametrize("size", [32, 33])
 def test_swap_removes_max_pools_and_strides_and_keeps_every_shape(name, size):
@@ -60,7 +42,7 @@ def test_swap_removes_max_pools_and_strides_and_keeps_every_shape(name, size):
     assert _to_replace(swapped) == []
     x = torch.rand(2, 3, size, size)
     # the module at each replaced place yields the same shape as before (for odd sizes too)
-    assert _output_shapes(swapped, replaced, x) == _output_shapes(model, replaced, x)
+    assert output_shapes(swapped, replaced, x) == output_shapes(model, replaced, x)
     assert swapped(x).shape == model(x).shape == (2, 10)
 
 

@@ -335,10 +335,13 @@ def _average_ranks(values: Tensor) -> Tensor:
     return (below + up_to - 1).to(values.dtype) / 2
 
 
-def _row_correlation(a: Tensor, b: Tensor, method: str) -> Tensor:
+def _row_correlation(a: Tensor, b: Tensor, method: str,
+                     warning: str = "mufidelity: {n} image(s) with a constant attribution sum or score drop over "
+                                    "the samples; their correlation is undefined and set to 0") -> Tensor:
     """Pearson or Spearman correlation of each row of ``a`` with the same row of ``b``.
 
-    Rows where either vector is constant have no defined correlation: they get 0 and a warning.
+    Rows where either vector is constant have no defined correlation: they get 0 and a ``RuntimeWarning``
+    (``warning`` formatted with ``n``, the number of such rows), attributed to the caller's caller.
     """
     a, b = a.double(), b.double()
     if method == "spearman":
@@ -350,12 +353,7 @@ def _row_correlation(a: Tensor, b: Tensor, method: str) -> Tensor:
     norm_a, norm_b = centred_a.norm(dim=1), centred_b.norm(dim=1)
     degenerate = (norm_a <= tolerance * a.abs().amax(dim=1)) | (norm_b <= tolerance * b.abs().amax(dim=1))
     if bool(degenerate.any()):
-        warnings.warn(
-            f"mufidelity: {int(degenerate.sum())} image(s) with a constant attribution sum or score drop "
-            "over the samples; their correlation is undefined and set to 0",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        warnings.warn(warning.format(n=int(degenerate.sum())), RuntimeWarning, stacklevel=3)
     norm = torch.where(degenerate, torch.ones_like(norm_a), norm_a * norm_b)
     corr = (centred_a * centred_b).sum(dim=1) / norm
     return torch.where(degenerate, torch.zeros_like(corr), corr.clamp(-1.0, 1.0))

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,7 +38,7 @@ from tqdm.auto import tqdm
 
 from freqlens.utils.tensors import check_images, chunks, eval_mode, resolve_target
 
-from .faithfulness import _average_ranks, _check_attributions, _check_batch_size, _check_model
+from .faithfulness import _check_attributions, _check_batch_size, _check_model, _row_correlation
 
 __all__ = [
     "SanityResult",
@@ -68,22 +67,10 @@ def spearman(a: Tensor, b: Tensor) -> Tensor:
         raise TypeError("spearman expects two tensors")
     if a.shape != b.shape or a.dim() < 2:
         raise ValueError(f"spearman expects two B×N tensors of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-    ra = _average_ranks(a.detach().reshape(a.shape[0], -1).double())
-    rb = _average_ranks(b.detach().reshape(b.shape[0], -1).to(ra.device).double())
-    ca = ra - ra.mean(dim=1, keepdim=True)
-    cb = rb - rb.mean(dim=1, keepdim=True)
-    # Ranks are exact half-integers: a row is constant iff all its ranks are equal (zero spread).
-    norm = ca.norm(dim=1) * cb.norm(dim=1)
-    degenerate = norm == 0
-    if bool(degenerate.any()):
-        warnings.warn(
-            f"model_randomization: {int(degenerate.sum())} constant map(s); their rank correlation is "
-            "undefined and set to 0",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    corr = (ca * cb).sum(dim=1) / torch.where(degenerate, torch.ones_like(norm), norm)
-    return torch.where(degenerate, torch.zeros_like(corr), corr.clamp(-1.0, 1.0))
+    a = a.detach().reshape(a.shape[0], -1)
+    return _row_correlation(a, b.detach().reshape(b.shape[0], -1).to(a.device), "spearman",
+                            "model_randomization: {n} constant map(s); their rank correlation is undefined and "
+                            "set to 0")
 
 
 def _minmax(maps: Tensor) -> Tensor:
