@@ -10,6 +10,10 @@
 * :func:`occluded_frequency` (+ per class, band ablation, low-band share) and :func:`robust_dataset`
   (seed 003, Experiments III–IV); :func:`attribution_shift` natural vs robust model (seed 003, Fig 1).
 All reachable from ``freqlens analyze NAME``.
+
+Python only: :func:`frequency_frame` puts several models side by side on the same images (accuracy, PGD
+robustness, gradient HF along depth, VII, Occluded-Frequency low-band share, FORGrad σ* and gain, RCT);
+``benchmarks/frequency_frame.py`` runs it on the zoo.
 """
 
 from .attack_spectra import AttackSpectra, AttackSpectrum, attack_spectra, high_low_ratio, save_rct_figure
@@ -17,6 +21,7 @@ from .attribution_shift import AttributionShift, attribution_shift
 from .bootstrap import Interval, bootstrap_interval, paired_bootstrap_interval
 from .explain import Explanation, explain_images
 from .footprints import HF_MEASURES, Footprints, method_footprints
+from .frame import FrameRow, FrequencyFrame, frame_hf_depth, frequency_frame
 from .occluded_frequency import ablate_bands, low_band_share, occluded_frequency, occluded_frequency_by_class
 from .ranking import MethodRow, Ranking, rank_methods
 from .robust_dataset import other_image_indices, robust_dataset
@@ -30,6 +35,8 @@ __all__ = [
     "AttributionShift",
     "Explanation",
     "Footprints",
+    "FrameRow",
+    "FrequencyFrame",
     "Interval",
     "MethodRow",
     "Ranking",
@@ -40,6 +47,8 @@ __all__ = [
     "bootstrap_interval",
     "default_sigmas",
     "explain_images",
+    "frame_hf_depth",
+    "frequency_frame",
     "high_low_ratio",
     "low_band_share",
     "method_footprints",
