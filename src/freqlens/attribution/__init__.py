@@ -7,6 +7,7 @@ others; see :mod:`freqlens.attribution.base` and DESIGN.md.
 
 from ._batching import auto_batch_size
 from .base import SCORES, Explainer, PassCount, count_passes
+from .controls import CentrePrior
 from .forgrad import FORGRAD_MODES, FORGrad, auto_sigma, forgrad_filter
 from .gradcam import GradCAM, GradCAMPlusPlus
 from .gradient import GradientInput, Saliency, input_gradients
@@ -23,6 +24,7 @@ __all__ = [
     "REDUCTIONS",
     "RISE",
     "SCORES",
+    "CentrePrior",
     "Explainer",
     "FORGrad",
     "GradCAM",
