@@ -283,3 +283,27 @@ def test_other_criteria_are_recomputed_from_the_metrics(criterion):
     assert result.to_dict()["criterion"] == criterion
     with pytest.raises(ValueError, match="unknown criterion"):
         search_sigma(explainer, model, inputs, None, criterion="accuracy", **settings)
+
+
+def test_best_sigma_of_every_criterion_from_one_search():
+    """A search that measured MuFidelity gives the σ* of every criterion without another metric call: each
+    equals the σ* of a search run with that criterion (same mask seed); without MuFidelity only the D/I
+    criteria are available."""
+    from freqlens.analysis import CRITERIA
+
+    model, inputs, bump = smooth_problem()
+    noise = 0.3 * torch.randn(inputs.shape, generator=torch.Generator().manual_seed(1))
+    explainer = MapExplainer(model, lambda x, t: bump * x + noise)
+    settings = {"sigmas": [1.0, 2.0, 4.0, 8.0], "steps": 8, "mufidelity_samples": 16, "grid": 4}
+    full = search_sigma(explainer, model, inputs, None, criterion="score",
+                        generator=torch.Generator().manual_seed(3), **settings)
+    for criterion in CRITERIA:
+        alone = search_sigma(explainer, model, inputs, None, criterion=criterion,
+                             generator=torch.Generator().manual_seed(3), **settings)
+        assert full.best_sigma(criterion) == alone.sigma_star
+    plain = search_sigma(explainer, model, inputs, None, **settings)
+    assert plain.best_sigma("insertion_minus_deletion") == plain.sigma_star
+    with pytest.raises(ValueError, match="MuFidelity"):
+        plain.best_sigma("score")
+    with pytest.raises(ValueError, match="unknown criterion"):
+        plain.best_sigma("accuracy")

@@ -104,6 +104,16 @@ class SigmaSearch:
         gain = self.gain
         return gain is not None and gain.low > 0.0
 
+    def best_sigma(self, criterion: str) -> float:
+        """The σ of the grid that ``criterion`` (:data:`CRITERIA`) would have chosen from the same per-σ means
+        (first maximum: the smaller σ on ties); ``"score"`` and ``"mufidelity"`` need a search that measured
+        MuFidelity (``criterion="score"`` or ``"mufidelity"``), else ``ValueError``."""
+        criterion = check_criterion(criterion)
+        if criterion in ("score", "mufidelity") and self.mufidelity is None:
+            raise ValueError(f"criterion {criterion!r} needs MuFidelity per σ: search with criterion='score'")
+        means = {"deletion": self.deletion, "insertion": self.insertion, "mufidelity": self.mufidelity}
+        return self.sigmas[int(torch.argmax(_criterion(means, criterion)))]
+
     def best_maps(self) -> Tensor:
         """The FORGrad maps at σ*: ``forgrad_filter(base_maps, sigma_star, shape, mode)``."""
         return forgrad_filter(self.base_maps, self.sigma_star, self.shape, self.mode)

@@ -38,6 +38,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from freqlens.analysis import (
+    CRITERIA,
     Footprints,
     Interval,
     MethodRow,
@@ -47,6 +48,7 @@ from freqlens.analysis import (
     method_footprints,
     paired_bootstrap_interval,
     rank_methods,
+    search_sigma,
 )
 from freqlens.attribution import (
     FORGRAD_MODES,
@@ -87,6 +89,7 @@ GRADIENT_METHODS = ("saliency", "gradient_input", "integrated_gradients", "smoot
 CONTROL_METHODS = ("centre_prior",)
 
 #: per-image metrics of the paired FORGrad claims: key -> (label, claim text)
+METRIC_LABELS = {"deletion": "Del ↓", "insertion": "Ins ↑", "mufidelity": "Fid ↑"}
 GAIN_METRICS: dict[str, tuple[str, str]] = {
     "insertion_minus_deletion": ("I−D", ("FORGrad improves the Insertion − Deletion of gradient-based "
                                          "explanations (the criterion σ* maximises; seed 001 Table 1)")),
@@ -344,6 +347,8 @@ class ModeTable:
         skipped: methods that do not apply to the model ("n.a.", e.g. Grad-CAM on a ViT).
         magnitude_ranked: signed mode only: per gradient method the per-image ``(deletion, insertion)`` of
             the same raw maps ranked by their magnitude ``|Σ_c φ|`` (the magnitude pipeline's convention).
+        criteria: first seed only: the σ search of the σ method on the calibration images with MuFidelity per
+            σ, from which σ* under every criterion of seed 001 §5 is read (:meth:`SigmaSearch.best_sigma`).
     """
 
     model: str
@@ -352,6 +357,7 @@ class ModeTable:
     ranking: Ranking
     skipped: list[str]
     magnitude_ranked: dict[str, tuple[Tensor, Tensor]]
+    criteria: SigmaSearch | None = None
 
     def pairs(self) -> list[tuple[MethodRow, MethodRow]]:
         """``(raw row, FORGrad* row)`` per gradient method, in input order."""
@@ -594,7 +600,22 @@ def _mode_table(name: str, model: torch.nn.Module, mode: str, draw: Draw, setup:
     magnitude_ranked = ({} if mode != "signed" else _magnitude_ranked(model, draw, recorders, config.steps)
                         if magnitude is None else {row.method: (row.values["deletion"], row.values["insertion"])
                                                    for row in magnitude.ranking.rows if row.method in GRADIENT_METHODS})
-    return ModeTable(name, mode, draw.seed, ranking, skipped, magnitude_ranked), recorders
+    criteria = None if searched else _criteria_search(model, mode, draw, recorders, setup)
+    return ModeTable(name, mode, draw.seed, ranking, skipped, magnitude_ranked, criteria), recorders
+
+
+def _criteria_search(model: torch.nn.Module, mode: str, draw: Draw, recorders: list[_Recorder],
+                     setup: Setup) -> SigmaSearch | None:
+    """The σ method's search on the calibration images measuring D, I and MuFidelity per σ (seed 001 §5: σ*
+    on I + F − D or on one metric alone), same grid, pipeline and metric settings as its Table 1 search."""
+    config = setup.config
+    recorder = next((r for r in recorders if r.name == setup.sigma_method), None)
+    if recorder is None:
+        return None
+    return search_sigma(recorder, model, draw.calibration, None, sigmas=setup.sigma_grid, steps=config.steps,
+                        mode=mode, criterion="score", mufidelity_samples=config.mufidelity_samples,
+                        n_resamples=config.n_resamples, confidence=config.confidence,
+                        generator=torch.Generator().manual_seed(draw.seed))
 
 
 def _magnitude_ranked(model: torch.nn.Module, draw: Draw, recorders: list[_Recorder],
@@ -928,6 +949,33 @@ def _sigma_table(tables: list[ModeTable], setup: Setup) -> list[list[Any]]:
     return rows
 
 
+def _criteria_table(tables: list[ModeTable], setup: Setup) -> list[list[Any]]:
+    """σ* of the σ method under every criterion (seed 001 §5), read from one search on the calibration images."""
+    return [[t.model, t.mode, setup.sigma_method, *[t.criteria.best_sigma(c) for c in CRITERIA]]
+            for t in tables if t.seed == setup.first.seed and t.criteria is not None]
+
+
+def _metric_rankings(tables: list[ModeTable], setup: Setup) -> tuple[list[str], list[list[Any]]]:
+    """Seed 001 §5's separate rankings: per model and pipeline the methods (FORGrad* for the gradient ones,
+    as Table 2) ordered by each metric alone, seed means: Deletion ascending, Insertion and MuFidelity
+    descending."""
+    columns, orders = ["rank"], []
+    for name in setup.models:
+        for mode in setup.modes:
+            chosen = [t for t in tables if t.model == name and t.mode == mode]
+            pool = {}
+            for row in chosen[0].ranking.rows:
+                starred = row.family == "gradient"
+                picked = [t.star(row.method) if starred else t.row(row.method) for t in chosen]
+                pool[f"{row.method}*" if starred else row.method] = picked
+            for metric, sign in (("deletion", 1.0), ("insertion", -1.0), ("mufidelity", -1.0)):
+                means = {label: _mean(r.mean(metric) for r in rows) for label, rows in pool.items()}
+                orders.append(sorted(means, key=lambda label: sign * means[label]))
+                columns.append(f"{name} {mode} by {METRIC_LABELS[metric]}")
+    depth = max(len(order) for order in orders)
+    return columns, [[rank + 1, *[o[rank] if rank < len(o) else "" for o in orders]] for rank in range(depth)]
+
+
 def _gain_table(gains: list[Gain]) -> list[list[Any]]:
     """The paired gains on the evaluated images per seed, then their mean ± spread over seeds."""
     rows: list[list[Any]] = []
@@ -983,6 +1031,7 @@ def _tables(tables: list[ModeTable], gains: list[Gain], lin: list[LinearizationP
     """Every table of ``results.json``."""
     config = setup.config
     table2_columns, table2 = _table2(tables, setup)
+    metric_columns, metric_rows = _metric_rankings(tables, setup)
     lin_columns, lin_rows = _linearization_table(lin)
     level = f"{100 * config.confidence:g}%"
     return [
@@ -1009,6 +1058,12 @@ def _tables(tables: list[ModeTable], gains: list[Gain], lin: list[LinearizationP
                   for name, per_method in conventions.items() for method, cells in per_method.items()]},
         {"title": "Linearization residual per radius (first seed's images): the claim looks only at the radii where "
                   "the model is nonlinear", "columns": lin_columns, "rows": lin_rows},
+        {"title": f"σ* of {setup.sigma_method} chosen on each criterion (seed 001 §5) from one search on the "
+                  f"{config.n_calibration} calibration images (D, I and MuFidelity per σ)",
+         "columns": ["model", "pipeline", "method", *[f"σ* by {label}" for label in CRITERIA.values()]],
+         "rows": _criteria_table(tables, setup)},
+        {"title": "Separate rankings per metric (seed 001 §5; seed means, FORGrad* on the gradient methods)",
+         "columns": metric_columns, "rows": metric_rows},
     ]
 
 
