@@ -69,7 +69,7 @@ def test_rows_follow_the_models_and_accuracies_are_consistent():
 def test_batch_size_does_not_change_the_frame():
     model = _linear_model(_checkerboard() + 0.5)
     whole, chunked = _frame({"m": model}).rows[0], _frame({"m": model}, batch_size=3).rows[0]
-    for name in ("gradient_hf", "vii", "low_band_share", "forgrad_gain"):
+    for name in ("gradient_hf", "vii", "low_band_share", "forgrad_score", "forgrad_gain"):
         assert getattr(chunked, name).estimate == pytest.approx(getattr(whole, name).estimate, abs=1e-6)
     assert chunked.sigma_star == whole.sigma_star
     assert chunked.robust_accuracy == whole.robust_accuracy

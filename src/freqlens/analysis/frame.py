@@ -52,6 +52,7 @@ class FrameRow:
         vii: VII (seed 000) of the images.
         low_band_share: Occluded-Frequency low-band share.
         sigma_star: FORGrad σ* (Saliency, magnitude pipeline) chosen on the calibration images.
+        forgrad_score: Insertion − Deletion of the FORGrad(Saliency) maps at σ*, on the images.
         forgrad_gain: paired gain in Insertion − Deletion of σ* over the unfiltered map, on the images.
         rct_high_low: high/low band ratio of the PGD perturbation's RCT map.
     """
@@ -64,6 +65,7 @@ class FrameRow:
     vii: Interval
     low_band_share: Interval
     sigma_star: float
+    forgrad_score: Interval
     forgrad_gain: Interval
     rct_high_low: float | None
 
@@ -74,7 +76,7 @@ class FrameRow:
                 "gradient_hf": self.gradient_hf.to_dict(), "hf_depth": [list(item) for item in self.hf_depth],
                 "vii": self.vii.to_dict(), "low_band_share": self.low_band_share.to_dict(),
                 "sigma_star": None if math.isinf(self.sigma_star) else self.sigma_star,
-                "forgrad_gain": self.forgrad_gain.to_dict(), "rct_high_low": self.rct_high_low}
+                "forgrad_score": self.forgrad_score.to_dict(), "forgrad_gain": self.forgrad_gain.to_dict(), "rct_high_low": self.rct_high_low}
 
 
 @dataclass(frozen=True)
@@ -94,13 +96,14 @@ class FrequencyFrame:
             return f"{interval.estimate:.3f} [{interval.low:.3f}, {interval.high:.3f}]"
 
         header = ["model", "clean acc", "robust acc", "gradient HF", "VII", "OF low-band share", "σ*",
-                  "FORGrad gain (I−D)", "RCT high/low"]
+                  "I−D at σ*", "FORGrad gain (I−D)", "RCT high/low"]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for row in self.rows:
             rct = "—" if row.rct_high_low is None else f"{row.rct_high_low:.3g}"
             sigma = "∞" if math.isinf(row.sigma_star) else f"{row.sigma_star:g}"
             cells = [row.name, f"{row.clean_accuracy:.3f}", f"{row.robust_accuracy:.3f}", cell(row.gradient_hf),
-                     cell(row.vii), cell(row.low_band_share), sigma, cell(row.forgrad_gain), rct]
+                     cell(row.vii), cell(row.low_band_share), sigma, cell(row.forgrad_score), cell(row.forgrad_gain),
+                     rct]
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
@@ -144,7 +147,8 @@ def _row(name: str, model: nn.Module, inputs: Tensor, labels: Tensor, calibratio
         gradient_hf=interval(hf_power_ratio(gradients, remove_mean=True)), hf_depth=depth,
         vii=interval(vii_per_image(model, inputs, labels, mean_image, batch_size=chunk)),
         low_band_share=interval(low_band_share(profile, (h + w - 1) // 4)), sigma_star=chosen,
-        forgrad_gain=evaluated.gains[0], rct_high_low=spectra.high_low_ratio,
+        forgrad_score=evaluated.intervals[0], forgrad_gain=evaluated.gains[0],
+        rct_high_low=spectra.high_low_ratio,
     )
 
 
