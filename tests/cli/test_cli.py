@@ -12,7 +12,8 @@ import sys
 import pytest
 import torch
 
-from freqlens.cli import main, number
+from freqlens.cli import main
+from freqlens.commands._common import number
 
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from freqlens.attribution import IntegratedGradients, Occlusion
-from freqlens.cli import main, pick_images
+from freqlens.cli import main
+from freqlens.commands._common import pick_images
 from freqlens.data import load_dataset
 from freqlens.models import load
 

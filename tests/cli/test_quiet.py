@@ -9,7 +9,8 @@ import warnings
 
 import pytest
 
-from freqlens.cli import QUIET_HELP, build_parser, main
+from freqlens.cli import build_parser, main
+from freqlens.commands._common import QUIET_HELP
 
 BAR = re.compile(r"\d+%\|")  # a tqdm bar: "  0%|" ... "100%|"
 

@@ -12,7 +12,8 @@ import torch
 
 from freqlens.analysis.explain import explain_images
 from freqlens.attacks import FGSM
-from freqlens.cli import main, pick_images
+from freqlens.cli import main
+from freqlens.commands._common import pick_images
 from freqlens.data import load_dataset
 from freqlens.models import Normalized
 from freqlens.spectral import rct

@@ -84,7 +84,7 @@ def announce_passes(args: argparse.Namespace, name: str, explainer: object, heig
                     images: int) -> dict | None:
     """Print the planned passes of one method on stderr (``freqlens: occlusion: 226 forward passes per
     image, 3,616 in all``), unless ``--quiet`` (or not rank 0); return the record for the JSON output."""
-    from freqlens.cli import progress_enabled
+    from freqlens.commands._common import progress_enabled
 
     planned = planned_line(name, explainer, height, width, images)
     if planned is None:

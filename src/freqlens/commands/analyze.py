@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from freqlens.cli import (
+from freqlens.commands._common import (
     add_dataset_flags,
     add_quiet_flag,
     number,

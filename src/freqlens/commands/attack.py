@@ -16,15 +16,15 @@ import io
 import math
 from pathlib import Path
 
-from freqlens.cli import (
+from freqlens.commands._common import (
     add_dataset_flags,
     add_quiet_flag,
     add_shard_flag,
+    distributed_command,
     number,
     pick_images,
     positive_int,
     progress_enabled,
-    resolve_device,
 )
 from freqlens.commands._model import add_model_flags, model_from_args
 from freqlens.errors import FreqlensError
@@ -90,14 +90,6 @@ def rct_figure(rct_map, path: Path, *, log_scale: bool = False, title: str | Non
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return atomic_write_bytes(path, buffer.getvalue())
-
-
-def _cmd(args: argparse.Namespace) -> int:
-    from freqlens import distributed
-
-    device = distributed.local_device(resolve_device(args.device))
-    with distributed.session(device):
-        return _attack(args, device)
 
 
 def _attack_units(model, images, labels, args: argparse.Namespace):
@@ -252,4 +244,4 @@ def add_parser(commands) -> None:
     parser.add_argument("--log-scale", action="store_true", help="logarithmic colour scale for rct.png")
     add_quiet_flag(parser)
     parser.add_argument("--out", type=Path, required=True)
-    parser.set_defaults(run=_cmd)
+    parser.set_defaults(run=distributed_command(_attack))

@@ -13,15 +13,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from freqlens.cli import (
+from freqlens.commands._common import (
     add_dataset_flags,
     add_quiet_flag,
     add_shard_flag,
+    distributed_command,
     number,
     pick_images,
     positive_int,
     progress_enabled,
-    resolve_device,
 )
 from freqlens.commands._methods import (
     add_method_args_flag,
@@ -182,14 +182,6 @@ def _merge_rows(parts: list, sizes: list[int], search=None):
                      per_image("seconds"), sigma=first.sigma, search=search, family=first.family)
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from freqlens import distributed
-
-    device = distributed.local_device(resolve_device(args.device))
-    with distributed.session(device):
-        return _evaluate(args, device)
-
-
 def _evaluate(args: argparse.Namespace, device) -> int:
     import torch
 
@@ -286,4 +278,4 @@ def add_parser(commands) -> None:
     parser.add_argument("--device", default=None)
     add_quiet_flag(parser)
     parser.add_argument("--out", type=Path, required=True)
-    parser.set_defaults(run=_cmd_evaluate)
+    parser.set_defaults(run=distributed_command(_evaluate))

@@ -17,7 +17,7 @@ from typing import Any
 
 
 def add_parser(commands: Any) -> None:
-    from freqlens.cli import add_quiet_flag
+    from freqlens.commands._common import add_quiet_flag
     from freqlens.studies.base import SCALES
     from freqlens.studies.registry import STUDIES
 

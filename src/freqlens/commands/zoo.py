@@ -136,6 +136,8 @@ def _check_data(argv: list[str]) -> None:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
+    """``zoo build``: print the recorded command (``--dry-run``) or run it with ``args.main`` (the entry point
+    of the command line, :func:`freqlens.cli.main`, which its parser sets: commands do not import the cli)."""
     from freqlens.models import zoo
 
     item = zoo.entry(args.name)
@@ -148,14 +150,12 @@ def _cmd_build(args: argparse.Namespace) -> int:
         return 0
     _check_data(argv)
     print(f"retraining {item.name} (recorded test accuracy {_percent(item.test_accuracy)}): {shown}", flush=True)
-    from freqlens.cli import main
-
-    return main(argv)
+    return args.main(argv)
 
 
 def add_parser(commands) -> None:
     """Add ``freqlens zoo {list,show,build}`` to the sub-parsers ``commands``."""
-    from freqlens.cli import add_quiet_flag
+    from freqlens.commands._common import add_quiet_flag
 
     parser = commands.add_parser("zoo", help="the trained models shipped with freqlens: list, show, build")
     actions = parser.add_subparsers(dest="zoo_command", metavar="ACTION")

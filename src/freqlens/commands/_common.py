@@ -1,0 +1,151 @@
+"""What the sub-commands of ``freqlens`` share: flag types and flags, device choice, progress, image draws.
+
+Flag types: :func:`number` (also ``8/255``) and :func:`positive_int`. Flags: :func:`add_dataset_flags`,
+:func:`add_quiet_flag` (every command takes ``--quiet``) and :func:`add_shard_flag`. :func:`resolve_device`
+turns ``--device`` into a torch device, :func:`distributed_command` runs a command on it inside a
+``torchrun`` session, :func:`progress_enabled` says whether to show progress bars and :func:`pick_images`
+draws the images a command works on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from freqlens.errors import FreqlensError
+
+
+def number(text: str) -> float:
+    """A float flag that also accepts fractions such as ``8/255``.
+
+    Args:
+        text: The flag's value.
+
+    Returns:
+        Its value as a float.
+
+    Raises:
+        argparse.ArgumentTypeError: ``text`` is not a number.
+    """
+    try:
+        return float(Fraction(text.strip())) if "/" in text else float(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """A positive integer flag.
+
+    Args:
+        text: The flag's value.
+
+    Returns:
+        Its value.
+
+    Raises:
+        argparse.ArgumentTypeError: ``text`` is not an integer, or not positive.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def resolve_device(name: str | None) -> Any:
+    """The ``torch.device`` of ``--device``: ``None`` → CUDA when available, else CPU.
+
+    Raises:
+        FreqlensError: An unknown device name, or CUDA requested without CUDA.
+    """
+    import torch
+
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise FreqlensError(f"unknown device {name!r}: {error}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FreqlensError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def distributed_command(body: Callable[[argparse.Namespace, Any], int]) -> Callable[[argparse.Namespace], int]:
+    """The handler of a command that can run under ``torchrun``.
+
+    Args:
+        body: The command itself, called as ``body(args, device)``.
+
+    Returns:
+        A handler (for ``set_defaults(run=...)``) that resolves ``--device`` (each rank its own GPU under
+        ``torchrun``) and calls ``body`` inside a :func:`freqlens.distributed.session` on that device.
+    """
+
+    @functools.wraps(body)
+    def run(args: argparse.Namespace) -> int:
+        from freqlens import distributed
+
+        device = distributed.local_device(resolve_device(args.device))
+        with distributed.session(device):
+            return body(args, device)
+
+    return run
+
+
+def add_dataset_flags(parser: argparse.ArgumentParser) -> None:
+    """``--dataset`` (required), ``--data-dir`` and ``--download``."""
+    parser.add_argument(
+        "--dataset", required=True, help="mnist, cifar10, demo (the shipped CIFAR-10 sample), demo-cifar10, demo-mnist, or a path to an image folder / .tar(.gz)"
+    )
+    parser.add_argument("--data-dir", type=Path, default=None, help="folder holding the dataset files")
+    parser.add_argument("--download", action="store_true", help="download mnist/cifar10 if missing")
+
+
+QUIET_HELP = "no progress bars or informational lines on stderr (errors and warnings still print)"
+"""The help of ``--quiet``, the same on every command."""
+
+
+def add_quiet_flag(parser: argparse.ArgumentParser, *, aliases: Sequence[str] = ()) -> None:
+    """``--quiet`` (attribute ``quiet``), on every command: no progress bars (tqdm, on stderr) and no
+    informational stderr lines; errors and ``freqlens: warning:`` lines still print, and stdout (the results
+    some commands print) is unchanged. Without it a command shows its bars: commands pass
+    ``progress=progress_enabled(args)`` to the library, whose functions are silent by default
+    (``progress=False``).
+
+    ``aliases``: older spellings kept working but hidden from the help (e.g. ``--no-progress`` of ``study``).
+    """
+    parser.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    for alias in aliases:
+        parser.add_argument(alias, dest="quiet", action="store_true", help=argparse.SUPPRESS)
+
+
+def progress_enabled(args: argparse.Namespace) -> bool:
+    """Whether this process shows progress bars: not ``--quiet``, and rank 0 under ``torchrun``."""
+    from freqlens import distributed
+
+    return not getattr(args, "quiet", False) and distributed.is_main()
+
+
+def add_shard_flag(parser: argparse.ArgumentParser, default: int, what: str = "results") -> None:
+    """``--shard-size``: images per work unit (the unit shared among torchrun processes and of random
+    seeding)."""
+    parser.add_argument("--shard-size", type=positive_int, default=default,
+                        help="images per work unit: the unit shared among torchrun processes and of random "
+                             f"seeding ({what} depend on it, not on the number of processes; default {default})")
+
+
+def pick_images(dataset: Any, count: int, seed: int, device: Any, skip: int = 0) -> tuple[Any, Any]:
+    """``(images, labels)`` of ``count`` images of ``dataset`` on ``device``, drawn at random from ``seed``
+    (entries ``skip ..`` of one permutation, see :func:`freqlens.data.pick_indices`) — not the first
+    ``count``: image folders list their images class by class."""
+    from freqlens.data import pick_indices
+
+    chosen = pick_indices(len(dataset), count, seed, skip=skip)
+    return dataset.float_images(chosen).to(device), dataset.labels[chosen].to(device)
