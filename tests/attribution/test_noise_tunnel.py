@@ -82,15 +82,6 @@ def test_noise_level_scales_with_each_image_range():
     assert abs(float(ratio) - 1) < 0.15
 
 
-@pytest.mark.parametrize("tunnel", TUNNELS)
-def test_batch_size_does_not_change_the_result(smooth_cnn, tunnel):
-    x = make_images(batch=3)
-    target = torch.tensor([0, 2, 9])
-    outs = [tunnel(Saliency(smooth_cnn), n=5, batch_size=bs, generator=_gen(7))(x, target) for bs in (1, 3, 4, None)]
-    for out in outs[1:]:
-        assert_close(out, outs[0])
-
-
 def test_same_seed_same_result_and_different_seed_differs(smooth_cnn, images):
     make = lambda seed: SmoothGrad(Saliency(smooth_cnn), n=3, generator=_gen(seed))
     first, again, other = make(1)(images, TARGET), make(1)(images, TARGET), make(2)(images, TARGET)
@@ -173,12 +164,6 @@ def test_gradient_tunnel_costs_n_images_per_image(smooth_cnn):
         SmoothGrad(Saliency(smooth_cnn, batch_size=8), n=10, batch_size=8, generator=_gen())(x, torch.tensor([1, 2, 3]))
     assert count.forward == count.backward == 30
     assert count.forward_calls == math.ceil(30 / 8)
-
-
-def test_model_state_restored_and_no_parameter_grad():
-    model = SmoothCNN().train()
-    VarGrad(Saliency(model), n=3, generator=_gen())(make_images(batch=2), torch.tensor([0, 1]))
-    assert all(m.training for m in model.modules()) and all(p.grad is None for p in model.parameters())
 
 
 def test_exposes_wrapped_explainer_and_model(smooth_cnn):

@@ -1,5 +1,5 @@
 """Occlusion: closed form on a linear model, a naive reference implementation, border coverage,
-localisation, batch-size independence and input validation."""
+localisation, streaming and input validation (batch-size independence: ``test_contract.py``)."""
 
 from __future__ import annotations
 
@@ -123,16 +123,6 @@ def test_target_none_is_the_predicted_class() -> None:
     predicted = model(x).argmax(1)
     explainer = Occlusion(model, patch=3, stride=2)
     torch.testing.assert_close(explainer(x), explainer(x, predicted))
-
-
-def test_results_do_not_depend_on_batch_size() -> None:
-    model = SmallCNN().eval()
-    x = torch.rand(5, 2, 12, 11)
-    target = torch.tensor([0, 1, 2, 0, 1])
-    reference = Occlusion(model, patch=3, stride=2, batch_size=None)(x, target)
-    for batch_size in (1, 3, 7):
-        maps = Occlusion(model, patch=3, stride=2, batch_size=batch_size)(x, target)
-        torch.testing.assert_close(maps, reference, rtol=1e-5, atol=1e-6)
 
 
 def test_forward_passes_never_exceed_batch_size_and_mode_is_restored() -> None:

@@ -1,5 +1,5 @@
 """Sobol attribution: the design matrices, the Jansen estimator against analytic total indices,
-localisation, seeding, batch-size independence and validation."""
+localisation, chunking and validation (seeding and batch-size independence: ``test_contract.py``)."""
 
 from __future__ import annotations
 
@@ -77,18 +77,6 @@ def test_map_peaks_in_the_quadrant_that_carries_the_evidence(quadrant: int, pert
     for image in maps[:, 0]:
         assert torch.isfinite(image).all()
         assert image[inside].mean() > 3 * image[~inside].mean()
-
-
-def test_same_seed_same_maps_and_batch_size_independence() -> None:
-    model = SmallReLUCNN(seed=5).eval()
-    x = torch.rand(2, 3, 10, 10, generator=seeded(2))
-    reference = SobolAttribution(model, grid=2, nb_design=8, generator=seeded(3))(x)
-    assert reference.shape == (2, 1, 10, 10)
-    assert torch.equal(SobolAttribution(model, grid=2, nb_design=8, generator=seeded(3))(x), reference)
-    assert not torch.allclose(SobolAttribution(model, grid=2, nb_design=8, generator=seeded(4))(x), reference)
-    for batch_size in (1, 3, 7):
-        maps = SobolAttribution(model, grid=2, nb_design=8, batch_size=batch_size, generator=seeded(3))(x)
-        torch.testing.assert_close(maps, reference, rtol=1e-4, atol=1e-6)
 
 
 def test_forward_count_and_chunking() -> None:

@@ -89,3 +89,15 @@ def test_explain_rejects_an_unknown_forgrad_mode(checkpoints, tmp_path, capsys):
         main(["explain", "--checkpoint", str(checkpoints["lenet"]), "--dataset", "demo-mnist", "--method", "saliency",
               "--forgrad", "3", "--forgrad-mode", "absolute", "--out", str(tmp_path / "o")])
     assert error.value.code == 2 and "--forgrad-mode" in capsys.readouterr().err
+
+
+def test_explain_method_help_lists_the_registry():
+    """The names in ``--method``'s help are the registry's (no list kept by hand)."""
+    import argparse
+
+    from freqlens.attribution.registry import METHOD_NAMES
+    from freqlens.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    method = next(a for a in commands.choices["explain"]._actions if "--method" in a.option_strings)
+    assert method.help == ", ".join(METHOD_NAMES)

@@ -21,6 +21,7 @@ from .attribution_shift import AttributionShift, attribution_shift
 from .bootstrap import Interval, bootstrap_interval, paired_bootstrap_interval
 from .explain import Explanation, explain_images
 from .footprints import HF_MEASURES, Footprints, method_footprints
+from .forgrad_setting import ForgradSetting, forgrad_setting
 from .frame import FrameRow, FrequencyFrame, frame_hf_depth, frequency_frame
 from .occluded_frequency import ablate_bands, low_band_share, occluded_frequency, occluded_frequency_by_class
 from .ranking import MethodRow, Ranking, rank_methods
@@ -35,6 +36,7 @@ __all__ = [
     "AttributionShift",
     "Explanation",
     "Footprints",
+    "ForgradSetting",
     "FrameRow",
     "FrequencyFrame",
     "Interval",
@@ -47,6 +49,7 @@ __all__ = [
     "bootstrap_interval",
     "default_sigmas",
     "explain_images",
+    "forgrad_setting",
     "frame_hf_depth",
     "frequency_frame",
     "high_low_ratio",

@@ -3,8 +3,8 @@
 Flag types: :func:`number` (also ``8/255``) and :func:`positive_int`. Flags: :func:`add_dataset_flags`,
 :func:`add_quiet_flag` (every command takes ``--quiet``) and :func:`add_shard_flag`. :func:`resolve_device`
 turns ``--device`` into a torch device, :func:`distributed_command` runs a command on it inside a
-``torchrun`` session, :func:`progress_enabled` says whether to show progress bars and :func:`pick_images`
-draws the images a command works on.
+``torchrun`` session, :func:`progress_enabled` says whether to show progress bars, :func:`pick_images`
+draws the images a command works on and :func:`shared_among_ranks` spreads per-item work over the processes.
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ import functools
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from freqlens.errors import FreqlensError
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 
 def number(text: str) -> float:
@@ -149,3 +152,26 @@ def pick_images(dataset: Any, count: int, seed: int, device: Any, skip: int = 0)
 
     chosen = pick_indices(len(dataset), count, seed, skip=skip)
     return dataset.float_images(chosen).to(device), dataset.labels[chosen].to(device)
+
+
+def shared_among_ranks(items: Sequence[Item], work: Callable[[Item], Result]) -> list[Result]:
+    """``[work(item) for item in items]``, each item worked on by one process under ``torchrun`` (round-robin:
+    item ``i`` by rank ``i % world size``) and the results gathered in item order on every rank.
+
+    Args:
+        items: What to work on.
+        work: The work of one item; its result must pickle (tensors on the CPU).
+
+    Returns:
+        The results in the order of ``items``, on every rank.
+
+    Raises:
+        FreqlensError: ``work`` raised one on some rank (every rank raises it, see
+            :func:`freqlens.distributed.run_everywhere`).
+    """
+    from freqlens import distributed
+
+    def step() -> list[tuple[int, Result]]:
+        return [(index, work(item)) for index, item in distributed.shard(list(enumerate(items)))]
+
+    return distributed.gather_ordered(distributed.run_everywhere(step))

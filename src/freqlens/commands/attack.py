@@ -16,6 +16,7 @@ import io
 import math
 from pathlib import Path
 
+from freqlens.attacks import ATTACKS, make_attack
 from freqlens.commands._common import (
     add_dataset_flags,
     add_quiet_flag,
@@ -28,39 +29,6 @@ from freqlens.commands._common import (
 )
 from freqlens.commands._model import add_model_flags, model_from_args
 from freqlens.errors import FreqlensError
-
-ATTACKS = ("fgsm", "pgd", "pgd-l2", "cw", "simba", "lfpgd")
-DEFAULT_EPS = {"fgsm": 8 / 255, "pgd": 8 / 255, "lfpgd": 8 / 255, "pgd-l2": 0.5, "simba": 0.2}
-DEFAULT_STEPS = {"pgd": 10, "pgd-l2": 10, "lfpgd": 10, "cw": 100, "simba": 1000}
-
-
-def make_attack(name: str, model, *, eps: float | None = None, steps: int | None = None, alpha: float | None = None,
-                c: float = 1.0, kappa: float = 0.0, lr: float = 0.01, cutoff: int = 8, basis: str = "dct",
-                order: str = "diagonal", restarts: int = 1, binary_search_steps: int = 5, generator=None):
-    """The attack ``name`` (one of :data:`ATTACKS`) with the command's defaults; ``steps`` is SimBA's
-    query budget. Unknown names raise :class:`FreqlensError`."""
-    from freqlens.attacks import CW, FGSM, PGD, LowFrequencyPGD, SimBA
-
-    name = name.strip().lower()
-    if name not in ATTACKS:
-        raise FreqlensError(f"unknown attack {name!r}; expected one of {', '.join(ATTACKS)}")
-    eps = DEFAULT_EPS.get(name, 0.0) if eps is None else eps
-    steps = DEFAULT_STEPS.get(name, 1) if steps is None else steps
-    alpha = (eps / 4 if name != "pgd-l2" else eps / 5) if alpha is None else alpha
-    try:
-        if name == "fgsm":
-            return FGSM(model, eps=eps)
-        if name in ("pgd", "pgd-l2"):
-            return PGD(model, eps=eps, alpha=alpha, steps=steps, norm="inf" if name == "pgd" else "2",
-                       restarts=restarts, generator=generator)
-        if name == "lfpgd":
-            return LowFrequencyPGD(model, eps=eps, alpha=alpha, steps=steps, cutoff=cutoff, restarts=restarts,
-                                   generator=generator)
-        if name == "cw":
-            return CW(model, c=c, kappa=kappa, steps=steps, lr=lr, binary_search_steps=binary_search_steps)
-        return SimBA(model, eps=eps, max_queries=steps, basis=basis, order=order, generator=generator)
-    except ValueError as error:
-        raise FreqlensError(f"{name}: {error}") from None
 
 
 def rct_figure(rct_map, path: Path, *, log_scale: bool = False, title: str | None = None) -> Path:

@@ -22,6 +22,7 @@ from freqlens.commands._common import (
     pick_images,
     positive_int,
     progress_enabled,
+    shared_among_ranks,
 )
 from freqlens.commands._methods import (
     add_method_args_flag,
@@ -93,34 +94,6 @@ def _unit_seed(seed: int, *parts: object) -> int:
     return distributed.stream_seed("freqlens.evaluate", seed, *parts)
 
 
-def _search_sigmas(names: list[str], model, calibration, args, settings: dict[str, dict] | None = None,
-                   ) -> dict[str, object]:
-    """σ* of every method on the calibration images (``--forgrad auto``); methods shared among the ranks,
-    each with a generator seeded from ``(seed, method)``; the same dictionary on every rank."""
-    import torch
-
-    from freqlens import distributed
-    from freqlens.analysis.sigma_search import search_sigma
-    from freqlens.attribution.registry import make_explainer
-
-    def step() -> list[tuple[int, object]]:
-        done = []
-        for index, name in distributed.shard(list(enumerate(names))):
-            generator = torch.Generator(device=calibration.device).manual_seed(_unit_seed(args.seed, "sigma", name))
-            explainer = make_explainer(name, model, batch_size=args.batch_size, generator=generator,
-                                       settings=(settings or {}).get(name))
-            try:
-                search = search_sigma(explainer, model, calibration, None, steps=args.steps, batch_size=args.batch_size,
-                                      mode=args.forgrad_mode, progress=progress_enabled(args))
-            except ValueError as error:
-                raise FreqlensError(f"{name}: {error}") from None
-            done.append((index, search.without_maps()))  # CPU tensors, no maps: light to gather
-        return done
-
-    found = distributed.gather_ordered(distributed.run_everywhere(step))
-    return dict(zip(names, found))
-
-
 def _evaluate_units(names: list[str], model, images, sigma: dict[str, float] | None, args,
                     settings: dict[str, dict] | None = None) -> list[dict]:
     """Per work unit (``--shard-size`` consecutive images) and method: the rows of
@@ -186,6 +159,7 @@ def _evaluate(args: argparse.Namespace, device) -> int:
     import torch
 
     from freqlens import distributed
+    from freqlens.analysis.forgrad_setting import forgrad_setting
     from freqlens.analysis.ranking import Ranking
     from freqlens.data import load_dataset
 
@@ -208,13 +182,15 @@ def _evaluate(args: argparse.Namespace, device) -> int:
     # the passes each method will take (on the evaluated and held-out images), before the long work
     planned = {name: announce_passes(args, name, explainer, *images.shape[-2:], needed)
                for name, explainer in explainers}
-    searches, sigma, source = {}, None, None
-    if args.forgrad == "auto":  # held out: other images of the same random draw
+    calibration = None  # --forgrad auto: σ* per method on other images of the same random draw
+    if args.forgrad == "auto":
         calibration, _ = pick_images(dataset, args.calibration, args.seed, device, skip=args.n_images)
-        searches = _search_sigmas(names, model, calibration, args, settings)
-        sigma, source = {name: float(search.sigma_star) for name, search in searches.items()}, "calibration"
-    elif args.forgrad is not None:
-        sigma, source = dict.fromkeys(names, float(args.forgrad)), "fixed"
+    chosen = forgrad_setting(args.forgrad, names, model, calibration,
+                             seeds={name: _unit_seed(args.seed, "sigma", name) for name in names},
+                             settings=settings, mode=args.forgrad_mode, steps=args.steps,
+                             batch_size=args.batch_size, progress=progress_enabled(args),
+                             share=shared_among_ranks)
+    searches, sigma, source = chosen.searches, chosen.sigmas, chosen.source
     units = _evaluate_units(names, model, images, sigma, args, settings)
     sizes = [unit["size"] for unit in units]
     rows = [_merge_rows([unit["rows"][name][0] for unit in units], sizes) for name in names]

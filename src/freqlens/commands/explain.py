@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from freqlens.commands._common import (
     add_dataset_flags,
@@ -21,6 +21,7 @@ from freqlens.commands._common import (
     pick_images,
     positive_int,
     progress_enabled,
+    shared_among_ranks,
 )
 from freqlens.commands._methods import (
     add_method_args_flag,
@@ -30,6 +31,9 @@ from freqlens.commands._methods import (
 )
 from freqlens.commands._model import add_model_flags, model_from_args
 from freqlens.errors import FreqlensError
+
+if TYPE_CHECKING:
+    from freqlens.analysis.sigma_search import SigmaSearch
 
 
 def _forgrad_value(text: str) -> float | str:
@@ -87,11 +91,9 @@ def _explain_units(model: Any, method: str, images: Any, labels: Any, sigma: flo
 
 def _explain(args: argparse.Namespace, device: Any) -> int:
     """``freqlens explain``; under torchrun the work units are shared among the ranks and rank 0 writes."""
-    import torch
-
     from freqlens import distributed
     from freqlens.analysis.explain import Explanation
-    from freqlens.analysis.sigma_search import search_sigma
+    from freqlens.analysis.forgrad_setting import forgrad_setting
     from freqlens.attribution.registry import canonical_method, make_explainer
     from freqlens.data import load_dataset
 
@@ -113,30 +115,19 @@ def _explain(args: argparse.Namespace, device: Any) -> int:
                                                                settings=settings), *images.shape[-2:], needed)
     except ValueError as error:  # e.g. GradCAM on a model without convolutions, a bad --method-args value
         raise FreqlensError(f"{method}: {error}") from None
-    search, sigma = None, None if args.forgrad is None else args.forgrad
-    if args.forgrad == "auto":  # on held-out images (other images of the same draw), by rank 0
-
-        def find_sigma():
-            if not distributed.is_main():
-                return None
-            held_out, _ = pick_images(dataset, needed - args.n_images, args.seed, device, skip=args.n_images)
-            generator = torch.Generator(device=device).manual_seed(
-                distributed.stream_seed("freqlens.explain", args.seed, "sigma"))
-            try:
-                found = search_sigma(make_explainer(method, model, batch_size=args.batch_size, generator=generator,
-                                                    settings=settings),
-                                     model, held_out, None, shape=args.shape, batch_size=args.batch_size,
-                                     mode=args.forgrad_mode, progress=progress_enabled(args))
-            except ValueError as error:
-                raise FreqlensError(f"{method}: {error}") from None
-            return {"sigma_star": found.sigma_star, "sigmas": list(found.sigmas), "scores": found.scores.cpu(),
-                    "deletion": found.deletion.cpu(), "insertion": found.insertion.cpu(), "summary": found.to_dict()}
-
-        search = distributed.broadcast_object(distributed.run_everywhere(find_sigma))
-        sigma = float(search["sigma_star"])
+    held_out = None  # --forgrad auto: σ* on other images of the same draw, searched by rank 0
+    if args.forgrad == "auto":
+        held_out, _ = pick_images(dataset, needed - args.n_images, args.seed, device, skip=args.n_images)
+    chosen = forgrad_setting(args.forgrad, [method], model, held_out,
+                             seeds={method: distributed.stream_seed("freqlens.explain", args.seed, "sigma")},
+                             settings={method: settings}, shape=args.shape, mode=args.forgrad_mode,
+                             batch_size=args.batch_size, progress=progress_enabled(args),
+                             share=shared_among_ranks)
+    sigma = None if chosen.sigmas is None else chosen.sigmas[method]
     target, maps, forgrad_maps = _explain_units(model, method, images, labels, sigma, args, settings)
     result = Explanation(method=method, images=images.cpu(), target=target, maps=maps, forgrad_maps=forgrad_maps,
                          sigma=sigma, shape=args.shape, mode=args.forgrad_mode)
+    search = chosen.searches.get(method)
     # rank 0 writes; a failure there stops every rank at once (instead of the others timing out)
     distributed.run_everywhere(
         lambda: _write_explanation(args, method, images.cpu(), labels.cpu(), result, search, record,
@@ -146,9 +137,10 @@ def _explain(args: argparse.Namespace, device: Any) -> int:
 
 
 def _write_explanation(args: argparse.Namespace, method: str, images: Any, labels: Any, result: Any,
-                       search: dict | None, record: dict, *, settings: dict | None = None,
+                       search: SigmaSearch | None, record: dict, *, settings: dict | None = None,
                        planned: dict | None = None) -> None:
-    """OUT/maps.pt, the PNG grids and OUT/explain.json (rank 0; ``record``: how the model was loaded;
+    """OUT/maps.pt, the PNG grids and OUT/explain.json (rank 0; ``search``: the σ* search of ``--forgrad
+    auto`` or ``None``; ``record``: how the model was loaded;
     ``settings``: the method's ``--method-args``; ``planned``: its planned passes)."""
     import math
 
@@ -184,9 +176,10 @@ def _write_explanation(args: argparse.Namespace, method: str, images: Any, label
     }
     if search is not None:
         summary["sigma_search"] = {
-            "calibration_images": args.calibration, "sigma_star": search["sigma_star"], "sigmas": search["sigmas"],
-            "insertion_minus_deletion": search["scores"].tolist(), "deletion": search["deletion"].tolist(),
-            "insertion": search["insertion"].tolist(), **search.get("summary", {}),
+            "calibration_images": args.calibration, "sigma_star": search.sigma_star,
+            "sigmas": list(search.sigmas),
+            "insertion_minus_deletion": search.scores.tolist(), "deletion": search.deletion.tolist(),
+            "insertion": search.insertion.tolist(), **search.to_dict(),
         }
     atomic_write_json(out / "explain.json", summary)
     sigma_text = "" if result.sigma is None or math.isnan(result.sigma) else f", FORGrad σ={result.sigma:.4g}"
@@ -195,12 +188,14 @@ def _write_explanation(args: argparse.Namespace, method: str, images: Any, label
 
 def add_parser(commands: Any) -> None:
     """Add ``explain`` to the ``freqlens`` sub-commands."""
+    from freqlens.attribution.registry import METHOD_NAMES
+
     explain = commands.add_parser("explain", help="attribution maps (+ FORGrad) of N images: OUT/maps.pt, grids")
     add_model_flags(explain)
     add_dataset_flags(explain)
     explain.add_argument("--split", default="test")
-    explain.add_argument("--method", required=True, help="saliency, gradient_input, integrated_gradients, "
-                         "smoothgrad, smoothgrad_sq, vargrad, gradcam, gradcam_pp, occlusion, rise, sobol, hsic")
+    # the names of the registry; canonical_method() also takes their aliases (ig, gxi, ...) in any case
+    explain.add_argument("--method", required=True, help=", ".join(METHOD_NAMES))
     add_method_args_flag(explain, several=False)
     explain.add_argument("--forgrad", type=_forgrad_value, default=None, metavar="SIGMA|auto",
                          help="low-pass the maps at σ (cycles per image), or search σ* on held-out images")
