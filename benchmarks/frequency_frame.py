@@ -31,13 +31,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", default="../shared/data/cifar10/cifar10-jpeg.tar.gz")
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--n-images", type=int, default=128)
+    parser.add_argument("--n-images", type=int, default=96)
     parser.add_argument("--n-calibration", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10, help="Deletion / Insertion steps")
     parser.add_argument("--n-sigmas", type=int, default=8, help="σ grid of the search (default_sigmas)")
     parser.add_argument("--pgd-steps", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     names = [name for name in args.models.split(",") if name]
     missing = [name for name in names if name not in zoo.names()]
     for name in missing:
