@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from _common import RESULTS, write_result
+import torch
+from _common import RESULTS, SHARED_DATA, write_result
 
 from freqlens.analysis import default_sigmas
 from freqlens.analysis.frame import frame_hf_depth, frequency_frame
@@ -29,7 +30,7 @@ MODELS = ("resnet_small-cifar10-standard", "resnet_small-cifar10-standard-5ep",
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="../shared/data/cifar10/cifar10-jpeg.tar.gz")
+    parser.add_argument("--dataset", default=str(SHARED_DATA / "cifar10" / "cifar10-jpeg.tar.gz"))
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--n-images", type=int, default=96)
     parser.add_argument("--n-calibration", type=int, default=64)
