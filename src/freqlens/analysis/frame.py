@@ -132,10 +132,10 @@ def _row(name: str, model: nn.Module, inputs: Tensor, labels: Tensor, calibratio
     starts = torch.Generator().manual_seed(settings["seed"])
     attack = PGD(model, eps=eps, alpha=eps / 4, steps=settings["pgd_steps"], generator=starts)
     spectra = attack_spectra(model, inputs, labels, {"PGD": attack}, batch_size=chunk)["PGD"]
-    gradients = Saliency(model, batch_size=chunk).attribute(inputs, labels)
+    explainer = Saliency(model, batch_size=chunk)
+    gradients = explainer.attribute(inputs, labels)
     depth = layer_hf_content(model, inputs, labels, measure="hf_power", batch_size=chunk)
     profile = occluded_frequency(model, inputs, labels, baseline="zero", batch_size=chunk)
-    explainer = Saliency(model, batch_size=chunk)
     chosen = search_sigma(explainer, model, calibration[0], calibration[1], sigmas=settings["sigmas"],
                           steps=settings["steps"],
                           batch_size=chunk, generator=generator).sigma_star

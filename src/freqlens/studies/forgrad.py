@@ -743,15 +743,16 @@ def _gain_dict(gain: Gain) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ claims
-def _seed_mean(tables: list[ModeTable], model: str, mode: str) -> dict[str, tuple[float, float, str]]:
-    """Per method of ``model``: ``(raw, FORGrad*)`` mean I+F−D averaged over the seeds (FORGrad* NaN for a
-    prediction-based method), and its family."""
+def _seed_mean(tables: list[ModeTable], model: str, mode: str,
+               metric: str = "score") -> dict[str, tuple[float, float, str]]:
+    """Per method of ``model``: ``(raw, FORGrad*)`` mean ``metric`` (default I+F−D) averaged over the seeds
+    (FORGrad* NaN for a prediction-based method), and its family."""
     chosen = [t for t in tables if t.model == model and t.mode == mode]
     out = {}
     for row in chosen[0].ranking.rows:
         stars = [t.star(row.method) for t in chosen]
-        out[row.method] = (_mean(t.row(row.method).mean("score") for t in chosen),
-                           _mean(s.mean("score") for s in stars if s is not None) if stars[0] is not None else math.nan,
+        out[row.method] = (_mean(t.row(row.method).mean(metric) for t in chosen),
+                           _mean(s.mean(metric) for s in stars if s is not None) if stars[0] is not None else math.nan,
                            row.family)
     return out
 
@@ -919,10 +920,21 @@ def _table2(tables: list[ModeTable], setup: Setup) -> tuple[list[str], list[list
         for mode in setup.modes:
             scores = _seed_mean(tables, name, mode)
             original = sorted(scores, key=lambda m: -scores[m][0])
-            pool = {(f"{m}*" if family == "gradient" else m): (star if family == "gradient" else raw)
-                    for m, (raw, star, family) in scores.items()}
+            pool = _forgrad_pool(scores)
             orders += [original, sorted(pool, key=lambda m: -pool[m])]
             columns += [f"{name} {mode} original", f"{name} {mode} FORGrad"]
+    return _rank_table(columns, orders)
+
+
+def _forgrad_pool(scores: dict[str, tuple[float, float, str]]) -> dict[str, float]:
+    """Seed 001 Table 2's "FORGrad" pool from :func:`_seed_mean`: ``method*`` with its FORGrad* value for the
+    gradient methods, ``method`` with its raw value for the others."""
+    return {(f"{m}*" if family == "gradient" else m): (star if family == "gradient" else raw)
+            for m, (raw, star, family) in scores.items()}
+
+
+def _rank_table(columns: list[str], orders: list[list[str]]) -> tuple[list[str], list[list[Any]]]:
+    """``(columns, rows)`` of a ranking table: row k holds the k-th entry of every order ("" past its end)."""
     depth = max(len(order) for order in orders)
     return columns, [[rank + 1, *[o[rank] if rank < len(o) else "" for o in orders]] for rank in range(depth)]
 
@@ -962,18 +974,11 @@ def _metric_rankings(tables: list[ModeTable], setup: Setup) -> tuple[list[str], 
     columns, orders = ["rank"], []
     for name in setup.models:
         for mode in setup.modes:
-            chosen = [t for t in tables if t.model == name and t.mode == mode]
-            pool = {}
-            for row in chosen[0].ranking.rows:
-                starred = row.family == "gradient"
-                picked = [t.star(row.method) if starred else t.row(row.method) for t in chosen]
-                pool[f"{row.method}*" if starred else row.method] = picked
             for metric, sign in (("deletion", 1.0), ("insertion", -1.0), ("mufidelity", -1.0)):
-                means = {label: _mean(r.mean(metric) for r in rows) for label, rows in pool.items()}
-                orders.append(sorted(means, key=lambda label: sign * means[label]))
+                pool = _forgrad_pool(_seed_mean(tables, name, mode, metric))
+                orders.append(sorted(pool, key=lambda label: sign * pool[label]))
                 columns.append(f"{name} {mode} by {METRIC_LABELS[metric]}")
-    depth = max(len(order) for order in orders)
-    return columns, [[rank + 1, *[o[rank] if rank < len(o) else "" for o in orders]] for rank in range(depth)]
+    return _rank_table(columns, orders)
 
 
 def _gain_table(gains: list[Gain]) -> list[list[Any]]:
