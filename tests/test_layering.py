@@ -132,3 +132,28 @@ def test_the_checker_sees_relative_and_nested_imports():
     assert any(top == "attribution" and text.startswith("from .") for _, top, text in imports)
     nested = [top for _, top, _ in _imports(PACKAGE / "commands" / "evaluate.py")]
     assert "analysis" in nested  # imported inside functions only
+
+
+def _private_imports(text: str) -> list[tuple[int, str]]:
+    """``(line, "from X import _name")`` for every private name a module's source ``text`` imports from
+    another freqlens module (relative imports, or absolute ones of ``freqlens``)."""
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        if not isinstance(node, ast.ImportFrom) or (node.level == 0 and not (node.module or "").startswith("freqlens")):
+            continue
+        found += [(node.lineno, f"from {'.' * node.level}{node.module or ''} import {alias.name}")
+                  for alias in node.names if alias.name.startswith("_") and not alias.name.startswith("__")]
+    return found
+
+
+def test_no_private_helper_is_imported_across_modules():
+    """A helper two modules share is public (one definition, named and documented), not ``_private``."""
+    found = [f"{path.relative_to(PACKAGE.parent).as_posix()}:{line}: {text}"
+             for path in sorted(PACKAGE.rglob("*.py")) for line, text in _private_imports(path.read_text("utf-8"))]
+    assert not found, "private names imported across modules:\n" + "\n".join(found)
+
+
+def test_the_private_import_checker_sees_one():
+    """The checker is not blind: a relative import of ``_helper`` is reported, a public or foreign one is not."""
+    text = "from .filtering import _helper\nfrom freqlens.utils.tensors import check_images\nfrom os import _exit\n"
+    assert _private_imports(text) == [(1, "from .filtering import _helper")]

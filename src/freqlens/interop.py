@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from freqlens.attribution.base import Explainer, check_images, eval_mode, resolve_target
+from freqlens.attribution.base import Call, Explainer, Family
 from freqlens.attribution.gradcam import find_layer
 from freqlens.metrics.sanity import bind_explainer
 from freqlens.utils.tensors import REDUCTIONS, reduce_channels
@@ -55,6 +55,25 @@ class CaptumExplainer(Explainer):
     perturbation methods (``Occlusion``, ``FeatureAblation``...), else ``"gradient"``. Note Captum's ``Saliency`` takes the absolute value by default
     (``abs=True``), freqlens' does not; Captum's ``LayerGradCam`` applies no ReLU unless
     ``relu_attributions=True`` (freqlens' ``GradCAM`` does).
+
+    Args:
+        captum_attribution: a Captum attribution object, or a Captum attribution class (then ``model``
+            is required).
+        model: the classifier, to build a Captum class with; for an object it must be the model it wraps
+            (or ``None``).
+        layer: for layer methods, the layer (a module or its dotted name); for an object it must be the
+            layer it holds.
+        per_channel: maps per channel (default: ``True`` for input attributions, ``False`` for layer
+            attributions, which cannot be per channel).
+        interpolate_mode: Captum's ``LayerAttribution.interpolate`` mode for layer maps.
+        layer_reduce: channel reduction of layer maps, one of ``REDUCTIONS``.
+        label: the name in tables (default ``captum_<class name>``).
+        **attribute_kwargs: passed to ``attribution.attribute(...)`` on every call.
+
+    Raises:
+        TypeError: a class without ``model``, or not a Captum attribution wrapping a ``torch.nn.Module``.
+        ValueError: ``model`` / ``layer`` differ from the attribution's, ``per_channel=True`` for a
+            layer attribution, or an unknown ``layer_reduce``.
     """
 
     family = "gradient"
@@ -93,7 +112,8 @@ class CaptumExplainer(Explainer):
         bases = _captum_bases(captum_attribution)
         self.is_layer = "LayerAttribution" in bases
         self.family = (
-            "cam" if "LayerGradCam" in bases else "black-box" if "PerturbationAttribution" in bases else "gradient"
+            Family.CAM if "LayerGradCam" in bases
+            else Family.BLACK_BOX if "PerturbationAttribution" in bases else Family.GRADIENT
         )
         if self.is_layer and per_channel:
             raise ValueError("a layer attribution gives one map per image (B×1×H×W): per_channel=True does not apply")
@@ -104,12 +124,10 @@ class CaptumExplainer(Explainer):
         self.layer_reduce = layer_reduce
         self.label = label or f"captum_{type(captum_attribution).__name__.lower()}"
 
-    def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
-        inputs = check_images(inputs)
-        with eval_mode(self.model):
-            target = resolve_target(self.model, inputs, target, None)
-            leaf = inputs.detach().clone().requires_grad_(True)  # a leaf of our own: Captum does not touch the caller's
-            maps = self.attribution.attribute(leaf, target=target, **self.attribute_kwargs)
+    def _attribute(self, call: Call) -> Tensor:
+        inputs = call.inputs
+        leaf = inputs.clone().requires_grad_(True)  # a leaf of our own: Captum does not touch the caller's
+        maps = self.attribution.attribute(leaf, target=call.target, **self.attribute_kwargs)
         if isinstance(maps, tuple):
             if len(maps) != 1:
                 raise ValueError("the Captum attribution returned several tensors; one input tensor is expected")
@@ -136,12 +154,22 @@ class CaptumExplainer(Explainer):
 
 
 def to_quantus(maps: Tensor, reduce: str | None = "sum") -> np.ndarray:
-    """Maps (``B×C×H×W``, ``B×1×H×W`` or ``B×H×W``) as a Quantus ``a_batch``: float32 numpy ``B×1×H×W``.
+    """Maps as a Quantus ``a_batch``.
 
     Quantus takes channel-first image batches ``x_batch`` (``B×C×H×W``) with attributions either of the
-    same shape or with one channel (``B×1×H×W``, broadcast over channels); we reduce the channels with
-    ``reduce_channels(maps, reduce)`` (default ``"sum"``, the convention of freqlens' metrics) to give
-    the one-channel form. ``reduce=None`` keeps the channels (``B×C×H×W``).
+    same shape or with one channel (``B×1×H×W``, broadcast over channels).
+
+    Args:
+        maps: ``B×C×H×W``, ``B×1×H×W`` or ``B×H×W`` maps.
+        reduce: the channel reduction ``reduce_channels(maps, reduce)`` (default ``"sum"``, the
+            convention of freqlens' metrics) that gives the one-channel form; ``None`` keeps the channels.
+
+    Returns:
+        Float32 numpy ``B×1×H×W`` (``B×C×H×W`` with ``reduce=None``).
+
+    Raises:
+        TypeError: ``maps`` is not a tensor.
+        ValueError: a shape other than the above, or an unknown ``reduce``.
     """
     if not isinstance(maps, Tensor):
         raise TypeError(f"maps must be a torch.Tensor, got {type(maps).__name__}")
@@ -161,14 +189,27 @@ def quantus_explain_func(
 ) -> Callable[..., np.ndarray]:
     """A Quantus ``explain_func(model, inputs, targets, **kwargs) -> a_batch`` from freqlens.
 
-    ``explainer`` is a method name (``"saliency"``, ``"ig"``... built by
-    :func:`freqlens.attribution.registry.make_explainer` with ``batch_size`` and ``generator``), an explainer
-    class or factory ``model -> explainer``, or an explainer instance. Each call explains with **the model
-    Quantus passes**: Quantus' randomisation metrics (``MPRT``, ``RandomLogit``...) pass randomised copies of
-    the model, so an instance built around another model is rebound to it
-    (:func:`freqlens.metrics.sanity.bind_explainer`; names and factories are built on it). Inputs/targets
-    arrive as numpy (or tensors) and are moved to the model's device; the maps come back by
-    :func:`to_quantus` (``B×1×H×W`` float32 with ``reduce="sum"``).
+    Each call explains with **the model Quantus passes**: Quantus' randomisation metrics (``MPRT``,
+    ``RandomLogit``...) pass randomised copies of the model, so an instance built around another model is
+    rebound to it (:func:`freqlens.metrics.sanity.bind_explainer`; names and factories are built on it).
+    Inputs/targets arrive as numpy (or tensors) and are moved to the model's device.
+
+    Args:
+        explainer: a method name (``"saliency"``, ``"ig"``... built by
+            :func:`freqlens.attribution.registry.make_explainer` with ``batch_size`` and ``generator``), an
+            explainer class or factory ``model -> explainer``, or an explainer instance.
+        reduce: the channel reduction of :func:`to_quantus` (``None`` keeps the channels).
+        batch_size: for a method name, max images per pass of the built explainer.
+        generator: for a method name, the random stream of the built explainer.
+
+    Returns:
+        The ``explain_func``; its maps come back by :func:`to_quantus` (``B×1×H×W`` float32 with
+            ``reduce="sum"``).
+
+    Raises:
+        TypeError: ``explainer`` is none of the above (the returned function raises ``TypeError`` when
+            Quantus passes no torch model and ``explainer`` is not an instance).
+        ValueError: an unknown method name.
     """
     if isinstance(explainer, str):
         from freqlens.attribution.registry import canonical_method, make_explainer

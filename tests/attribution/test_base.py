@@ -137,16 +137,22 @@ def test_count_passes_counts_images_and_removes_its_hook(smooth_cnn, images):
     assert count.forward == 8
 
 
-class _ArgumentGenerator:
+class _StochasticExplainer:
+    """Declares ``stochastic = True``: the protocol's one way to receive a generator."""
+
+    stochastic = True
+
     def __init__(self):
         self.seen = []
 
-    def attribute(self, inputs, target=None, generator=None):
+    def attribute(self, inputs, target=None, *, generator=None):
         self.seen.append(generator)
         return inputs
 
 
 class _AttributeGenerator:
+    """Holds a ``generator`` attribute but does not declare itself stochastic: never handed a generator."""
+
     def __init__(self, generator=None):
         self.generator = generator
         self.seen = []
@@ -156,18 +162,21 @@ class _AttributeGenerator:
         return inputs
 
 
-def test_call_explainer_hands_over_the_generator():
+def test_call_explainer_hands_the_generator_to_stochastic_explainers_only():
+    """One way: ``generator=`` for an explainer that declares ``stochastic``; nobody's attribute is overwritten."""
     x = torch.rand(1, 1, 2, 2)
     generator = torch.Generator()
-    by_argument, deterministic = _ArgumentGenerator(), IdentityExplainer()
+    stochastic, deterministic = _StochasticExplainer(), IdentityExplainer()
     original = torch.Generator()
     by_attribute = _AttributeGenerator(original)
-    for explainer in (by_argument, by_attribute, deterministic):
+    for explainer in (stochastic, by_attribute, deterministic):
         call_explainer(explainer, x, None, generator)
-    assert by_argument.seen == [generator]
-    assert by_attribute.seen == [generator] and by_attribute.generator is original  # restored
+    assert stochastic.seen == [generator]
+    assert by_attribute.seen == [original] and by_attribute.generator is original
     assert deterministic.calls == [1]
-    assert is_stochastic(by_argument) and is_stochastic(by_attribute) and not is_stochastic(deterministic)
+    assert is_stochastic(stochastic) and not is_stochastic(by_attribute) and not is_stochastic(deterministic)
+    call_explainer(stochastic, x, None, None)
+    assert stochastic.seen == [generator, None]  # no generator given: the explainer's own stream
 
 
 def test_auto_batch_size_on_cpu_is_bounded_and_follows_image_size():

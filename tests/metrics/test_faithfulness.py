@@ -10,7 +10,8 @@ from scipy import ndimage, stats
 from torch import nn
 
 from freqlens.metrics import deletion, global_score, insertion, mufidelity
-from freqlens.metrics.faithfulness import _gaussian_blur, _row_correlation
+from freqlens.metrics.faithfulness import row_correlation as _row_correlation
+from freqlens.utils.perturb import gaussian_blur as _gaussian_blur
 
 METRICS = {"deletion": deletion, "insertion": insertion}
 

@@ -73,7 +73,8 @@ def _as_values(values: object, name: str) -> Tensor:
     return tensor
 
 
-def _check_settings(n_resamples: int, confidence: float) -> None:
+def check_bootstrap_settings(n_resamples: int, confidence: float) -> None:
+    """Raise ``ValueError`` unless ``n_resamples`` is an int ≥ 1 and ``confidence`` is in (0, 1)."""
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
         raise ValueError(f"n_resamples must be an integer >= 1, got {n_resamples!r}")
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
@@ -98,7 +99,7 @@ def bootstrap_interval(
     Returns:
         :class:`Interval` with ``estimate = mean(values)``. Memory: ``B × n`` indices.
     """
-    _check_settings(n_resamples, confidence)
+    check_bootstrap_settings(n_resamples, confidence)
     data = _as_values(values, "values")
     n = data.numel()
     shift = data[0]

@@ -24,10 +24,10 @@ from collections.abc import Iterable
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from freqlens.spectral import band_mask, dct2, dct_bands, idct2
-from freqlens.utils.tensors import check_images, chunks, eval_mode, resolve_target
+from freqlens.utils.perturb import clean_scores, score_perturbations
+from freqlens.utils.tensors import check_images, eval_mode
 
 __all__ = [
     "BASELINES",
@@ -39,7 +39,9 @@ __all__ = [
 ]
 
 BASELINES = ("zero", "noise")
-SCORES = ("logit", "probability")
+#: Scores of :func:`occluded_frequency`: those of :func:`~freqlens.utils.scores.select_score`, with
+#: ``"probability"`` kept as the name of ``"prob"``.
+SCORES = ("logit", "prob", "log_prob", "probability")
 
 
 def _band_rms(coefficients: Tensor) -> Tensor:
@@ -65,14 +67,12 @@ def _baseline_values(coefficients: Tensor, baseline: str, generator: torch.Gener
     raise ValueError(f"unknown baseline {baseline!r}; expected one of {', '.join(BASELINES)}")
 
 
-def _scores(logits: Tensor, target: Tensor, score: str) -> Tensor:
-    if logits.dim() != 2 or logits.shape[0] != target.shape[0]:
-        raise ValueError(f"the model must return logits of shape [batch, classes], got {tuple(logits.shape)}")
-    if bool((target >= logits.shape[1]).any()):
-        raise ValueError(f"target class {int(target.max())} is out of range for {logits.shape[1]} classes")
-    if score == "probability":
-        logits = logits.softmax(dim=1)
-    return logits.gather(1, target[:, None])[:, 0]
+def _check_score(score: str) -> str:
+    """One of :data:`SCORES` (``"probability"`` is ``"prob"``), as a name of
+    :func:`~freqlens.utils.scores.select_score`."""
+    if score not in SCORES:
+        raise ValueError(f"unknown score {score!r}; expected one of {', '.join(SCORES)}")
+    return "prob" if score == "probability" else score
 
 
 @torch.no_grad()
@@ -96,14 +96,10 @@ def occluded_frequency(
     check_images(inputs)
     if baseline not in BASELINES:
         raise ValueError(f"unknown baseline {baseline!r}; expected one of {', '.join(BASELINES)}")
-    if score not in SCORES:
-        raise ValueError(f"unknown score {score!r}; expected one of {', '.join(SCORES)}")
+    score = _check_score(score)
     batch, _, h, w = inputs.shape
     with eval_mode(model):
-        target = resolve_target(model, inputs, target, batch_size)
-        base_scores = torch.cat([
-            _scores(model(inputs[part]), target[part], score) for part in chunks(batch, batch_size)
-        ])
+        target, base_scores = clean_scores(model, inputs, target, score, batch_size)
         coefficients = dct2(inputs)
         replacement = _baseline_values(coefficients, baseline, generator)
         if per_coefficient:
@@ -113,17 +109,12 @@ def occluded_frequency(
             n_parts = h + w - 1
             bands = dct_bands(h, w, device=inputs.device)
             masks = bands[None] == torch.arange(n_parts, device=inputs.device)[:, None, None]
-        total = batch * n_parts
-        occluded_scores = torch.empty(total, dtype=base_scores.dtype, device=inputs.device)
-        parts = list(chunks(total, batch_size))
-        for part in tqdm(parts, desc="occluded frequency", disable=not progress, leave=False):
-            items = torch.arange(part.start, part.stop, device=inputs.device)
-            image, which = items // n_parts, items % n_parts
-            mask = masks[which][:, None]  # n×1×H×W
-            occluded = torch.where(mask, replacement[image], coefficients[image])
-            logits = model(idct2(occluded))
-            occluded_scores[part] = _scores(logits, target[image], score)
-    result = base_scores[:, None] - occluded_scores.reshape(batch, n_parts)
+        occluded_scores = score_perturbations(
+            lambda kept: model(idct2(kept)), coefficients, replacement, target, n_parts,
+            lambda image, which: ~masks[which][:, None], score, batch_size or batch * n_parts,
+            progress=progress, desc="occluded frequency",
+        )
+    result = base_scores[:, None] - occluded_scores
     return result.reshape(batch, h, w) if per_coefficient else result
 
 

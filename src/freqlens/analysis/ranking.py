@@ -399,6 +399,24 @@ class _Table:
         return row, star
 
 
+def _table_rows(table: _Table, explainers: list[tuple[str, object]], progress: bool) -> tuple[list[MethodRow],
+                                                                                             list[MethodRow]]:
+    """The original rows and the FORGrad * rows of every ``(label, explainer)``, in order (a tqdm bar when
+    ``progress``)."""
+    from tqdm.auto import tqdm
+
+    rows: list[MethodRow] = []
+    forgrad_rows: list[MethodRow] = []
+    bar = tqdm(explainers, desc="rank_methods", unit="method", leave=False, disable=not progress)
+    for label, explainer in bar:
+        bar.set_postfix_str(label)
+        row, star = table.rows(label, explainer)
+        rows.append(row)
+        if star is not None:
+            forgrad_rows.append(star)
+    return rows, forgrad_rows
+
+
 def rank_methods(
     model: nn.Module,
     inputs: Tensor,
@@ -463,10 +481,6 @@ def rank_methods(
     check_criterion(criterion)
     explainers = _resolve_methods(methods, model, batch_size, generator)
     mask_seed = int(torch.randint(0, 2**62, (1,), generator=generator).item()) if generator is not None else 0
-    rows: list[MethodRow] = []
-    forgrad_rows: list[MethodRow] = []
-    from tqdm.auto import tqdm
-
     with eval_mode(model):
         target = resolve_target(model, inputs, target, batch_size)
         if batch_size is None:  # the one-off 1-image memory probe of automatic batching, not a method's cost
@@ -474,13 +488,7 @@ def rank_methods(
         table = _Table(model, inputs, target, setting, mode, shape, sigmas, calibration, generator, batch_size,
                        {"steps": steps, "grid": grid, "samples": mufidelity_samples, "batch_size": batch_size,
                         "progress": progress, "mask_seed": mask_seed}, criterion)
-        bar = tqdm(explainers, desc="rank_methods", unit="method", leave=False, disable=not progress)
-        for label, explainer in bar:
-            bar.set_postfix_str(label)
-            row, star = table.rows(label, explainer)
-            rows.append(row)
-            if star is not None:
-                forgrad_rows.append(star)
+        rows, forgrad_rows = _table_rows(table, explainers, progress)
     source = ("given" if isinstance(setting, dict) else
               {None: None, "auto": "calibration" if calibration is not None else "inputs"}.get(setting, "fixed"))
     return Ranking(rows=rows, forgrad_rows=forgrad_rows, n_images=inputs.shape[0], sigma_source=source,

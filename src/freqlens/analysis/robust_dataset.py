@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from freqlens.models import features as penultimate_features
+from freqlens.utils.scores import input_gradient
 from freqlens.utils.tensors import check_images, chunks, eval_mode
 
 __all__ = ["other_image_indices", "robust_dataset"]
@@ -47,10 +48,8 @@ def _optimise(model: nn.Module, features: FeatureFn, source: Tensor, start: Tens
     x_r = start.clone()
     history = []
     for _ in range(steps):
-        x_r.requires_grad_(True)
-        distance = _distance(features(model, x_r), goal)
-        (grad,) = torch.autograd.grad(distance.sum(), x_r)
-        history.append(distance.detach())
+        grad, feats = input_gradient(lambda x: features(model, x), x_r, lambda f: _distance(f, goal))
+        history.append(_distance(feats, goal))
         with torch.no_grad():
             norm = grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, *([1] * (grad.dim() - 1)))
             x_r = (x_r.detach() - step_size * grad / norm).clamp(0.0, 1.0)

@@ -22,12 +22,12 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from freqlens.attribution.base import Explainer, check_images, resolve_target
+from freqlens.attribution.base import Explainer, check_images, check_score, resolve_target
 from freqlens.attribution.forgrad import check_forgrad_mode, forgrad_filter
 from freqlens.metrics import deletion, insertion, mufidelity
 from freqlens.spectral import nyquist_sigma
 
-from .bootstrap import Interval, _check_settings, bootstrap_interval, paired_bootstrap_interval
+from .bootstrap import Interval, bootstrap_interval, check_bootstrap_settings, paired_bootstrap_interval
 
 __all__ = ["CRITERIA", "SigmaSearch", "check_criterion", "default_sigmas", "search_sigma"]
 
@@ -213,6 +213,23 @@ def check_criterion(criterion: object) -> str:
     return str(criterion)
 
 
+def _check_search(
+    inputs: Tensor, sigmas: Sequence[float] | Tensor | None, shape: str, steps: int, score: str, mode: str,
+    criterion: str, n_resamples: int, confidence: float,
+) -> tuple[str, float, list[float]]:
+    """Validate :func:`search_sigma`'s settings before any work; returns ``(criterion, Nyquist bound, σ grid)``."""
+    check_images(inputs)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    check_score(score)
+    check_forgrad_mode(mode)
+    criterion = check_criterion(criterion)
+    check_bootstrap_settings(n_resamples, confidence)
+    height, width = inputs.shape[-2:]
+    bound = nyquist_sigma(height, width, shape)  # validates ``shape``
+    return criterion, bound, default_sigmas(height, width, shape) if sigmas is None else _check_sigmas(sigmas)
+
+
 def search_sigma(
     explainer: Explainer,
     model: nn.Module,
@@ -267,17 +284,8 @@ def search_sigma(
         unfiltered reference (σ = ∞) is taken from the grid when it holds a σ ≥ the Nyquist bound of
         ``shape``, else computed once more from the same base maps.
     """
-    inputs = check_images(inputs)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    if score not in ("prob", "logit"):
-        raise ValueError(f"unknown score {score!r}; expected one of prob, logit")
-    check_forgrad_mode(mode)
-    criterion = check_criterion(criterion)
-    _check_settings(n_resamples, confidence)
-    height, width = inputs.shape[-2:]
-    bound = nyquist_sigma(height, width, shape)  # validates ``shape`` before any work
-    sigma_grid = default_sigmas(height, width, shape) if sigmas is None else _check_sigmas(sigmas)
+    criterion, bound, sigma_grid = _check_search(inputs, sigmas, shape, steps, score, mode, criterion, n_resamples,
+                                                 confidence)
     target = resolve_target(model, inputs, target, batch_size)
     base_maps = _base_maps(explainer, inputs, target)
     rng = generator if generator is not None else torch.Generator().manual_seed(0)

@@ -3,8 +3,8 @@
 Every attack is called as ``attack(x, y) -> x_adv`` (or ``attack.attack(x, y)``) with ``x`` a
 ``B×C×H×W`` float batch in [0, 1] and ``y`` a ``LongTensor[B]`` (true classes; target classes when
 ``targeted=True``). The model is held in eval mode during the attack (every submodule's flag restored
-after), gradients are taken with :func:`torch.autograd.grad` w.r.t. the input only, so no parameter
-``.grad`` is ever created or changed.
+after), gradients are taken with :func:`freqlens.utils.scores.input_gradient` (re-exported here) w.r.t.
+the input only, so no parameter ``.grad`` is ever created or changed.
 """
 
 from __future__ import annotations
@@ -16,21 +16,45 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from freqlens.errors import InputError
-from freqlens.utils.tensors import check_images as _check_pixels
+from freqlens.utils.scores import input_gradient
+from freqlens.utils.tensors import check_images as check_pixel_range
 from freqlens.utils.tensors import eval_mode
 
 __all__ = ["Attack", "check_budget", "check_images", "check_labels", "input_gradient", "per_image_norm", "rand"]
 
 
 def check_images(inputs: Tensor, name: str = "inputs") -> Tensor:
-    """:func:`freqlens.utils.tensors.check_images` with the range fixed to [0, 1]: attacks clamp their
-    adversarial images to [0, 1], so they check that range whatever :func:`freqlens.pixel_range` says."""
-    return _check_pixels(inputs, name, bounds=(0.0, 1.0))
+    """:func:`freqlens.utils.tensors.check_images` with the range fixed to [0, 1].
+
+    Attacks clamp their adversarial images to [0, 1], so they check that range whatever
+    :func:`freqlens.pixel_range` says.
+
+    Args:
+        inputs: images ``B×C×H×W`` with pixels in [0, 1].
+        name: the argument's name in error messages.
+
+    Returns:
+        ``inputs`` unchanged.
+
+    Raises:
+        InputError: bad shape, dtype, NaN / inf or pixels outside [0, 1].
+    """
+    return check_pixel_range(inputs, name, bounds=(0.0, 1.0))
 
 
 def check_budget(eps: float, norm: str, image_shape: tuple[int, ...]) -> float:
-    """Refuse an ε no [0, 1] image can use: L∞ ε > 1, or L2 ε above the norm of an all-ones image
-    (``sqrt(C·H·W)``, the diagonal of the pixel cube) — typically ``8`` typed for ``8/255``.
+    """Refuse an ε no [0, 1] image can use.
+
+    That is L∞ ε > 1, or L2 ε above the norm of an all-ones image (``sqrt(C·H·W)``, the diagonal of
+    the pixel cube) — typically ``8`` typed for ``8/255``.
+
+    Args:
+        eps: the budget, in pixel units of [0, 1] images.
+        norm: ``"inf"`` (L∞) or ``"2"`` (L2).
+        image_shape: shape of one image, ``(C, H, W)``.
+
+    Returns:
+        ``eps`` unchanged.
 
     Raises:
         InputError: with the hint that ε is in pixel units of [0, 1] images.
@@ -47,7 +71,22 @@ def check_budget(eps: float, norm: str, image_shape: tuple[int, ...]) -> float:
 
 
 def check_labels(labels: Tensor, batch: int, num_classes: int, device: torch.device, name: str = "labels") -> Tensor:
-    """Validate ``labels`` as integer class indices ``[B]`` in ``[0, num_classes)``; returns a LongTensor on ``device``."""
+    """Validate ``labels`` as integer class indices ``[B]`` in ``[0, num_classes)``.
+
+    Args:
+        labels: integer tensor ``[B]``.
+        batch: the expected ``B``.
+        num_classes: the number of logits of the model.
+        device: device of the result.
+        name: the argument's name in error messages.
+
+    Returns:
+        ``LongTensor[B]`` on ``device``.
+
+    Raises:
+        TypeError: ``labels`` is not a tensor.
+        ValueError: non-integer dtype, wrong shape or an index out of range.
+    """
     if not isinstance(labels, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of class indices, got {type(labels).__name__}")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
@@ -63,27 +102,35 @@ def check_labels(labels: Tensor, batch: int, num_classes: int, device: torch.dev
 
 
 def per_image_norm(values: Tensor, norm: str) -> Tensor:
-    """``[B]`` L∞ (``"inf"``) or L2 (``"2"``) norm of each image of ``values`` (``B×…``)."""
+    """Norm of each image of a batch.
+
+    Args:
+        values: a batch ``B×…`` (e.g. perturbations ``B×C×H×W``).
+        norm: ``"inf"`` (L∞) or ``"2"`` (L2).
+
+    Returns:
+        ``Tensor[B]``.
+    """
     flat = values.flatten(1)
     return flat.abs().amax(dim=1) if norm == "inf" else flat.norm(dim=1)
 
 
 def rand(shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor, normal: bool = False) -> Tensor:
-    """Uniform [0, 1) (or standard normal) draws on ``like``'s device and dtype, from ``generator``
-    (which may live on another device; the draws are made there and moved)."""
+    """Uniform [0, 1) (or standard normal) draws on ``like``'s device and dtype.
+
+    Args:
+        shape: shape of the draws.
+        generator: the source of randomness, or ``None`` for the global one; it may live on another
+            device (the draws are made there and moved).
+        like: a tensor whose device and dtype the draws take.
+        normal: draw from the standard normal instead of uniform [0, 1).
+
+    Returns:
+        Tensor of ``shape``.
+    """
     device = generator.device if generator is not None else like.device
     draw = torch.randn if normal else torch.rand
     return draw(shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
-
-
-def input_gradient(model: nn.Module, inputs: Tensor, loss_fn) -> tuple[Tensor, Tensor]:
-    """``(∇ₓ Σ loss_fn(model(x)), logits)`` w.r.t. the input only (parameters untouched)."""
-    x = inputs.detach().requires_grad_(True)
-    with torch.enable_grad():
-        logits = model(x)
-        loss = loss_fn(logits).sum()
-        (grad,) = torch.autograd.grad(loss, x)
-    return grad.detach(), logits.detach()
 
 
 def cross_entropy(labels: Tensor):
@@ -92,6 +139,20 @@ def cross_entropy(labels: Tensor):
 
 
 def check_number(name: str, value: float, minimum: float = 0.0, strict: bool = True) -> float:
+    """Validate a finite number above (or, with ``strict=False``, at least) ``minimum``.
+
+    Args:
+        name: the setting's name in the error message.
+        value: the number to check.
+        minimum: the lower bound.
+        strict: require ``value > minimum``; otherwise ``value >= minimum``.
+
+    Returns:
+        ``value`` as a float.
+
+    Raises:
+        ValueError: ``value`` is not finite or is below the bound.
+    """
     value = float(value)
     ok = value > minimum if strict else value >= minimum
     if not ok or not math.isfinite(value):
@@ -101,6 +162,19 @@ def check_number(name: str, value: float, minimum: float = 0.0, strict: bool = T
 
 
 def check_count(name: str, value: int, minimum: int = 1) -> int:
+    """Validate an integer count ≥ ``minimum`` (bools refused).
+
+    Args:
+        name: the setting's name in the error message.
+        value: the count to check.
+        minimum: the smallest allowed value.
+
+    Returns:
+        ``value`` as an int.
+
+    Raises:
+        ValueError: ``value`` is not an integer or is below ``minimum``.
+    """
     if isinstance(value, bool) or int(value) != value or int(value) < minimum:
         raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
     return int(value)
@@ -109,8 +183,13 @@ def check_count(name: str, value: int, minimum: int = 1) -> int:
 class Attack:
     """Base class: validates the inputs, holds the model in eval mode and calls :meth:`_run`.
 
-    ``targeted=False``: ``y`` are the true classes and the attack tries to leave them;
-    ``targeted=True``: ``y`` are the target classes and the attack tries to reach them.
+    Args:
+        model: the classifier, taking ``B×C×H×W`` images in [0, 1] and returning ``B×K`` logits.
+        targeted: ``False``: ``y`` are the true classes and the attack tries to leave them;
+            ``True``: ``y`` are the target classes and the attack tries to reach them.
+
+    Raises:
+        TypeError: ``model`` is not a ``torch.nn.Module``.
     """
 
     def __init__(self, model: nn.Module, targeted: bool = False) -> None:
@@ -123,7 +202,19 @@ class Attack:
         return self.attack(inputs, labels)
 
     def attack(self, inputs: Tensor, labels: Tensor) -> Tensor:
-        """Adversarial examples ``B×C×H×W`` in [0, 1] for ``inputs`` (same shape, dtype, device)."""
+        """Adversarial examples for ``inputs``.
+
+        Args:
+            inputs: images ``B×C×H×W`` in [0, 1].
+            labels: ``LongTensor[B]``: the true classes, or the target classes when ``targeted``.
+
+        Returns:
+            Adversarial images ``B×C×H×W`` in [0, 1] (same shape, dtype, device as ``inputs``).
+
+        Raises:
+            InputError: images outside [0, 1] or an ε no [0, 1] image can use.
+            ValueError: the model does not return ``[batch, classes]`` logits, or bad labels.
+        """
         check_images(inputs)
         if getattr(self, "eps", None) is not None:
             check_budget(float(self.eps), getattr(self, "norm", "inf"), tuple(inputs.shape[1:]))

@@ -2,11 +2,12 @@
 
 Every explainer maps ``inputs`` (``B×C×H×W``, pixels in [0, 1]) and ``target`` (``LongTensor[B]`` or
 ``None`` = predicted class) to attribution maps, ``B×C×H×W`` for gradient methods, ``B×1×H×W`` for the
-others; see :mod:`freqlens.attribution.base` and DESIGN.md.
+others; see :mod:`freqlens.attribution.base` (the template :meth:`Explainer.attribute`, :class:`Family`)
+and DESIGN.md. New methods subclass :class:`Explainer` and implement ``_attribute(call)``.
 """
 
 from ._batching import auto_batch_size
-from .base import SCORES, Explainer, PassCount, count_passes
+from .base import SCORES, Call, Explainer, Family, PassCount, count_passes
 from .controls import CentrePrior
 from .forgrad import FORGRAD_MODES, FORGrad, auto_sigma, forgrad_filter
 from .gradcam import GradCAM, GradCAMPlusPlus
@@ -24,9 +25,11 @@ __all__ = [
     "REDUCTIONS",
     "RISE",
     "SCORES",
+    "Call",
     "CentrePrior",
     "Explainer",
     "FORGrad",
+    "Family",
     "GradCAM",
     "GradCAMPlusPlus",
     "GradientInput",

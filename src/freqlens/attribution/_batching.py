@@ -25,7 +25,9 @@ import weakref
 import torch
 from torch import Tensor, nn
 
-from .base import eval_mode, uncounted
+from freqlens.utils.tensors import check_batch_size, eval_mode
+
+from .passes import uncounted
 
 __all__ = [
     "CPU_ACTIVATION_BUDGET",
@@ -34,6 +36,7 @@ __all__ = [
     "CUDA_MAX_CHUNK",
     "CUDA_MEMORY_FRACTION",
     "auto_batch_size",
+    "check_batch_size",
     "resolve_batch_size",
     "saved_bytes_per_image",
 ]
@@ -54,6 +57,13 @@ def saved_bytes_per_image(model: nn.Module, inputs: Tensor) -> int:
     Tensors sharing a storage are counted once; the model's parameters and buffers are excluded (they
     do not grow with the chunk). Cached per (model, C×H×W, dtype, device). The probe is not counted by
     :func:`~freqlens.attribution.base.count_passes` (see :func:`~freqlens.attribution.base.uncounted`).
+
+    Args:
+        model: the network.
+        inputs: ``B×C×H×W`` images (only the first one is forwarded).
+
+    Returns:
+        Bytes per image (at least the input's own size).
     """
     key = (tuple(inputs.shape[1:]), inputs.dtype, str(inputs.device))
     cached = _CACHE.get(model, {}).get(key)
@@ -85,7 +95,14 @@ def saved_bytes_per_image(model: nn.Module, inputs: Tensor) -> int:
 def auto_batch_size(model: nn.Module, inputs: Tensor, *, backward: bool = True) -> int:
     """Images per pass for ``model`` on images shaped like ``inputs`` (see the module doc).
 
-    ``backward=False`` (forward passes only, black-box methods) allows twice the chunk.
+    Args:
+        model: the network.
+        inputs: ``B×C×H×W`` images (their shape, dtype and device fix the estimate).
+        backward: passes also back-propagate; ``False`` (forward passes only, black-box methods) allows
+            twice the chunk.
+
+    Returns:
+        The chunk size, ≥ 1.
     """
     per_image = saved_bytes_per_image(model, inputs)
     if inputs.device.type == "cuda":
@@ -97,29 +114,41 @@ def auto_batch_size(model: nn.Module, inputs: Tensor, *, backward: bool = True) 
 
 
 def resolve_batch_size(batch_size: int | None, model: nn.Module, inputs: Tensor, *, backward: bool = True) -> int:
-    """``batch_size`` validated (positive int), or :func:`auto_batch_size` for ``None``."""
+    """``batch_size`` validated (positive int), or :func:`auto_batch_size` for ``None``.
+
+    Args:
+        batch_size: a positive int, or ``None`` for automatic.
+        model: the network (for the automatic size).
+        inputs: ``B×C×H×W`` images (for the automatic size).
+        backward: passes also back-propagate (see :func:`auto_batch_size`).
+
+    Returns:
+        The chunk size.
+
+    Raises:
+        ValueError: ``batch_size`` is not ``None`` nor a positive int.
+    """
     if batch_size is None:
         return auto_batch_size(model, inputs, backward=backward)
     check_batch_size(batch_size)
     return int(batch_size)
 
 
-def check_batch_size(batch_size: int | None) -> int | None:
-    """Raise ``ValueError`` unless ``batch_size`` is ``None`` or a positive int; return it."""
-    if batch_size is None:
-        return None
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-    return batch_size
-
-
 def segments(start: int, stop: int, period: int) -> list[tuple[slice, int, slice]]:
     """Split the flat range ``[start, stop)`` of ``q = row · period + col`` into per-row runs.
 
-    Returns ``(chunk_slice, row, col_slice)`` triples: items ``chunk_slice`` of a chunk holding
-    ``q ∈ [start, stop)`` are ``(row, col)`` for ``col`` in ``col_slice``. Lets callers accumulate a
-    chunk with contiguous slice additions (``out[col_slice] += part[chunk_slice]``) instead of
-    ``index_add_``, whose CPU kernel opens one parallel region per index and crawls on busy machines.
+    Lets callers accumulate a chunk with contiguous slice additions (``out[col_slice] +=
+    part[chunk_slice]``) instead of ``index_add_``, whose CPU kernel opens one parallel region per index
+    and crawls on busy machines.
+
+    Args:
+        start: first flat index ``q`` of the chunk.
+        stop: end (exclusive) of the chunk.
+        period: row length.
+
+    Returns:
+        ``(chunk_slice, row, col_slice)`` triples: items ``chunk_slice`` of a chunk holding
+            ``q ∈ [start, stop)`` are ``(row, col)`` for ``col`` in ``col_slice``.
     """
     runs = []
     q = start

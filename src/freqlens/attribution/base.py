@@ -1,31 +1,35 @@
-"""The explainer protocol shared by every attribution method.
+"""The explainer protocol shared by every attribution method: one template, one way to pass randomness.
 
 An explainer is built around a model (``Explainer(model, ...)``) or around another explainer (noise
 tunnel, FORGrad) and maps ``inputs`` (``B×C×H×W`` float, pixels in [0, 1]) and ``target``
-(``LongTensor[B]`` or ``None`` = predicted class) to attribution maps (``B×C×H×W`` for per-channel
-gradient methods, ``B×1×H×W`` otherwise). ``explainer(inputs, target)`` is ``explainer.attribute(...)``.
+(``LongTensor[B]``, an int, or ``None`` = predicted class) to attribution maps (``B×C×H×W`` for
+per-channel gradient methods, ``B×1×H×W`` otherwise). ``explainer(inputs, target)`` is
+``explainer.attribute(...)``.
 
-Stochastic explainers (noise tunnels, RISE, Sobol, HSIC...) draw from a ``torch.Generator``: either an
-``attribute(..., generator=...)`` argument or a ``generator`` attribute; :func:`call_explainer` hands a
-generator to either kind. Also here: the score of a target (:func:`select_score`: logit, probability
-or log-probability), :func:`count_passes`, which counts the images a model forwards / back-propagates, and
-:func:`planned_passes`, the passes an explainer plans per image before it runs.
+:meth:`Explainer.attribute` is a template method (as torchattacks' ``Attack.forward``): it validates and
+detaches the inputs, enters eval mode (every module's flag restored), picks the chunk size from the
+:class:`Family` (forward-only or forward + backward passes), resolves the target once, and calls the
+subclass's :meth:`Explainer._attribute` with a :class:`Call`. Randomness is passed one way: a
+*stochastic* explainer (``stochastic = True``) takes ``attribute(..., generator=...)``, falling back to its
+own ``generator``; :func:`call_explainer` hands a generator to stochastic explainers only.
+
+Also here (re-exported): the score of a target (:func:`select_score`), :func:`count_passes`,
+:func:`planned_passes` and the input checks of :mod:`freqlens.utils.tensors`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import threading
-from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from abc import ABC
 from dataclasses import dataclass
-from typing import TypeVar
+from enum import Enum
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-# re-exported: part of the explainer toolkit (shared with metrics and training through freqlens.utils)
+from freqlens.utils.progress import progress_bar
+from freqlens.utils.scores import SCORES, check_score, check_target_range, select_score
 from freqlens.utils.tensors import (
     check_images,
     check_inputs,
@@ -37,9 +41,14 @@ from freqlens.utils.tensors import (
     resolve_target,
 )
 
+from ._batching import resolve_batch_size
+from .passes import PassCount, count_passes, planned_passes, uncounted
+
 __all__ = [
     "SCORES",
+    "Call",
     "Explainer",
+    "Family",
     "PassCount",
     "WrapperExplainer",
     "accumulation_dtype",
@@ -62,44 +71,160 @@ __all__ = [
     "uncounted",
 ]
 
-_T = TypeVar("_T")
 
-#: Scores an explainer can explain: the raw logit, the softmax probability or its logarithm.
-SCORES = ("logit", "prob", "log_prob")
+class Family(str, Enum):
+    """What an explainer asks of the model; compares equal to its value (``Family.CAM == "cam"``)."""
+
+    #: forward + backward to the input pixels (Saliency, Gradient ⊙ Input, IG...)
+    GRADIENT = "gradient"
+    #: forward + backward to a layer's activations (GradCAM, GradCAM++)
+    CAM = "cam"
+    #: forward passes only (Occlusion, RISE, Sobol, HSIC)
+    BLACK_BOX = "black-box"
+    #: no model pass (a baseline map such as the centre prior)
+    CONTROL = "control"
+
+    @property
+    def backward(self) -> bool:
+        """Whether its passes back-propagate (chunks are sized for forward + backward)."""
+        return self in (Family.GRADIENT, Family.CAM)
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+@dataclass(frozen=True)
+class Call:
+    """What :meth:`Explainer._attribute` receives from the template :meth:`Explainer.attribute`.
+
+    Attributes:
+        inputs: ``B×C×H×W`` images, checked (shape, dtype, finite, pixel range) and detached.
+        target: ``LongTensor[B]``; ``None`` only for an explainer with ``predicts_target = True`` called
+            without a target (it reads the predicted class from its own clean pass).
+        chunk: the most images per pass (``batch_size``, or automatic from the model and the family).
+        generator: the random stream of a stochastic explainer (the call's, else its own ``generator``).
+    """
+
+    inputs: Tensor
+    target: Tensor | None
+    chunk: int
+    generator: torch.Generator | None
+
+
+_HIDDEN_SETTINGS = ("model", "explainer", "generator", "progress", "self")
 
 
 class Explainer(ABC):
-    """Base class: subclasses implement :meth:`attribute`."""
+    """Base class: subclasses implement :meth:`_attribute` (the template :meth:`attribute` prepares the call).
 
-    #: ``True`` when maps are per input channel (``B×C×H×W``), ``False`` for ``B×1×H×W`` maps.
+    Class attributes a subclass sets: ``per_channel`` (maps ``B×C×H×W`` or ``B×1×H×W``), ``family``
+    (:class:`Family`), ``name`` (its registry name, the default :attr:`label`), ``stochastic`` (draws
+    random numbers: takes a ``generator``), ``predicts_target`` (reads the predicted class from its own
+    clean pass, so ``target=None`` costs no extra pass).
+    """
+
     per_channel: bool = True
-    #: ``"gradient"`` or ``"black-box"`` (used by the frequency analyses to mark families).
-    family: str = "gradient"
+    family: Family = Family.GRADIENT
+    name: str = ""
+    stochastic: bool = False
+    predicts_target: bool = False
+    batch_size: int | None = None
+    generator: torch.Generator | None = None
+    _label: str | None = None
 
     def __init__(self, model: nn.Module) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"{type(self).__name__} expects a torch.nn.Module, got {type(model).__name__}")
         self.model = model
 
-    @abstractmethod
-    def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
-        """Return attribution maps for ``inputs`` (``B×C×H×W``) and ``target``."""
+    @property
+    def label(self) -> str:
+        """The name shown in tables and figures: set by the user or :func:`make_explainer`, else :attr:`name`."""
+        return self._label or self.name or type(self).__name__
 
-    def __call__(self, inputs: Tensor, target: Tensor | int | None = None, **kwargs: object) -> Tensor:
+    @label.setter
+    def label(self, value: str | None) -> None:
+        self._label = value
+
+    def attribute(
+        self, inputs: Tensor, target: Tensor | int | None = None, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Attribution maps of ``inputs`` for ``target``.
+
+        Args:
+            inputs: ``B×C×H×W`` images, pixels in [0, 1] (see :func:`freqlens.pixel_range`).
+            target: ``LongTensor[B]``, an int, or ``None`` = the predicted class.
+            generator: random stream of a stochastic explainer for this call, overriding the explainer's
+                own; ignored by deterministic explainers.
+
+        Returns:
+            ``B×C×H×W`` maps (``per_channel``) or ``B×1×H×W``, the inputs' dtype and device.
+
+        Raises:
+            InputError: images outside the pixel range, or malformed logits.
+            ValueError: malformed images or target.
+        """
+        inputs = check_images(inputs).detach()
+        with eval_mode(self.model):
+            chunk = resolve_batch_size(self.batch_size, self.model, inputs, backward=self.family.backward)
+            if target is not None or not self.predicts_target:
+                target = resolve_target(self.model, inputs, target, chunk)
+            return self._attribute(Call(inputs, target, chunk, self.generator if generator is None else generator))
+
+    def _attribute(self, call: Call) -> Tensor:
+        """The method itself, on a prepared :class:`Call` (eval mode is on). Subclasses implement it (an
+        explainer written against the older protocol may override :meth:`attribute` instead)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither _attribute(call) nor attribute()")
+
+    def __call__(self, inputs: Tensor, target: Tensor | int | None = None, **kwargs: Any) -> Tensor:
         return self.attribute(inputs, target, **kwargs)
 
     def planned_passes(self, height: int, width: int) -> PassCount | None:
-        """Images through the model's forward / backward passes per explained image of ``height×width``
-        pixels, with the target given (``None``: not known in advance). See :func:`planned_passes`."""
+        """Images through the model's forward / backward passes per explained image, with the target given.
+
+        See :func:`planned_passes`.
+
+        Args:
+            height: image height in pixels.
+            width: image width in pixels.
+
+        Returns:
+            The pass count, or ``None`` when not known in advance.
+        """
         return None
 
+    def settings(self) -> dict[str, Any]:
+        """The constructor's settings (keyword arguments read back from the attributes of the same name;
+        the model, a wrapped explainer, the generator and the progress flag left out), as scikit-learn's
+        ``get_params``."""
+        parameters = inspect.signature(type(self).__init__).parameters
+        return {name: getattr(self, name) for name in parameters
+                if name not in _HIDDEN_SETTINGS and hasattr(self, name)
+                and parameters[name].kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)}
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        inner = [repr(self.explainer)] if isinstance(self, WrapperExplainer) else []
+        shown = [*inner, *(f"{key}={_show(value)}" for key, value in self.settings().items())]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+
+def _show(value: Any) -> str:
+    """A setting as ``repr`` shows it: tensors by shape, ``None`` sizes as ``auto``."""
+    if isinstance(value, Tensor):
+        return f"tensor{tuple(value.shape)}"
+    if isinstance(value, nn.Module):
+        return type(value).__name__
+    return "auto" if value is None else repr(value)
 
 
 class WrapperExplainer(Explainer):
-    """An explainer built around another one (noise tunnel, FORGrad): ``model``, ``per_channel`` and
-    ``family`` follow the wrapped ``explainer`` (any object with ``attribute(inputs, target)``)."""
+    """An explainer built around another one (noise tunnel, FORGrad): ``model``, ``per_channel``,
+    ``family`` and ``stochastic`` follow the wrapped ``explainer`` (any object with ``attribute(inputs,
+    target)``; one that declares ``stochastic = True`` also takes ``generator=``). Subclasses implement
+    :meth:`attribute` themselves (the wrapped explainer validates its inputs)."""
 
     def __init__(self, explainer: object) -> None:
         if not callable(getattr(explainer, "attribute", None)):
@@ -115,170 +240,51 @@ class WrapperExplainer(Explainer):
         return bool(getattr(self.explainer, "per_channel", True))
 
     @property
-    def family(self) -> str:
-        return str(getattr(self.explainer, "family", "gradient"))
+    def family(self) -> Family:
+        return Family(str(getattr(self.explainer, "family", Family.GRADIENT)))
+
+    @property
+    def stochastic(self) -> bool:
+        return is_stochastic(self.explainer)
 
     def planned_passes(self, height: int, width: int) -> PassCount | None:
-        """Those of the wrapped explainer (a wrapper that calls it once per image, as FORGrad)."""
+        """Those of the wrapped explainer (a wrapper that calls it once per image, as FORGrad).
+
+        Args:
+            height: image height in pixels.
+            width: image width in pixels.
+
+        Returns:
+            The wrapped explainer's pass count, or ``None`` when not known in advance.
+        """
         return planned_passes(self.explainer, height, width)
 
 
-def check_target_range(target: Tensor, num_classes: int) -> None:
-    """Raise ``ValueError`` when a class index is not below ``num_classes``."""
-    if target.numel() and int(target.max()) >= num_classes:
-        raise ValueError(f"target class {int(target.max())} is out of range for a model with {num_classes} outputs")
-
-
-def check_score(score: str) -> str:
-    """Return ``score`` if it is one of :data:`SCORES`, else raise ``ValueError``."""
-    if score not in SCORES:
-        raise ValueError(f"unknown score {score!r}; expected one of {', '.join(SCORES)}")
-    return score
-
-
-def select_score(logits: Tensor, target: Tensor, score: str = "logit") -> Tensor:
-    """The target's score per row of ``logits`` (``B×K``): logit, softmax probability or log-probability.
-
-    Checks the target range against ``K`` (``ValueError``). Returns ``Tensor[B]``.
-    """
-    check_logits(logits)
-    check_target_range(target, logits.shape[1])
-    if score == "prob":
-        logits = logits.softmax(dim=1)
-    elif score == "log_prob":
-        logits = logits.log_softmax(dim=1)
-    elif score != "logit":
-        check_score(score)
-    return logits.gather(1, target[:, None]).squeeze(1)
-
-
-def progress_bar(items: Iterable[_T], total: int, enabled: bool, desc: str) -> Iterable[_T]:
-    """Wrap ``items`` in a tqdm bar on stderr when ``enabled`` and there is more than one item."""
-    if not enabled or total <= 1:
-        return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, total=total, desc=desc, leave=False)
-
-
-@dataclass
-class PassCount:
-    """Images that went through a model's forward / backward passes inside :func:`count_passes`."""
-
-    forward: int = 0
-    backward: int = 0
-    forward_calls: int = 0
-    backward_calls: int = 0
-
-
-_UNCOUNTED = threading.local()
-
-
-@contextlib.contextmanager
-def uncounted() -> Iterator[None]:
-    """Passes run inside this block (in this thread) are not seen by :func:`count_passes`: for the
-    one-image probes that size the work (automatic ``batch_size``, GradCAM's automatic layer), which are
-    cached and run once per model and image shape, not once per explained image."""
-    _UNCOUNTED.depth = getattr(_UNCOUNTED, "depth", 0) + 1
-    try:
-        yield
-    finally:
-        _UNCOUNTED.depth -= 1
-
-
-@contextlib.contextmanager
-def count_passes(model: nn.Module) -> Iterator[PassCount]:
-    """Count images through ``model``'s forward (and backward) passes while the block runs.
-
-    ``forward`` adds the batch size of every call of ``model`` (its first positional input);
-    ``backward`` adds the batch size whenever a gradient flows back through its output. The forward
-    hook is always removed; backward hooks live on the outputs' graph and stop counting on exit. Probes
-    run under :func:`uncounted` are not counted.
-
-    >>> with count_passes(model) as count:
-    ...     Saliency(model)(x)
-    >>> count.forward, count.backward
-    """
-    count = PassCount()
-    active = True
-
-    def on_forward(module: nn.Module, args: tuple, output: object) -> None:
-        if getattr(_UNCOUNTED, "depth", 0):
-            return
-        batch = args[0].shape[0] if args and isinstance(args[0], Tensor) and args[0].dim() else 1
-        count.forward += batch
-        count.forward_calls += 1
-        if isinstance(output, Tensor) and output.requires_grad:
-
-            def on_backward(grad: Tensor) -> None:
-                if active:
-                    count.backward += batch
-                    count.backward_calls += 1
-
-            output.register_hook(on_backward)
-
-    handle = model.register_forward_hook(on_forward)
-    try:
-        yield count
-    finally:
-        active = False
-        handle.remove()
-
-
-def planned_passes(explainer: object, height: int, width: int) -> PassCount | None:
-    """Forward / backward passes per image that ``explainer`` plans on ``height×width`` images, with the
-    target given (``target=None`` adds one forward pass per image to the gradient methods, which first
-    predict it), e.g. ``PassCount(forward=226, backward=0)`` for the default Occlusion at 224 px;
-    ``None`` for an explainer that does not say (no ``planned_passes`` method). Probes are not included
-    (see :func:`uncounted`); the numbers equal what :func:`count_passes` counts."""
-    plan = getattr(explainer, "planned_passes", None)
-    if not callable(plan):
-        return None
-    return plan(int(height), int(width))
-
-
 def is_stochastic(explainer: object) -> bool:
-    """Whether ``explainer`` draws random numbers (noise tunnels, RISE, Sobol, ...).
-
-    Its ``stochastic`` attribute when it has one; else ``True`` when its ``attribute`` takes a
-    ``generator`` argument or it holds a ``generator`` attribute.
-    """
-    flag = getattr(explainer, "stochastic", None)
-    if flag is not None:
-        return bool(flag)
-    return _takes_generator(explainer) or hasattr(explainer, "generator")
-
-
-def _takes_generator(explainer: object) -> bool:
-    try:
-        parameters = inspect.signature(explainer.attribute).parameters  # type: ignore[attr-defined]
-    except (AttributeError, TypeError, ValueError):
-        return False
-    return "generator" in parameters
+    """Whether ``explainer`` draws random numbers: its ``stochastic`` flag (``False`` when it has none)."""
+    return bool(getattr(explainer, "stochastic", False))
 
 
 def call_explainer(
     explainer: object, inputs: Tensor, target: Tensor | int | None, generator: torch.Generator | None = None
 ) -> Tensor:
-    """``explainer.attribute(inputs, target)`` with ``generator`` handed over when it can take one.
+    """``explainer.attribute(inputs, target)``, with ``generator=`` for a stochastic explainer.
 
-    Passed as the ``generator=`` argument of ``attribute`` when it has one, else set as the
-    explainer's ``generator`` attribute for the duration of the call (and restored). Ignored for a
-    ``None`` generator or an explainer that takes none.
+    The one way randomness reaches an explainer: a stochastic one (:func:`is_stochastic`) is called with
+    ``generator=generator`` when a generator is given; any other is called as ``attribute(inputs, target)``.
+
+    Args:
+        explainer: any object with ``attribute(inputs, target)``.
+        inputs: ``B×C×H×W`` images.
+        target: ``LongTensor[B]``, an int, or ``None`` = the predicted class.
+        generator: random stream for a stochastic explainer (``None``: its own).
+
+    Returns:
+        The explainer's maps.
     """
-    attribute = explainer.attribute  # type: ignore[attr-defined]
-    if generator is None:
-        return attribute(inputs, target)
-    if _takes_generator(explainer):
-        return attribute(inputs, target, generator=generator)
-    if hasattr(explainer, "generator"):
-        saved = explainer.generator  # type: ignore[attr-defined]
-        explainer.generator = generator  # type: ignore[attr-defined]
-        try:
-            return attribute(inputs, target)
-        finally:
-            explainer.generator = saved  # type: ignore[attr-defined]
-    return attribute(inputs, target)
+    if generator is not None and is_stochastic(explainer):
+        return explainer.attribute(inputs, target, generator=generator)  # type: ignore[attr-defined]
+    return explainer.attribute(inputs, target)  # type: ignore[attr-defined]
 
 
 def accumulation_dtype(device: torch.device) -> torch.dtype:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from freqlens.attribution.base import Explainer, PassCount
+from freqlens.attribution.base import Call, Explainer, Family, PassCount
 from freqlens.utils.tensors import check_images
 
 
@@ -27,7 +27,8 @@ class CentrePrior(Explainer):
     """
 
     per_channel = False
-    family = "control"
+    family = Family.CONTROL
+    name = "centre_prior"
 
     def __init__(self, model: nn.Module, std_fraction: float = 0.25) -> None:
         super().__init__(model)
@@ -35,9 +36,25 @@ class CentrePrior(Explainer):
             raise ValueError(f"std_fraction must be a positive number, got {std_fraction!r}")
         self.std_fraction = float(std_fraction)
 
-    def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
-        """The blob, ``B×1×H×W`` in (0, 1] (maximum at the centre), dtype and device of ``inputs``."""
-        inputs = check_images(inputs)
+    def attribute(
+        self, inputs: Tensor, target: Tensor | int | None = None, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """The blob for every image of ``inputs``.
+
+        No model pass, so the template's target resolution is skipped.
+
+        Args:
+            inputs: ``B×C×H×W`` images (checked; only their shape, dtype and device are used).
+            target: ignored.
+            generator: ignored.
+
+        Returns:
+            ``B×1×H×W`` in (0, 1] (maximum at the centre), dtype and device of ``inputs``.
+        """
+        return self._attribute(Call(check_images(inputs), None, 1, None))
+
+    def _attribute(self, call: Call) -> Tensor:
+        inputs = call.inputs
         batch, _, height, width = inputs.shape
         dtype = inputs.dtype if inputs.is_floating_point() else torch.float32
         rows = torch.arange(height, dtype=dtype, device=inputs.device) - (height - 1) / 2
@@ -47,8 +64,13 @@ class CentrePrior(Explainer):
         return blob.expand(batch, 1, height, width).clone()
 
     def planned_passes(self, height: int, width: int) -> PassCount:
-        """No pass through the model."""
-        return PassCount(forward=0, backward=0)
+        """No pass through the model.
 
-    def __repr__(self) -> str:
-        return f"CentrePrior(std_fraction={self.std_fraction:g})"
+        Args:
+            height: image height in pixels (unused).
+            width: image width in pixels (unused).
+
+        Returns:
+            ``PassCount(forward=0, backward=0)``.
+        """
+        return PassCount(forward=0, backward=0)

@@ -24,7 +24,7 @@ from torch import Tensor
 from freqlens.spectral import SHAPES, lowpass, lowpass_each, noise_floor_sigma
 from freqlens.utils.tensors import REDUCTIONS, reduce_channels
 
-from .base import WrapperExplainer, call_explainer, is_stochastic
+from .base import WrapperExplainer, call_explainer
 
 __all__ = ["FORGRAD_MODES", "FORGrad", "auto_sigma", "check_forgrad_mode", "forgrad_filter"]
 
@@ -55,11 +55,25 @@ def _prefilter(maps: Tensor, mode: str, channel_reduction: str) -> Tensor:
 
 def auto_sigma(maps: Tensor, shape: str = "box", mode: str = "magnitude", channel_reduction: str = "mean",
                z: float = 3.0) -> Tensor:
-    """Per-image FORGrad cutoff without any model call (``sigma="auto"``): the radius where the radial
-    power profile of the map the pipeline filters meets its white-noise floor
+    """Per-image FORGrad cutoff without any model call (``sigma="auto"``).
+
+    The radius where the radial power profile of the map the pipeline filters meets its white-noise floor
     (:func:`freqlens.spectral.noise_floor_sigma`; seed 001 Prop. 3.3 models gradient noise as Gaussian,
-    i.e. flat in Fourier). ``maps``: ``B×C×H×W`` / ``B×H×W``; returns ``Tensor[B]`` (float64, CPU), σ in
-    cycles per image."""
+    i.e. flat in Fourier).
+
+    Args:
+        maps: ``B×C×H×W`` / ``B×H×W`` attribution maps.
+        shape: the low-pass mask whose rings are used (``"box"``, ``"disk"``, ``"gaussian"``).
+        mode: the FORGrad pipeline (``"magnitude"`` or ``"signed"``), which decides the map filtered.
+        channel_reduction: magnitude mode only, the channel reduction (see :func:`forgrad_filter`).
+        z: significance of "above the floor" (see :func:`freqlens.spectral.noise_floor_sigma`).
+
+    Returns:
+        ``Tensor[B]`` (float64, CPU), σ in cycles per image.
+
+    Raises:
+        ValueError: an unknown ``mode``, ``shape`` or ``channel_reduction``, or malformed ``maps``.
+    """
     check_forgrad_mode(mode)
     return noise_floor_sigma(_prefilter(maps, mode, channel_reduction).detach(), shape, z=z)
 
@@ -87,6 +101,10 @@ def forgrad_filter(
 
     Returns:
         The filtered maps; in magnitude mode at σ ≥ Nyquist exactly ``|reduced maps|`` (``B×1×H×W``).
+
+    Raises:
+        ValueError: an unknown ``mode``, ``shape`` or ``channel_reduction``, a bad ``sigma``, or
+            malformed ``maps``.
     """
     check_forgrad_mode(mode)
     if isinstance(sigma, str) and sigma != "auto":
@@ -138,6 +156,19 @@ class FORGrad(WrapperExplainer):
         * σ range: Xplique asserts ``0 < σ ≤ N``; here σ = 0 keeps the DC only, and σ ≥ the Nyquist
           bound (including ``inf``) is the exact identity of the filter (then the map is
           ``|reduced map|``).
+
+    Args:
+        explainer: the wrapped explainer (any object with ``attribute(inputs, target)``).
+        sigma: cutoff in cycles per image, ``≥ 0`` (``inf`` = no filtering), or ``"auto"`` (per image,
+            :func:`auto_sigma`).
+        shape: the mask, ``"box"`` (default, the paper's), ``"disk"`` (Xplique's) or ``"gaussian"``.
+        mode: ``"magnitude"`` (default, as published) or ``"signed"`` (see :func:`forgrad_filter`).
+        channel_reduction: magnitude mode only, one of :data:`freqlens.attribution.REDUCTIONS`
+            (default ``"mean"``, Xplique's).
+
+    Raises:
+        TypeError: ``explainer`` has no ``attribute`` method.
+        ValueError: a bad ``sigma``, or an unknown ``shape``, ``mode`` or ``channel_reduction``.
     """
 
     def __init__(
@@ -172,20 +203,24 @@ class FORGrad(WrapperExplainer):
         return self.mode == "signed" and bool(getattr(self.explainer, "per_channel", True))
 
     @property
-    def stochastic(self) -> bool:
-        return is_stochastic(self.explainer)
+    def name(self) -> str:  # type: ignore[override]
+        """The wrapped explainer's label with a star (``saliency*``), as the seed's tables write it."""
+        return f"{getattr(self.explainer, 'label', type(self.explainer).__name__)}*"
 
     def attribute(
-        self, inputs: Tensor, target: Tensor | int | None = None, generator: torch.Generator | None = None
+        self, inputs: Tensor, target: Tensor | int | None = None, *, generator: torch.Generator | None = None
     ) -> Tensor:
-        """Filtered maps of ``inputs`` (``B×C×H×W``): ``B×1×H×W`` (magnitude) or the wrapped explainer's
-        shape (signed). ``generator`` goes to a stochastic wrapped explainer (ignored otherwise)."""
+        """Filtered maps of ``inputs``.
+
+        Args:
+            inputs: ``B×C×H×W`` images.
+            target: ``LongTensor[B]``, an int, or ``None`` = the predicted class.
+            generator: goes to a stochastic wrapped explainer (ignored otherwise).
+
+        Returns:
+            ``B×1×H×W`` (magnitude) or the wrapped explainer's shape (signed).
+        """
         maps = call_explainer(self.explainer, inputs, target, generator)
         if self.sigma == "auto":
             self.last_sigma = auto_sigma(maps, self.shape, self.mode, self.channel_reduction)
         return forgrad_filter(maps, self.sigma, self.shape, self.mode, self.channel_reduction)
-
-    def __repr__(self) -> str:
-        extra = "" if self.channel_reduction == "mean" else f", channel_reduction={self.channel_reduction!r}"
-        return (f"FORGrad({self.explainer!r}, sigma={self.sigma!r}, shape={self.shape!r}, "
-                f"mode={self.mode!r}{extra})")

@@ -34,16 +34,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from freqlens.attribution._batching import check_batch_size, resolve_batch_size
+from freqlens.attribution._batching import check_batch_size
 from freqlens.attribution.base import (
+    Call,
     Explainer,
+    Family,
     PassCount,
-    check_images,
-    check_target_range,
+    check_logits,
     chunks,
     eval_mode,
     progress_bar,
-    resolve_target,
+    select_score,
     uncounted,
 )
 from freqlens.errors import ModelError
@@ -95,6 +96,17 @@ def block_output_layer(model: nn.Module, inputs: Tensor) -> str:
     its BatchNorm, residual addition and ReLU) — whose module is not called again later in the forward
     pass (a shared ``ReLU`` is skipped). When no call qualifies, the last convolution itself. The root
     module is never chosen. Cached per model and ``C×H×W``.
+
+    Args:
+        model: a CNN.
+        inputs: ``B×C×H×W`` images (only the first one goes through the model).
+
+    Returns:
+        The dotted module name (for ``model.get_submodule``).
+
+    Raises:
+        ModelError: a TorchScript model, a transformer, a model without ``nn.Conv2d``, or no convolution
+            ran during the forward pass.
     """
     check_cam_model(model)
     key = tuple(inputs.shape[1:])
@@ -143,10 +155,21 @@ def block_output_layer(model: nn.Module, inputs: Tensor) -> str:
 
 
 def find_layer(model: nn.Module, layer: nn.Module | str | None, inputs: Tensor | None = None) -> nn.Module:
-    """Resolve ``layer`` (module, dotted name or ``None``) inside ``model``.
+    """Resolve ``layer`` inside ``model``.
 
-    ``None`` with ``inputs``: the block output of :func:`block_output_layer` (what GradCAM uses); ``None``
-    without ``inputs`` (no shapes known): the last ``nn.Conv2d`` registered in the model.
+    Args:
+        model: the CNN.
+        layer: a sub-module of ``model``, its dotted name, or ``None``: with ``inputs``, the block output
+            of :func:`block_output_layer` (what GradCAM uses); without ``inputs`` (no shapes known), the
+            last ``nn.Conv2d`` registered in the model.
+        inputs: ``B×C×H×W`` images that fix the shapes for ``layer=None``, or ``None``.
+
+    Returns:
+        The module.
+
+    Raises:
+        ModelError: an unknown name, a module that is not part of ``model``, a bad ``layer`` type, or no
+            layer can be chosen automatically.
     """
     if layer is None:
         check_cam_model(model)
@@ -204,7 +227,9 @@ class GradCAM(Explainer):
     """
 
     per_channel = False
-    family = "cam"
+    family = Family.CAM
+    name = "gradcam"
+    predicts_target = True
 
     def __init__(
         self, model: nn.Module, layer: nn.Module | str | None = None, batch_size: int | None = None,
@@ -231,7 +256,12 @@ class GradCAM(Explainer):
         return self._auto
 
     def planned_passes(self, height: int, width: int) -> PassCount:
-        """One forward and one backward pass per image (the layer's choice, once per shape, is not counted)."""
+        """One forward and one backward pass per image (the layer's choice, once per shape, is not counted).
+
+        Args:
+            height: image height in pixels (unused).
+            width: image width in pixels (unused).
+        """
         return PassCount(forward=1, backward=1)
 
     @staticmethod
@@ -239,35 +269,18 @@ class GradCAM(Explainer):
         """Channel weights ``B×K`` from activations and gradients ``B×K×h×w``."""
         return gradients.mean(dim=(2, 3))
 
-    def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
-        inputs = check_images(inputs).detach()
-        if target is not None:
-            target = resolve_target(self.model, inputs, target)
-        maps = []
+    def _attribute(self, call: Call) -> Tensor:
+        inputs, target = call.inputs, call.target
         layer = self.layer_for(inputs)
-        with eval_mode(self.model), capture_output(layer) as captured, torch.enable_grad():
-            chunk = resolve_batch_size(self.batch_size, self.model, inputs)
-            parts = list(chunks(inputs.shape[0], chunk))
+        maps = []
+        with capture_output(layer) as captured, torch.enable_grad():
+            parts = list(chunks(inputs.shape[0], call.chunk))
             for part in progress_bar(parts, len(parts), self.progress, type(self).__name__):
                 captured.clear()
-                x = inputs[part].clone().requires_grad_(True)
-                logits = self.model(x)
-                if logits.dim() != 2:
-                    raise ValueError(f"the model must return B×num_classes logits, got shape {tuple(logits.shape)}")
-                if not captured:
-                    raise ModelError(f"the CAM layer {type(layer).__name__} was not called during the forward pass")
-                activations = captured[-1]
-                if activations.dim() != 4:
-                    raise ModelError(
-                        f"CAM methods need a B×K×h×w feature map, but layer {type(layer).__name__} "
-                        f"returns shape {tuple(activations.shape)} (not a convolutional layer?)"
-                    )
-                if target is None:
-                    part_target = logits.argmax(dim=1)
-                else:
-                    part_target = target[part]
-                    check_target_range(part_target, logits.shape[1])
-                score = logits.gather(1, part_target[:, None]).sum()
+                logits = check_logits(self.model(inputs[part].clone().requires_grad_(True)), part.stop - part.start)
+                activations = self._activations(captured, layer)
+                part_target = logits.argmax(dim=1) if target is None else target[part]
+                score = select_score(logits, part_target, "logit").sum()
                 (gradients,) = torch.autograd.grad(score, activations)
                 activations = activations.detach()
                 weights = self._weights(activations, gradients)
@@ -276,13 +289,29 @@ class GradCAM(Explainer):
                 captured.clear()
         return torch.cat(maps)
 
-    def __repr__(self) -> str:
-        layer = "auto" if self.layer is None else type(self.layer).__name__
-        return f"{type(self).__name__}(layer={layer})"
+    @staticmethod
+    def _activations(captured: list[Tensor], layer: nn.Module) -> Tensor:
+        """The CAM layer's ``B×K×h×w`` output of the last forward pass."""
+        if not captured:
+            raise ModelError(f"the CAM layer {type(layer).__name__} was not called during the forward pass")
+        activations = captured[-1]
+        if activations.dim() != 4:
+            raise ModelError(
+                f"CAM methods need a B×K×h×w feature map, but layer {type(layer).__name__} "
+                f"returns shape {tuple(activations.shape)} (not a convolutional layer?)"
+            )
+        return activations
+
+    def settings(self) -> dict[str, object]:
+        """``layer`` (its class name; ``None``, shown ``auto``, before the first call of an automatic layer) and
+        ``batch_size``."""
+        return {"layer": None if self.layer is None else type(self.layer).__name__, "batch_size": self.batch_size}
 
 
 class GradCAMPlusPlus(GradCAM):
     """GradCAM++ maps ``B×1×H×W`` (Chattopadhay et al. 2018), closed-form ``α`` from the ``exp`` score."""
+
+    name = "gradcam_pp"
 
     @staticmethod
     def _weights(activations: Tensor, gradients: Tensor) -> Tensor:

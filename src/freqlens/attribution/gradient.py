@@ -13,8 +13,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from freqlens.utils.scores import input_gradient
+
 from ._batching import check_batch_size, resolve_batch_size
 from .base import (
+    Call,
     Explainer,
     PassCount,
     check_images,
@@ -30,22 +33,31 @@ __all__ = ["GradientInput", "Saliency", "input_gradients", "score_gradient"]
 
 
 def score_gradient(model: nn.Module, inputs: Tensor, target: Tensor, score: str = "logit") -> Tensor:
-    """One forward + backward pass: ``∂ score(model(x))[target] / ∂x`` for a chunk ``x`` (``B×C×H×W``).
+    """One forward + backward pass: ``∂ score(model(x))[target] / ∂x`` for a chunk ``x``.
 
-    ``target`` is a ``LongTensor[B]``. The caller sets eval mode; gradients flow even under
-    ``torch.no_grad()``.
+    The caller sets eval mode; gradients flow even under ``torch.no_grad()``.
+
+    Args:
+        model: classifier returning ``B×K`` logits.
+        inputs: a chunk ``x`` of ``B×C×H×W`` images.
+        target: ``LongTensor[B]``.
+        score: ``"logit"``, ``"prob"`` or ``"log_prob"`` of the target.
+
+    Returns:
+        ``B×C×H×W`` gradients.
     """
-    leaf = inputs.detach().requires_grad_(True)
-    with torch.enable_grad():
-        logits = model(leaf)
-        selected = select_score(logits, target, score)
-        if not selected.requires_grad:
-            raise ValueError(
-                "the model's output does not depend on its input through autograd "
-                "(does its forward run under torch.no_grad() or detach the input?)"
-            )
-        (grad,) = torch.autograd.grad(selected.sum(), leaf, allow_unused=True)
-    return torch.zeros_like(leaf) if grad is None else grad
+    gradient, _ = input_gradient(model, inputs, lambda logits: select_score(logits, target, score))
+    return gradient
+
+
+def _gradient_chunks(model: nn.Module, inputs: Tensor, target: Tensor, score: str, chunk: int,
+                     progress: bool) -> Tensor:
+    """:func:`score_gradient` of ``inputs`` streamed ``chunk`` images at a time (eval mode set by the caller)."""
+    out = torch.empty_like(inputs)
+    parts = list(chunks(inputs.shape[0], chunk))
+    for part in progress_bar(parts, len(parts), progress, "gradients"):
+        out[part] = score_gradient(model, inputs[part], target[part], score)
+    return out
 
 
 def input_gradients(
@@ -58,7 +70,16 @@ def input_gradients(
 ) -> Tensor:
     """Gradients of the target scores with respect to ``inputs`` (``B×C×H×W`` → ``B×C×H×W``).
 
-    Streams chunks of at most ``batch_size`` images (``None``: automatic, see ``_batching``).
+    Args:
+        model: classifier returning ``B×K`` logits (eval mode during the call, flags restored).
+        inputs: ``B×C×H×W`` images in [0, 1].
+        target: ``LongTensor[B]``, an int, or ``None`` = the predicted class.
+        score: ``"logit"``, ``"prob"`` or ``"log_prob"`` of the target.
+        batch_size: most images per forward + backward pass (``None``: automatic, see ``_batching``).
+        progress: show a tqdm bar over the chunks.
+
+    Returns:
+        ``B×C×H×W`` gradients.
     """
     inputs = check_images(inputs)
     check_score(score)
@@ -66,18 +87,23 @@ def input_gradients(
     with eval_mode(model):
         chunk = resolve_batch_size(batch_size, model, inputs)
         target = resolve_target(model, inputs, target, chunk)
-        out = torch.empty_like(inputs)
-        parts = list(chunks(inputs.shape[0], chunk))
-        for part in progress_bar(parts, len(parts), progress, "gradients"):
-            out[part] = score_gradient(model, inputs[part], target[part], score)
-    return out
+        return _gradient_chunks(model, inputs, target, score, chunk, progress)
 
 
 class Saliency(Explainer):
     """Input gradient ``∇ₓ f_t(x)`` (Simonyan et al. 2014); ``abs=True`` gives ``|∇ₓ f_t(x)|``.
 
-    ``score``: ``"logit"`` (default), ``"prob"`` or ``"log_prob"``. Maps ``B×C×H×W``.
+    Maps ``B×C×H×W``; one forward and one backward pass per image.
+
+    Args:
+        model: classifier returning ``B×K`` logits.
+        abs: return ``|∇ₓ f_t(x)|``.
+        batch_size: most images per forward + backward pass (``None``: automatic).
+        score: ``"logit"`` (default), ``"prob"`` or ``"log_prob"``.
+        progress: show a tqdm bar over the chunks.
     """
+
+    name = "saliency"
 
     def __init__(
         self, model: nn.Module, abs: bool = False, batch_size: int | None = None, score: str = "logit",
@@ -89,23 +115,34 @@ class Saliency(Explainer):
         self.batch_size = check_batch_size(batch_size)
         self.progress = progress
 
-    def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
-        grads = input_gradients(self.model, inputs, target, self.score, self.batch_size, self.progress)
+    def _attribute(self, call: Call) -> Tensor:
+        grads = _gradient_chunks(self.model, call.inputs, call.target, self.score, call.chunk, self.progress)
         return grads.abs_() if self.abs else grads
 
     def planned_passes(self, height: int, width: int) -> PassCount:
-        """One forward and one backward pass per image."""
-        return PassCount(forward=1, backward=1)
+        """One forward and one backward pass per image.
 
-    def __repr__(self) -> str:
-        return f"Saliency(abs={self.abs}, score={self.score!r}, batch_size={self.batch_size})"
+        Args:
+            height: image height in pixels (unused).
+            width: image width in pixels (unused).
+        """
+        return PassCount(forward=1, backward=1)
 
 
 class GradientInput(Explainer):
     """Gradient ⊙ Input ``x ⊙ ∇ₓ f_t(x)`` (Shrikumar et al. 2016). Maps ``B×C×H×W``.
 
-    For a linear model the map sums to ``f_t(x) − b_t`` (the logit without its bias).
+    For a linear model the map sums to ``f_t(x) − b_t`` (the logit without its bias). Arguments as
+    :class:`Saliency` (without ``abs``).
+
+    Args:
+        model: classifier returning ``B×K`` logits.
+        batch_size: most images per forward + backward pass (``None``: automatic).
+        score: ``"logit"`` (default), ``"prob"`` or ``"log_prob"``.
+        progress: show a tqdm bar over the chunks.
     """
+
+    name = "gradient_input"
 
     def __init__(
         self, model: nn.Module, batch_size: int | None = None, score: str = "logit", progress: bool = False
@@ -115,13 +152,15 @@ class GradientInput(Explainer):
         self.batch_size = check_batch_size(batch_size)
         self.progress = progress
 
-    def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
-        grads = input_gradients(self.model, inputs, target, self.score, self.batch_size, self.progress)
-        return grads.mul_(inputs.detach())
+    def _attribute(self, call: Call) -> Tensor:
+        grads = _gradient_chunks(self.model, call.inputs, call.target, self.score, call.chunk, self.progress)
+        return grads.mul_(call.inputs)
 
     def planned_passes(self, height: int, width: int) -> PassCount:
-        """One forward and one backward pass per image."""
-        return PassCount(forward=1, backward=1)
+        """One forward and one backward pass per image.
 
-    def __repr__(self) -> str:
-        return f"GradientInput(score={self.score!r}, batch_size={self.batch_size})"
+        Args:
+            height: image height in pixels (unused).
+            width: image width in pixels (unused).
+        """
+        return PassCount(forward=1, backward=1)

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from freqlens.attribution.occlusion import count_for_size
-from freqlens.attribution.sobol import CellMaskExplainer, _seed_from
+from freqlens.attribution.sobol import CellMaskExplainer, seed_from
 
 SAMPLERS = ("lhs", "sobol")
 
@@ -35,8 +35,16 @@ HSIC_DESIGNS, HSIC_MIN_DESIGNS = 2000, 500
 
 
 def hsic_designs(height: int, width: int) -> int:
-    """The default number of HSIC designs for ``height×width`` images: ``min(2000, max(500, ⌊2000 · 32² /
-    (H·W) + ½⌋))`` — 2,000 at 28 and 32 px, 500 at 64 px and 224 px."""
+    """The default number of HSIC designs for ``height×width`` images.
+
+    Args:
+        height: image height ``H`` in pixels.
+        width: image width ``W`` in pixels.
+
+    Returns:
+        ``min(2000, max(500, ⌊2000 · 32² / (H·W) + ½⌋))`` — 2,000 at 28 and 32 px, 500 at 64 px and
+            224 px.
+    """
     return count_for_size(HSIC_DESIGNS, height, width, HSIC_MIN_DESIGNS)
 
 #: Upper bound on the elements of the ``b×n×n`` output-kernel block built at once.
@@ -45,7 +53,20 @@ _KERNEL_ELEMENTS = 2**24
 
 def binary_designs(grid: int, nb_design: int, sampler: str = "lhs",
                    generator: torch.Generator | None = None) -> Tensor:
-    """``nb_design×grid²`` binary masks (float 0/1) from a Latin hypercube or a scrambled Sobol sequence."""
+    """Binary masks from a Latin hypercube or a scrambled Sobol sequence, thresholded at 1/2.
+
+    Args:
+        grid: cells per side (``d = grid²`` dimensions).
+        nb_design: number of masks ``n``.
+        sampler: ``"lhs"`` (Latin hypercube) or ``"sobol"`` (scrambled).
+        generator: source of randomness (``None``: the global RNG).
+
+    Returns:
+        ``nb_design×grid²`` float 0/1 masks (CPU).
+
+    Raises:
+        ValueError: an unknown ``sampler``.
+    """
     dim = grid * grid
     if sampler == "lhs":
         device = "cpu" if generator is None else generator.device
@@ -54,7 +75,7 @@ def binary_designs(grid: int, nb_design: int, sampler: str = "lhs",
         jitter = torch.rand(dim, nb_design, generator=generator, device=device)
         points = ((order + jitter) / nb_design).T.cpu()
     elif sampler == "sobol":
-        engine = torch.quasirandom.SobolEngine(dim, scramble=True, seed=_seed_from(generator))
+        engine = torch.quasirandom.SobolEngine(dim, scramble=True, seed=seed_from(generator))
         points = engine.draw(nb_design, dtype=torch.float64)
     else:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
@@ -82,9 +103,18 @@ def median_bandwidth(outputs: Tensor) -> Tensor:
 
 
 def hsic_binary(masks: Tensor, outputs: Tensor, bandwidth: float | None = None) -> Tensor:
-    """HSIC estimates ``B×d`` between binary ``masks`` (``n×d``) and each row of ``outputs`` (``B×n``).
+    """HSIC estimates between binary ``masks`` and each row of ``outputs``.
 
-    Dirac kernel on the masks, RBF kernel on the outputs (median bandwidth unless ``bandwidth``).
+    Dirac kernel on the masks, RBF kernel on the outputs.
+
+    Args:
+        masks: ``n×d`` binary masks (float 0/1).
+        outputs: ``B×n`` target scores, one row per image.
+        bandwidth: RBF width of the output kernel; ``None``: the median bandwidth
+            (:func:`median_bandwidth`) of each row.
+
+    Returns:
+        ``B×d`` HSIC estimates.
     """
     n = masks.shape[0]
     centred = masks - masks.mean(dim=0, keepdim=True)
@@ -115,14 +145,16 @@ class HSICAttribution(CellMaskExplainer):
         output_bandwidth: RBF width of the output kernel; ``None`` = median pairwise distance.
         perturbation: ``"inpainting"`` (masked pixels go to ``baseline``) or ``"blur"``.
         baseline: value of masked pixels for inpainting.
-        blur_sigma: Gaussian blur std in pixels for ``"blur"`` (``None`` = max(H, W)/16).
+        blur_sigma: Gaussian blur std in pixels for ``"blur"`` (``None`` = min(H, W)/16, the one blur of
+            :func:`freqlens.utils.perturb.gaussian_blur`).
         score: ``"logit"`` (default), ``"prob"`` or ``"log_prob"``.
         batch_size: max perturbed images per forward pass (``None``: automatic, see ``_batching``).
         generator: for the sampler (same seed, same maps).
         progress: show a tqdm bar over the forward chunks.
     """
 
-    name = "HSIC"
+    name = "hsic"
+    bar_label = "HSIC"
 
     def __init__(
         self,
@@ -151,16 +183,16 @@ class HSICAttribution(CellMaskExplainer):
         self.output_bandwidth = output_bandwidth
 
     def designs_for_size(self, height: int, width: int) -> int:
-        """``nb_design``, or :func:`hsic_designs` of the size when ``None``."""
+        """``nb_design``, or :func:`hsic_designs` of the size when ``None``.
+
+        Args:
+            height: image height in pixels.
+            width: image width in pixels.
+        """
         return hsic_designs(height, width) if self.nb_design is None else self.nb_design
 
-    def designs(self, height: int, width: int) -> Tensor:
-        return binary_designs(self.grid, self.designs_for_size(height, width), self.sampler, self.generator)
+    def designs(self, height: int, width: int, generator: torch.Generator | None = None) -> Tensor:
+        return binary_designs(self.grid, self.designs_for_size(height, width), self.sampler, generator)
 
     def estimate(self, designs: Tensor, scores: Tensor) -> Tensor:
         return hsic_binary(designs.to(scores.dtype), scores, self.output_bandwidth)
-
-    def __repr__(self) -> str:
-        nb_design = "auto" if self.nb_design is None else self.nb_design
-        return (f"HSICAttribution(grid={self.grid}, nb_design={nb_design}, sampler={self.sampler!r}, "
-                f"perturbation={self.perturbation!r}, score={self.score!r})")

@@ -55,15 +55,27 @@ def _check_number(value: float, name: str) -> float:
 class NoiseTunnel(WrapperExplainer):
     """Shared machinery of :class:`SmoothGrad`, :class:`SmoothGradSq` and :class:`VarGrad`.
 
-    ``explainer``: any object with ``attribute(inputs, target)`` returning ``B×C'×H×W`` maps.
-    ``n`` noisy samples per image; ``sigma`` (absolute) or ``noise_level`` (fraction of each image's
-    range) sets the noise; ``batch_size``: max noisy images per call of a deterministic wrapped
-    explainer (``None``: automatic, from the wrapped explainer's ``model``); ``generator``: the default
-    source of randomness (``attribute`` can override it). ``per_channel``, ``family`` and ``model``
-    follow the wrapped explainer.
+    ``per_channel``, ``family`` and ``model`` follow the wrapped explainer.
+
+    Args:
+        explainer: any object with ``attribute(inputs, target)`` returning ``B×C'×H×W`` maps.
+        n: noisy samples per image (a positive int).
+        noise_level: the noise std as a fraction of each image's range ``max − min`` (used when
+            ``sigma`` is ``None``).
+        sigma: the noise std in absolute pixel units (overrides ``noise_level``).
+        batch_size: max noisy images per call of a deterministic wrapped explainer (``None``:
+            automatic, from the wrapped explainer's ``model``).
+        generator: the default source of randomness (``attribute`` can override it).
+        progress: show a tqdm bar over the chunks.
+
+    Raises:
+        ValueError: a bad ``n``, a negative or non-finite ``noise_level`` / ``sigma``, or a bad
+            ``batch_size``.
+        TypeError: ``explainer`` has no ``attribute`` method, or ``generator`` is not a
+            ``torch.Generator``.
     """
 
-    stochastic = True
+    stochastic = True  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -88,9 +100,18 @@ class NoiseTunnel(WrapperExplainer):
         self.progress = progress
 
     def attribute(
-        self, inputs: Tensor, target: Tensor | int | None = None, generator: torch.Generator | None = None
+        self, inputs: Tensor, target: Tensor | int | None = None, *, generator: torch.Generator | None = None
     ) -> Tensor:
-        """The statistic of the maps of ``n`` noisy copies of ``inputs``; same shape as one map."""
+        """The statistic of the maps of ``n`` noisy copies of ``inputs``.
+
+        Args:
+            inputs: ``B×C×H×W`` images.
+            target: ``LongTensor[B]``, an int, or ``None`` = the predicted class.
+            generator: the source of randomness of this call (``None``: the tunnel's own).
+
+        Returns:
+            Maps of the same shape as one map of the wrapped explainer.
+        """
         first, second = self.moments(inputs, target, generator)
         return self._statistic(first, second).to(inputs.dtype)
 
@@ -98,7 +119,15 @@ class NoiseTunnel(WrapperExplainer):
         raise NotImplementedError
 
     def planned_passes(self, height: int, width: int) -> PassCount | None:
-        """``n`` times the wrapped explainer's passes per image (``None`` when it does not say)."""
+        """``n`` times the wrapped explainer's passes per image.
+
+        Args:
+            height: image height in pixels.
+            width: image width in pixels.
+
+        Returns:
+            The pass count, or ``None`` when the wrapped explainer does not say.
+        """
         inner = planned_passes(self.explainer, height, width)
         if inner is None:
             return None
@@ -114,7 +143,21 @@ class NoiseTunnel(WrapperExplainer):
     def moments(
         self, inputs: Tensor, target: Tensor | int | None = None, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor]:
-        """Mean of the maps and mean of the squared maps over the ``n`` samples (float64 on CPU/CUDA)."""
+        """Mean of the maps and mean of the squared maps over the ``n`` samples.
+
+        Args:
+            inputs: ``B×C×H×W`` images.
+            target: ``LongTensor[B]``, an int, or ``None`` = the predicted class (needs a wrapped
+                explainer with a ``model``).
+            generator: the source of randomness of this call (``None``: the tunnel's own).
+
+        Returns:
+            ``(mean, mean_of_squares)``, float64 on CPU/CUDA (float32 on MPS).
+
+        Raises:
+            ValueError: ``target`` is ``None`` and the wrapped explainer has no model, or it returns
+                malformed maps.
+        """
         inputs = check_images(inputs).detach()
         generator = self.generator if generator is None else generator
         batch, device = inputs.shape[0], inputs.device
@@ -122,7 +165,7 @@ class NoiseTunnel(WrapperExplainer):
         if self.batch_size is not None:
             chunk = self.batch_size
         elif model is not None:
-            chunk = auto_batch_size(model, inputs, backward=self.family == "gradient")
+            chunk = auto_batch_size(model, inputs, backward=self.family.backward)
         else:
             chunk = DEFAULT_CHUNK
         if model is not None:
@@ -172,10 +215,6 @@ class NoiseTunnel(WrapperExplainer):
         assert first is not None and second is not None
         return first / self.n, second / self.n
 
-    def __repr__(self) -> str:
-        noise = f"sigma={self.sigma}" if self.sigma is not None else f"noise_level={self.noise_level}"
-        return f"{type(self).__name__}({self.explainer!r}, n={self.n}, {noise}, batch_size={self.batch_size})"
-
 
 def _pieces(total: int, chunk: int, split_every: int | None):
     """``[start, stop)`` ranges of at most ``chunk`` items; also cut at multiples of ``split_every``."""
@@ -197,12 +236,16 @@ def _check_maps(maps: object, noisy: Tensor, explainer: object) -> None:
 class SmoothGrad(NoiseTunnel):
     """SmoothGrad (Smilkov et al. 2017): mean of the maps of ``n`` noisy copies."""
 
+    name = "smoothgrad"
+
     def _statistic(self, first: Tensor, second: Tensor) -> Tensor:
         return first
 
 
 class SmoothGradSq(NoiseTunnel):
     """SmoothGrad²: mean of the squared maps of ``n`` noisy copies (≥ SmoothGrad² elementwise)."""
+
+    name = "smoothgrad_sq"
 
     def _statistic(self, first: Tensor, second: Tensor) -> Tensor:
         return second
@@ -211,9 +254,23 @@ class SmoothGradSq(NoiseTunnel):
 class VarGrad(NoiseTunnel):
     """VarGrad (Adebayo et al. 2018): variance of the maps of ``n`` noisy copies.
 
-    Biased (population, ÷ n) by default, so ``VarGrad = SmoothGrad² − SmoothGrad²``; ``unbiased=True``
-    divides by ``n − 1`` (needs ``n ≥ 2``).
+    Biased (population, ÷ n) by default, so ``VarGrad = SmoothGrad² − SmoothGrad²``.
+
+    Args:
+        explainer: any object with ``attribute(inputs, target)`` returning ``B×C'×H×W`` maps.
+        n: noisy samples per image.
+        noise_level: the noise std as a fraction of each image's range (when ``sigma`` is ``None``).
+        sigma: the noise std in absolute pixel units.
+        batch_size: max noisy images per call of a deterministic wrapped explainer (``None``: automatic).
+        generator: the default source of randomness.
+        progress: show a tqdm bar over the chunks.
+        unbiased: divide by ``n − 1`` instead of ``n`` (needs ``n ≥ 2``).
+
+    Raises:
+        ValueError: as :class:`NoiseTunnel`, or ``unbiased=True`` with ``n < 2``.
     """
+
+    name = "vargrad"
 
     def __init__(
         self,

@@ -49,8 +49,14 @@ CALLER_ARGUMENTS = frozenset({"self", "model", "explainer", "batch_size", "gener
 @dataclass(frozen=True)
 class MethodSpec:
     """How the registry builds a method: ``explainer(model, **defaults)``, or for a wrapper (noise
-    tunnels) ``explainer(inner(model), **defaults)``; ``defaults`` are the registry's settings that differ
-    from the class defaults (seed 001 where it gives them)."""
+    tunnels) ``explainer(inner(model), **defaults)``.
+
+    Attributes:
+        explainer: the explainer class.
+        defaults: the registry's settings that differ from the class defaults (seed 001 where it gives
+            them).
+        inner: for a wrapper, the class of the wrapped explainer; else ``None``.
+    """
 
     explainer: type
     defaults: Mapping[str, Any] = field(default_factory=dict)
@@ -137,9 +143,14 @@ def _check_keys(name: str, settings: Mapping[str, Any]) -> None:
 def split_settings(settings: Mapping[str, Any], methods: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Per method of ``methods``, the settings of ``settings`` that go to it.
 
-    ``settings`` keys are ``key`` (every method of ``methods`` that takes ``key``; an error when none
-    does) or ``method.key`` (that method only, which must be among ``methods`` and take ``key``; it wins
-    over a plain ``key``). Method names may be aliases (``ig.steps``).
+    Args:
+        settings: keys are ``key`` (every method of ``methods`` that takes ``key``; an error when none
+            does) or ``method.key`` (that method only, which must be among ``methods`` and take ``key``;
+            it wins over a plain ``key``). Method names may be aliases (``ig.steps``).
+        methods: the method names (or aliases).
+
+    Returns:
+        ``{canonical method name: {setting: value}}`` for every method of ``methods``.
 
     Raises:
         ValueError: An unknown method, a method not among ``methods``, or a setting no method takes (the
@@ -188,6 +199,9 @@ def make_explainer(
         settings: Keyword arguments of the method (:func:`method_settings`), e.g. ``{"patch": 8,
             "stride": 4}`` for Occlusion or ``{"n": 20, "noise_level": 0.1}`` for SmoothGrad.
 
+    Returns:
+        The explainer, its :attr:`~freqlens.attribution.Explainer.label` set to the canonical name.
+
     Raises:
         ValueError: An unknown method or setting (the message lists the accepted ones), or a value the
             explainer refuses.
@@ -208,9 +222,12 @@ def make_explainer(
         outer["generator"] = generator
     try:
         if spec.inner is not None:
-            return spec.explainer(spec.inner(model, **inner), **outer)
-        return spec.explainer(model, **outer)
+            explainer = spec.explainer(spec.inner(model, **inner), **outer)
+        else:
+            explainer = spec.explainer(model, **outer)
     except TypeError as error:
         if not settings:
             raise
         raise ValueError(f"{name}: {error}") from None  # a setting of the wrong kind (text for a number)
+    explainer.label = name
+    return explainer

@@ -24,23 +24,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from freqlens.attribution._batching import check_batch_size, resolve_batch_size
-from freqlens.attribution.base import Explainer, PassCount, accumulation_dtype, check_images, check_score
-from freqlens.attribution.occlusion import (
-    _baseline_tensor,
-    _check_positive_int,
-    _stream_scores,
-    _targets,
-    count_for_size,
-)
+from freqlens.attribution._batching import check_batch_size
+from freqlens.attribution.base import Call, Explainer, Family, PassCount, accumulation_dtype, check_score
+from freqlens.attribution.occlusion import count_for_size
+from freqlens.utils.perturb import check_baseline, resolve_baseline, score_perturbations
+from freqlens.utils.tensors import check_positive_int
 
 #: Masks at 32×32 px and below (seed 001: 8,000 forwards per image), and the floor of large images.
 RISE_MASKS, RISE_MIN_MASKS = 8000, 500
 
 
 def rise_masks(height: int, width: int) -> int:
-    """The default number of RISE masks for ``height×width`` images: ``min(8000, max(500, ⌊8000 · 32² /
-    (H·W) + ½⌋))`` — 8,000 at 28 and 32 px (unchanged), 2,000 at 64 px, 500 at 128 px and 224 px."""
+    """The default number of RISE masks for ``height×width`` images.
+
+    Args:
+        height: image height ``H`` in pixels.
+        width: image width ``W`` in pixels.
+
+    Returns:
+        ``min(8000, max(500, ⌊8000 · 32² / (H·W) + ½⌋))`` — 8,000 at 28 and 32 px (unchanged),
+            2,000 at 64 px, 500 at 128 px and 224 px.
+    """
     return count_for_size(RISE_MASKS, height, width, RISE_MIN_MASKS)
 
 
@@ -50,6 +54,9 @@ def _generator_device(generator: torch.Generator | None, fallback: torch.device)
 
 class RISE(Explainer):
     """RISE saliency maps ``B×1×H×W``.
+
+    The low-resolution grids (``n_masks×s×s`` bits) and shifts are drawn up-front; the full-resolution
+    masks are built chunk by chunk, so memory does not grow with ``n_masks``.
 
     Args:
         model: classifier returning ``B×num_classes`` logits.
@@ -63,12 +70,15 @@ class RISE(Explainer):
         generator: ``torch.Generator`` for the masks; the same seed gives the same maps.
         progress: show a tqdm bar over the forward chunks.
 
-    The low-resolution grids (``n_masks×s×s`` bits) and shifts are drawn up-front; the full-resolution
-    masks are built chunk by chunk, so memory does not grow with ``n_masks``.
+    Raises:
+        ValueError: a bad ``n_masks``, ``grid``, ``p`` (not in (0, 1]), ``score``, ``baseline`` or
+            ``batch_size``.
     """
 
     per_channel = False
-    family = "black-box"
+    family = Family.BLACK_BOX
+    name = "rise"
+    stochastic = True
 
     def __init__(
         self,
@@ -83,44 +93,66 @@ class RISE(Explainer):
         progress: bool = False,
     ) -> None:
         super().__init__(model)
-        self.n_masks = None if n_masks is None else _check_positive_int(n_masks, "n_masks")
-        self.grid = _check_positive_int(grid, "grid")
+        self.n_masks = None if n_masks is None else check_positive_int(n_masks, "n_masks")
+        self.grid = check_positive_int(grid, "grid")
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
             raise ValueError(f"p must be a probability in (0, 1], got {p!r}")
         self.p = float(p)
         self.score = check_score(score)
-        self.baseline = baseline
+        self.baseline = check_baseline(baseline)
         self.batch_size = check_batch_size(batch_size)
         self.generator = generator
         self.progress = progress
 
     def masks_for_size(self, height: int, width: int) -> int:
-        """The number of masks on ``height×width`` images: ``n_masks``, or :func:`rise_masks` when ``None``."""
+        """The number of masks on ``height×width`` images: ``n_masks``, or :func:`rise_masks` when ``None``.
+
+        Args:
+            height: image height in pixels.
+            width: image width in pixels.
+        """
         return rise_masks(height, width) if self.n_masks is None else self.n_masks
 
     def planned_passes(self, height: int, width: int) -> PassCount:
-        """``n_masks`` forward passes per image (one more to predict the target when it is not given)."""
+        """``n_masks`` forward passes per image (one more to predict the target when it is not given).
+
+        Args:
+            height: image height in pixels.
+            width: image width in pixels.
+        """
         return PassCount(forward=self.masks_for_size(height, width), backward=0)
 
-    def _draw(self, height: int, width: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, int, int]:
-        """Low-resolution grids ``n×s×s`` and the shifts ``n`` (rows, cols), on ``device``."""
-        gen_device = _generator_device(self.generator, device)
+    def _draw(self, height: int, width: int, device: torch.device,
+              generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor, int, int]:
+        """Low-resolution grids ``n×s×s`` and the shifts ``n`` (rows, cols) drawn from ``generator``, on ``device``."""
+        gen_device = _generator_device(generator, device)
         cell_h, cell_w = math.ceil(height / self.grid), math.ceil(width / self.grid)
         n_masks = self.masks_for_size(height, width)
         size = (n_masks, self.grid, self.grid)
-        grids = torch.rand(size, generator=self.generator, device=gen_device) < self.p
-        shift_h = torch.randint(0, cell_h, (n_masks,), generator=self.generator, device=gen_device)
-        shift_w = torch.randint(0, cell_w, (n_masks,), generator=self.generator, device=gen_device)
+        grids = torch.rand(size, generator=generator, device=gen_device) < self.p
+        shift_h = torch.randint(0, cell_h, (n_masks,), generator=generator, device=gen_device)
+        shift_w = torch.randint(0, cell_w, (n_masks,), generator=generator, device=gen_device)
         return grids.to(device), shift_h.to(device), shift_w.to(device), cell_h, cell_w
 
-    def masks(self, height: int, width: int, device: torch.device | str = "cpu") -> Tensor:
-        """All ``n_masks×1×H×W`` masks at once (for inspection and tests; ``attribute`` streams them)."""
+    def masks(self, height: int, width: int, device: torch.device | str = "cpu",
+              generator: torch.Generator | None = None) -> Tensor:
+        """All masks at once (for inspection and tests; ``attribute`` streams them).
+
+        Args:
+            height: image height ``H`` in pixels.
+            width: image width ``W`` in pixels.
+            device: device of the masks.
+            generator: the random stream the masks are drawn from (default: the explainer's own).
+
+        Returns:
+            ``n_masks×1×H×W`` masks in [0, 1].
+        """
         device = torch.device(device)
-        maker = self._mask_maker(height, width, device)
+        maker = self._mask_maker(height, width, device, self.generator if generator is None else generator)
         return maker(torch.arange(self.masks_for_size(height, width), device=device))
 
-    def _mask_maker(self, height: int, width: int, device: torch.device):
-        grids, shift_h, shift_w, cell_h, cell_w = self._draw(height, width, device)
+    def _mask_maker(self, height: int, width: int, device: torch.device, generator: torch.Generator | None):
+        grids, shift_h, shift_w, cell_h, cell_w = self._draw(height, width, device, generator)
         up = ((self.grid + 1) * cell_h, (self.grid + 1) * cell_w)
         rows = torch.arange(height, device=device)
         cols = torch.arange(width, device=device)
@@ -135,12 +167,10 @@ class RISE(Explainer):
 
         return masks_for
 
-    def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
-        inputs = check_images(inputs).detach()
+    def _attribute(self, call: Call) -> Tensor:
+        inputs = call.inputs
         batch, _, height, width = inputs.shape
-        chunk = resolve_batch_size(self.batch_size, self.model, inputs, backward=False)
-        target = _targets(self.model, inputs, target, chunk)
-        masks_for = self._mask_maker(height, width, inputs.device)
+        masks_for = self._mask_maker(height, width, inputs.device, call.generator)
         saliency = torch.zeros(batch, height * width, dtype=accumulation_dtype(inputs.device), device=inputs.device)
 
         def accumulate(images: Tensor, scores: Tensor, masks: Tensor) -> None:
@@ -151,12 +181,9 @@ class RISE(Explainer):
             saliency[first : last + 1] += weights @ masks.reshape(masks.shape[0], -1).to(saliency.dtype)
 
         n_masks = self.masks_for_size(height, width)
-        _stream_scores(
-            self.model, inputs, _baseline_tensor(self.baseline, inputs), target, n_masks, masks_for,
-            self.score, chunk, on_chunk=accumulate, progress=self.progress, desc="RISE",
+        score_perturbations(
+            self.model, inputs, resolve_baseline(self.baseline, inputs), call.target, n_masks,
+            lambda images, ids: masks_for(ids), self.score, call.chunk, on_chunk=accumulate, progress=self.progress,
+            desc="RISE",
         )
         return (saliency / (n_masks * self.p)).to(inputs.dtype).view(batch, 1, height, width)
-
-    def __repr__(self) -> str:
-        n_masks = "auto" if self.n_masks is None else self.n_masks
-        return f"RISE(n_masks={n_masks}, grid={self.grid}, p={self.p}, score={self.score!r})"

@@ -2,7 +2,8 @@
 "Look at the variance! Efficient black-box explanations with Sobol-based sensitivity analysis").
 
 The image is cut into a ``grid×grid`` lattice of cells; each cell ``i`` is modulated by a real mask
-value ``X_i ∈ [0, 1]`` (``"inpainting"``: ``x ⊙ M``, ``"blur"``: ``x ⊙ M + blur(x) ⊙ (1 − M)``, with
+value ``X_i ∈ [0, 1]`` (``"inpainting"``: ``x ⊙ M + b ⊙ (1 − M)`` for the baseline ``b``, ``"blur"``:
+``x ⊙ M + blur(x) ⊙ (1 − M)`` with :func:`freqlens.utils.perturb.gaussian_blur`, i.e. the ``"blur"`` baseline; with
 ``M`` the nearest-neighbour upsampling of the cell values). Designs come from a scrambled Sobol
 sequence in ``[0, 1]^{2d}`` (``d = grid²``, :class:`torch.quasirandom.SobolEngine` seeded from the
 generator): the first ``d`` coordinates form matrix ``A``, the last ``d`` matrix ``B``, and
@@ -22,19 +23,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from freqlens.attribution._batching import check_batch_size, resolve_batch_size
-from freqlens.attribution.base import Explainer, PassCount, check_images, check_score
-from freqlens.attribution.occlusion import (
-    _check_positive_int,
-    _references,
-    _stream_scores,
-    _targets,
-)
+from freqlens.attribution._batching import check_batch_size
+from freqlens.attribution.base import Call, Explainer, Family, PassCount, check_images, check_score
+from freqlens.utils.perturb import check_baseline, resolve_baseline, score_perturbations
+from freqlens.utils.tensors import check_positive_int
 
 PERTURBATIONS = ("inpainting", "blur")
 
 
-def _seed_from(generator: torch.Generator | None) -> int:
+def seed_from(generator: torch.Generator | None) -> int:
     """A 63-bit seed drawn from ``generator`` (or from the global RNG when ``None``)."""
     device = "cpu" if generator is None else generator.device
     return int(torch.randint(0, 2**62, (1,), generator=generator, device=device).item())
@@ -58,9 +55,18 @@ def _cells_to_map(values: Tensor, height: int, width: int) -> Tensor:
 
 
 def sobol_designs(grid: int, nb_design: int, generator: torch.Generator | None = None) -> Tensor:
-    """The ``N·(d+2)×d`` design matrix ``[A; B; C_1; …; C_d]`` (``d = grid²``) in ``[0, 1]``."""
+    """The design matrix ``[A; B; C_1; …; C_d]`` (``d = grid²``) in ``[0, 1]``.
+
+    Args:
+        grid: cells per side.
+        nb_design: ``N``, quasi-Monte-Carlo points per matrix.
+        generator: seeds the scrambling of the Sobol sequence (``None``: the global RNG).
+
+    Returns:
+        ``N·(d+2)×d`` float32 designs.
+    """
     dim = grid * grid
-    engine = torch.quasirandom.SobolEngine(2 * dim, scramble=True, seed=_seed_from(generator))
+    engine = torch.quasirandom.SobolEngine(2 * dim, scramble=True, seed=seed_from(generator))
     points = engine.draw(nb_design, dtype=torch.float64)
     a, b = points[:, :dim], points[:, dim:]
     # C[i] = A with column i replaced by B's column i, stacked as d blocks of N rows
@@ -70,7 +76,16 @@ def sobol_designs(grid: int, nb_design: int, generator: torch.Generator | None =
 
 
 def jansen_total_indices(scores: Tensor, nb_design: int, eps: float = 1e-12) -> Tensor:
-    """Total Sobol indices ``B×d`` from the scores ``B×N(d+2)`` ordered as :func:`sobol_designs`."""
+    """Total Sobol indices (Jansen 1999 estimator) from the scores of the designs.
+
+    Args:
+        scores: ``B×N(d+2)`` scores, ordered as :func:`sobol_designs`.
+        nb_design: ``N``.
+        eps: floor of the variance ``V`` (a constant score gives indices 0, not NaN).
+
+    Returns:
+        ``B×d`` total indices.
+    """
     batch, total = scores.shape
     dim = total // nb_design - 2
     f_a = scores[:, :nb_design]
@@ -81,16 +96,35 @@ def jansen_total_indices(scores: Tensor, nb_design: int, eps: float = 1e-12) -> 
 
 
 class CellMaskExplainer(Explainer):
-    """Template of the black-box methods that perturb a ``grid×grid`` lattice of cells with a batch of
-    mask designs (Sobol, HSIC): subclasses give :meth:`designs` (``N×grid×grid`` cell values in
-    [0, 1] for ``H×W`` images) and :meth:`estimate` (``B×N`` scores → ``B×grid×grid`` cell
-    importances); the forwards of the ``B×N`` perturbed images are streamed in chunks of ``batch_size``.
-    ``nb_design=None`` lets a subclass choose it from the input size (:meth:`designs_for_size`)."""
+    """Template of the black-box methods that perturb a ``grid×grid`` lattice of cells with mask designs.
+
+    Used by Sobol and HSIC: subclasses give :meth:`designs` (``N×grid×grid`` cell values in [0, 1] for
+    ``H×W`` images) and :meth:`estimate` (``B×N`` scores → ``B×grid×grid`` cell importances); the
+    forwards of the ``B×N`` perturbed images are streamed in chunks of ``batch_size``.
+
+    Args:
+        model: classifier returning ``B×num_classes`` logits.
+        grid: cells per side (a positive int).
+        nb_design: number of designs ``N`` (a positive int); ``None`` lets a subclass choose it from the
+            input size (:meth:`designs_for_size`).
+        perturbation: ``"inpainting"`` (masked pixels go to ``baseline``) or ``"blur"``.
+        baseline: value of masked pixels for inpainting (number or broadcastable tensor).
+        blur_sigma: Gaussian blur std in pixels for ``"blur"`` (``None`` = min(H, W)/16).
+        score: ``"logit"`` (default), ``"prob"`` or ``"log_prob"``.
+        batch_size: max perturbed images per forward pass (``None``: automatic).
+        generator: the random stream of the designs.
+        progress: show a tqdm bar over the forward chunks.
+
+    Raises:
+        ValueError: a bad ``grid``, ``nb_design``, ``perturbation``, ``baseline``, ``blur_sigma``,
+            ``score`` or ``batch_size``.
+    """
 
     per_channel = False
-    family = "black-box"
+    family = Family.BLACK_BOX
+    stochastic = True
     #: label of the progress bar
-    name = "cells"
+    bar_label = "cells"
 
     def __init__(
         self,
@@ -106,12 +140,15 @@ class CellMaskExplainer(Explainer):
         progress: bool = False,
     ) -> None:
         super().__init__(model)
-        self.grid = _check_positive_int(grid, "grid")
-        self.nb_design = None if nb_design is None else _check_positive_int(nb_design, "nb_design")
+        self.grid = check_positive_int(grid, "grid")
+        self.nb_design = None if nb_design is None else check_positive_int(nb_design, "nb_design")
         if perturbation not in PERTURBATIONS:
             raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got {perturbation!r}")
         self.perturbation = perturbation
-        self.baseline = baseline
+        self.baseline = check_baseline(baseline)
+        if blur_sigma is not None and (isinstance(blur_sigma, bool) or not isinstance(blur_sigma, (int, float))
+                                       or not (math.isfinite(blur_sigma) and blur_sigma > 0)):
+            raise ValueError(f"blur_sigma must be a positive number of pixels, got {blur_sigma!r}")
         self.blur_sigma = blur_sigma
         self.score = check_score(score)
         self.batch_size = check_batch_size(batch_size)
@@ -119,37 +156,77 @@ class CellMaskExplainer(Explainer):
         self.progress = progress
 
     def designs_for_size(self, height: int, width: int) -> int:
-        """``N`` on ``height×width`` images: ``nb_design`` (subclasses resolve ``None``)."""
+        """``N`` on ``height×width`` images: ``nb_design`` (subclasses resolve ``None``).
+
+        Args:
+            height: image height in pixels.
+            width: image width in pixels.
+
+        Raises:
+            ValueError: ``nb_design`` is ``None`` and the subclass does not resolve it.
+        """
         if self.nb_design is None:
             raise ValueError(f"{type(self).__name__} needs an explicit nb_design")
         return self.nb_design
 
     def perturbations(self, height: int, width: int) -> int:
-        """Perturbed images per explained image (rows of :meth:`designs`)."""
+        """Perturbed images per explained image (rows of :meth:`designs`).
+
+        Args:
+            height: image height in pixels.
+            width: image width in pixels.
+        """
         return self.designs_for_size(height, width)
 
     def planned_passes(self, height: int, width: int) -> PassCount:
-        """:meth:`perturbations` forward passes per image (one more to predict the target when not given)."""
+        """:meth:`perturbations` forward passes per image (one more to predict the target when not given).
+
+        Args:
+            height: image height in pixels.
+            width: image width in pixels.
+        """
         return PassCount(forward=self.perturbations(height, width), backward=0)
 
-    def designs(self, height: int, width: int) -> Tensor:
+    def designs(self, height: int, width: int, generator: torch.Generator | None = None) -> Tensor:
+        """Cell values of the designs for ``height×width`` images.
+
+        Args:
+            height: image height in pixels.
+            width: image width in pixels.
+            generator: the random stream the designs are drawn from.
+
+        Returns:
+            ``N×grid²`` cell values in [0, 1].
+        """
         raise NotImplementedError
 
     def estimate(self, designs: Tensor, scores: Tensor) -> Tensor:
+        """Cell importances from the scores of the designs.
+
+        Args:
+            designs: the ``N×grid²`` designs of :meth:`designs`.
+            scores: ``B×N`` scores of the designs.
+
+        Returns:
+            ``B×grid²`` cell importances.
+        """
         raise NotImplementedError
 
-    def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> Tensor:
-        inputs = check_images(inputs).detach()
+    def attribute(
+        self, inputs: Tensor, target: Tensor | int | None = None, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        _check_grid(self.grid, *check_images(inputs).shape[-2:])  # before any model pass
+        return super().attribute(inputs, target, generator=generator)
+
+    def _attribute(self, call: Call) -> Tensor:
+        inputs = call.inputs
         height, width = inputs.shape[-2:]
-        _check_grid(self.grid, height, width)
-        designs = self.designs(height, width).to(inputs.device)
-        chunk = resolve_batch_size(self.batch_size, self.model, inputs, backward=False)
-        target = _targets(self.model, inputs, target, chunk)
-        references = _references(self.perturbation, inputs, self.baseline, self.blur_sigma)
-        scores = _stream_scores(
-            self.model, inputs, references, target, designs.shape[0],
-            lambda ids: _upsample_cells(designs[ids], height, width), self.score, chunk,
-            progress=self.progress, desc=self.name,
+        designs = self.designs(height, width, call.generator).to(inputs.device)
+        baseline = "blur" if self.perturbation == "blur" else self.baseline
+        scores = score_perturbations(
+            self.model, inputs, resolve_baseline(baseline, inputs, self.blur_sigma), call.target, designs.shape[0],
+            lambda images, ids: _upsample_cells(designs[ids], height, width), self.score, call.chunk,
+            progress=self.progress, desc=self.bar_label,
         )
         return _cells_to_map(self.estimate(designs, scores), height, width)
 
@@ -157,25 +234,27 @@ class CellMaskExplainer(Explainer):
 class SobolAttribution(CellMaskExplainer):
     """Total Sobol indices of ``grid×grid`` image cells (Fel et al. 2021), ``B×1×H×W``.
 
-    Args:
-        model: classifier returning ``B×num_classes`` logits.
-        grid: cells per side (``d = grid²`` variables).
-        nb_design: ``N``, quasi-Monte-Carlo points per matrix (a power of two keeps Sobol balance).
-
     Costs ``N·(grid² + 2)`` forwards per image: 2,112 with the defaults (``grid=8``, ``N=32``, those of
     Fel et al. and Xplique) at every image size. The Jansen estimator needs the ``d + 2`` blocks of ``N``
     designs for its ``d = grid²`` indices, so this is not scaled with the image (fewer cells would
     coarsen the map, fewer designs break the quasi-Monte-Carlo balance).
+
+    Args:
+        model: classifier returning ``B×num_classes`` logits.
+        grid: cells per side (``d = grid²`` variables).
+        nb_design: ``N``, quasi-Monte-Carlo points per matrix (a power of two keeps Sobol balance).
         perturbation: ``"inpainting"`` (masked pixels go to ``baseline``) or ``"blur"``.
         baseline: value of masked pixels for inpainting (number or broadcastable tensor).
-        blur_sigma: Gaussian blur std in pixels for ``"blur"`` (``None`` = max(H, W)/16).
+        blur_sigma: Gaussian blur std in pixels for ``"blur"`` (``None`` = min(H, W)/16, the one blur of
+            :func:`freqlens.utils.perturb.gaussian_blur`).
         score: ``"logit"`` (default), ``"prob"`` or ``"log_prob"``.
         batch_size: max perturbed images per forward pass (``None``: automatic, see ``_batching``).
         generator: seeds the scrambling of the Sobol sequence (same seed, same maps).
         progress: show a tqdm bar over the forward chunks.
     """
 
-    name = "Sobol"
+    name = "sobol"
+    bar_label = "Sobol"
 
     def __init__(
         self,
@@ -196,12 +275,8 @@ class SobolAttribution(CellMaskExplainer):
     def perturbations(self, height: int, width: int) -> int:
         return self.designs_for_size(height, width) * (self.grid * self.grid + 2)
 
-    def designs(self, height: int, width: int) -> Tensor:
-        return sobol_designs(self.grid, self.designs_for_size(height, width), self.generator)
+    def designs(self, height: int, width: int, generator: torch.Generator | None = None) -> Tensor:
+        return sobol_designs(self.grid, self.designs_for_size(height, width), generator)
 
     def estimate(self, designs: Tensor, scores: Tensor) -> Tensor:
         return jansen_total_indices(scores, designs.shape[0] // (self.grid * self.grid + 2))
-
-    def __repr__(self) -> str:
-        return (f"SobolAttribution(grid={self.grid}, nb_design={self.nb_design}, "
-                f"perturbation={self.perturbation!r}, score={self.score!r})")

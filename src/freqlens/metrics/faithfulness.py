@@ -9,99 +9,64 @@
   between the sum of the attributions of the removed pixels and the drop of the target score.
 * **Global score** of seed 001 (FORGrad, Table 2): ``Insertion + Fidelity − Deletion``.
 
-All metrics stream: the perturbed images (``image × step`` or ``image × sample`` pairs) are generated
-chunk by chunk with at most ``batch_size`` images per forward pass, in a fixed order, so the results do
-not depend on ``batch_size``. The model is put in eval mode for the call (every module's flag is
-restored afterwards) and no gradient is recorded. This module imports nothing of freqlens beyond
-the standard library and torch (layering: ``metrics`` may only depend on ``spectral``); the small
-helpers below (target resolution, channel reduction, chunking) are shared by the metrics subpackage.
+All metrics stream through the perturbation core (:func:`freqlens.utils.perturb.score_perturbations`):
+the perturbed images (``image × step`` or ``image × sample`` pairs) are generated chunk by chunk with at
+most ``batch_size`` images per forward pass, in a fixed order, so the results do not depend on
+``batch_size``. Baselines (a number, a tensor, ``"zeros"``, ``"blur"``, ``"mean"``) and scores (logit,
+probability, log-probability) have the one meaning of :func:`~freqlens.utils.perturb.resolve_baseline`
+and :func:`~freqlens.utils.scores.select_score`. The model is put in eval mode for the call (every
+module's flag is restored afterwards) and no gradient is recorded. :func:`check_attributions` and
+:func:`row_correlation` are shared by the metrics subpackage.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
-from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from freqlens.utils.perturb import Baseline, clean_scores, resolve_baseline, score_perturbations
+from freqlens.utils.scores import SCORES, check_score
 from freqlens.utils.tensors import (
     REDUCTIONS,
-    check_images,
-    chunks,
+    check_model_and_images,
     eval_mode,
     reduce_channels,
     resolve_target,
+    result_dtype,
 )
 
 __all__ = [
     "REDUCTIONS",
     "SCORES",
+    "check_attributions",
     "deletion",
     "global_score",
     "insertion",
     "mufidelity",
+    "row_correlation",
 ]
 
-#: Target scores the metrics can read from the model output.
-SCORES = ("prob", "logit")
 #: Correlations of :func:`mufidelity`.
 CORRELATIONS = ("pearson", "spearman")
 
-Baseline = float | Tensor | Literal["blur"]
+def check_attributions(attributions: object, inputs: Tensor, reduce: str) -> Tensor:
+    """Validate maps against ``inputs`` and return the channel-reduced map.
 
+    Args:
+        attributions: ``B×C×H×W`` (C = the inputs' channels), ``B×1×H×W`` or ``B×H×W`` real, finite
+            maps (integer and bool maps are converted to the inputs' dtype).
+        inputs: the ``B×C×H×W`` images the maps explain.
+        reduce: the channel reduction, one of :data:`REDUCTIONS`.
 
-# --------------------------------------------------------------------------------------------------
-# Shared private helpers (used by every metric of this subpackage)
-# --------------------------------------------------------------------------------------------------
-def _check_model(model: object) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return model
+    Returns:
+        ``B×H×W`` detached maps on the inputs' device.
 
-
-def _check_batch_size(batch_size: int | None, default: int) -> int:
-    """``None`` → ``default``; otherwise a positive int."""
-    if batch_size is None:
-        return max(int(default), 1)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-    return batch_size
-
-
-def _check_score(score: str) -> str:
-    if score not in SCORES:
-        raise ValueError(f"unknown score {score!r}; expected one of {', '.join(SCORES)}")
-    return score
-
-
-def _logits(model: nn.Module, batch: Tensor) -> Tensor:
-    out = model(batch)
-    if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != batch.shape[0]:
-        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        raise ValueError(f"the model must return logits of shape [batch, classes], got {shape}")
-    return out
-
-
-def _target_score(logits: Tensor, target: Tensor, score: str) -> Tensor:
-    """Score of ``target`` per row: softmax probability (``"prob"``) or raw logit (``"logit"``)."""
-    if int(target.max()) >= logits.shape[1]:
-        raise ValueError(
-            f"target class {int(target.max())} is out of range for a model with {logits.shape[1]} outputs"
-        )
-    values = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
-    if score == "prob":
-        values = values.softmax(dim=1)
-    return values.gather(1, target[:, None])[:, 0]
-
-
-def _check_attributions(attributions: object, inputs: Tensor, reduce: str) -> Tensor:
-    """Validate maps against ``inputs`` and return the channel-reduced ``B×H×W`` map.
-
-    Accepted shapes: ``B×C×H×W`` (C = the inputs' channels), ``B×1×H×W`` or ``B×H×W``.
+    Raises:
+        TypeError: ``attributions`` is not a tensor.
+        ValueError: an unknown ``reduce``, a shape that does not match ``inputs``, a complex dtype, or
+            NaN / infinite values.
     """
     if not isinstance(attributions, Tensor):
         raise TypeError(f"attributions must be a torch.Tensor, got {type(attributions).__name__}")
@@ -128,64 +93,6 @@ def _check_attributions(attributions: object, inputs: Tensor, reduce: str) -> Te
     if not bool(torch.isfinite(maps).all()):
         raise ValueError("attributions contain NaN or infinite values")
     return reduce_channels(maps.detach(), reduce)
-
-
-def _gaussian_blur(inputs: Tensor, sigma: float, truncate: float = 4.0) -> Tensor:
-    """Separable Gaussian blur of ``B×C×H×W`` images (std ``sigma`` pixels, mirror padding).
-
-    The kernel has radius ``int(truncate·σ + 0.5)`` (as ``scipy.ndimage.gaussian_filter``), clipped to
-    ``size − 1`` per axis so that the mirror padding exists; weights are normalised to sum 1.
-    """
-    if not (sigma > 0 and math.isfinite(sigma)):
-        raise ValueError(f"blur_sigma must be a positive number of pixels, got {sigma}")
-    batch, channels, height, width = inputs.shape
-    out = inputs.reshape(batch * channels, 1, height, width)
-    for axis, size in ((2, height), (3, width)):
-        radius = min(int(truncate * sigma + 0.5), size - 1)
-        if radius == 0:
-            continue
-        offsets = torch.arange(-radius, radius + 1, device=inputs.device, dtype=torch.float64)
-        kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-        kernel = (kernel / kernel.sum()).to(inputs.dtype)
-        if axis == 2:
-            out = F.conv2d(F.pad(out, (0, 0, radius, radius), mode="reflect"), kernel.view(1, 1, -1, 1))
-        else:
-            out = F.conv2d(F.pad(out, (radius, radius, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
-    return out.reshape(batch, channels, height, width)
-
-
-def _resolve_baseline(baseline: Baseline, inputs: Tensor, blur_sigma: float | None) -> Tensor:
-    """The baseline as a tensor broadcast (a view, no copy) to the inputs' shape."""
-    if isinstance(baseline, str):
-        if baseline != "blur":
-            raise ValueError(f"unknown baseline {baseline!r}; expected a number, a tensor or 'blur'")
-        sigma = min(inputs.shape[-2:]) / 16.0 if blur_sigma is None else float(blur_sigma)
-        return _gaussian_blur(inputs, sigma)
-    if isinstance(baseline, bool):
-        raise TypeError("baseline must be a number, a tensor or 'blur', got a bool")
-    if isinstance(baseline, (int, float)):
-        if not math.isfinite(baseline):
-            raise ValueError(f"baseline must be finite, got {baseline}")
-        return torch.full((), float(baseline), dtype=inputs.dtype, device=inputs.device).expand(inputs.shape)
-    if not isinstance(baseline, Tensor):
-        raise TypeError(f"baseline must be a number, a tensor or 'blur', got {type(baseline).__name__}")
-    if not bool(torch.isfinite(baseline).all()):
-        raise ValueError("baseline contains NaN or infinite values")
-    try:
-        return torch.broadcast_to(baseline.to(device=inputs.device, dtype=inputs.dtype), inputs.shape)
-    except RuntimeError as err:
-        raise ValueError(
-            f"baseline of shape {tuple(baseline.shape)} cannot be broadcast to inputs of shape {tuple(inputs.shape)}"
-        ) from err
-
-
-def _result_dtype(inputs: Tensor) -> torch.dtype:
-    """Scores are returned in float64 for float64 inputs, float32 otherwise."""
-    return torch.float64 if inputs.dtype == torch.float64 else torch.float32
-
-
-def _progress(total: int, desc: str, enabled: bool) -> tqdm:
-    return tqdm(total=total, desc=desc, unit="img", leave=False, disable=not enabled)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -219,15 +126,13 @@ def _perturbation_curve(
     return_curves: bool,
     progress: bool,
 ) -> Tensor | tuple[Tensor, Tensor]:
-    model = _check_model(model)
-    inputs = check_images(inputs)
+    inputs, chunk = check_model_and_images(model, inputs, batch_size)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    score = _check_score(score)
+    check_score(score)
     batch, _, height, width = inputs.shape
-    chunk = _check_batch_size(batch_size, batch)
-    saliency = _check_attributions(attributions, inputs, reduce)
-    fill = _resolve_baseline(baseline, inputs, blur_sigma)
+    saliency = check_attributions(attributions, inputs, reduce)
+    fill = resolve_baseline(baseline, inputs, blur_sigma)
     pixels = height * width
 
     # Rank of every pixel in the (stable, descending) order of the map: rank 0 = most important;
@@ -237,22 +142,14 @@ def _perturbation_curve(
     ranks.scatter_(1, order, torch.arange(pixels, device=order.device).expand(batch, pixels))
     counts = _pixel_counts(steps, pixels, inputs.device)
 
-    per_image = steps + 1
+    def keep(image: Tensor, step: Tensor) -> Tensor:
+        selected = (ranks[image] < counts[step, None]).view(-1, 1, height, width)
+        return ~selected if mode == "deletion" else selected
+
     with eval_mode(model):
         target = resolve_target(model, inputs, target, chunk)
-        curves = torch.empty(batch * per_image, dtype=_result_dtype(inputs), device=inputs.device)
-        with _progress(batch * per_image, mode, progress) as bar:
-            for part in chunks(batch * per_image, chunk):
-                pair = torch.arange(part.start, part.stop, device=inputs.device)
-                image, step = pair // per_image, pair % per_image
-                selected = (ranks[image] < counts[step, None]).view(-1, 1, height, width)
-                if mode == "deletion":
-                    perturbed = torch.where(selected, fill[image], inputs[image])
-                else:
-                    perturbed = torch.where(selected, inputs[image], fill[image])
-                curves[part] = _target_score(_logits(model, perturbed), target[image], score).to(curves.dtype)
-                bar.update(part.stop - part.start)
-    curves = curves.view(batch, per_image)
+        curves = score_perturbations(model, inputs, fill, target, steps + 1, keep, score, chunk,
+                                     dtype=result_dtype(inputs), progress=progress, desc=mode)
     auc = _trapezoid(curves)
     return (auc, curves) if return_curves else auc
 
@@ -283,17 +180,26 @@ def deletion(
             (stable sort: ties go by pixel index, row-major).
         steps: the curve has ``steps + 1`` points ``k / steps``; at point ``k`` the top
             ``round(k·H·W / steps)`` pixels (all channels) are replaced by the baseline.
-        baseline: a number, a tensor broadcastable to ``inputs``, or ``"blur"`` (a Gaussian-blurred copy
+        baseline: a number, a tensor broadcastable to ``inputs``, ``"zeros"``, ``"mean"`` (each image's
+            per-channel mean) or ``"blur"`` (a Gaussian-blurred copy
             of each image, std ``blur_sigma`` pixels, default ``min(H, W) / 16``).
-        score: ``"prob"`` (softmax probability of the target) or ``"logit"``.
+        score: ``"prob"`` (softmax probability of the target), ``"logit"`` or ``"log_prob"``.
         batch_size: most perturbed images per forward pass (default ``None`` = ``B``, the memory of one
             forward pass of ``inputs``); the result does not depend on it.
+        reduce: the channel reduction of ``attributions`` (``"sum"``, ``"mean"``, ``"abs_sum"``,
+            ``"abs_mean"``, ``"max_abs"``).
+        blur_sigma: std in pixels of the ``"blur"`` baseline (``None``: ``min(H, W) / 16``).
         return_curves: also return the curves ``[B, steps + 1]``.
         progress: show a tqdm bar on stderr.
 
     Returns:
         ``Tensor[B]`` (trapezoid AUC over ``[0, 1]``), or ``(auc, curves)``. Exactly ``B·(steps + 1)``
-        images go through the model (plus ``B`` when ``target`` is ``None``).
+            images go through the model (plus ``B`` when ``target`` is ``None``).
+
+    Raises:
+        ValueError: ``steps < 1``, an unknown ``score`` / ``reduce`` / baseline, or maps that do not
+            match ``inputs``.
+        InputError: images outside the pixel range or non-finite logits.
     """
     return _perturbation_curve("deletion", model, inputs, target, attributions, steps, baseline, score,
                                batch_size, reduce, blur_sigma, return_curves, progress)
@@ -317,8 +223,27 @@ def insertion(
     """Insertion AUC (RISE, Petsiuk et al. 2018), one value per image — higher is better.
 
     Starts from the baseline (``0.0`` by default; ``"blur"`` is the canonical RISE choice) and reveals
-    the top ``round(k·H·W / steps)`` pixels of the original image at point ``k``. Arguments and
-    return value as :func:`deletion`.
+    the top ``round(k·H·W / steps)`` pixels of the original image at point ``k``. Arguments, return
+    value and errors as :func:`deletion`.
+
+    Args:
+        model: classifier returning logits ``[N, classes]``; in eval mode during the call (restored).
+        inputs: ``B×C×H×W`` images in [0, 1].
+        target: ``LongTensor[B]``, an int, or ``None`` = the predicted class on ``inputs``.
+        attributions: ``B×C×H×W``, ``B×1×H×W`` or ``B×H×W`` maps, reduced by ``reduce`` and ranked in
+            decreasing order.
+        steps: the curve has ``steps + 1`` points ``k / steps``.
+        baseline: what unrevealed pixels are: a number, a tensor, ``"zeros"``, ``"mean"`` or ``"blur"``.
+        score: ``"prob"`` (default), ``"logit"`` or ``"log_prob"``.
+        batch_size: most perturbed images per forward pass (``None`` = ``B``); the result does not
+            depend on it.
+        reduce: the channel reduction of ``attributions`` (default ``"sum"``).
+        blur_sigma: std in pixels of the ``"blur"`` baseline (``None``: ``min(H, W) / 16``).
+        return_curves: also return the curves ``[B, steps + 1]``.
+        progress: show a tqdm bar on stderr.
+
+    Returns:
+        ``Tensor[B]`` (trapezoid AUC over ``[0, 1]``), or ``(auc, curves)``.
     """
     return _perturbation_curve("insertion", model, inputs, target, attributions, steps, baseline, score,
                                batch_size, reduce, blur_sigma, return_curves, progress)
@@ -335,13 +260,23 @@ def _average_ranks(values: Tensor) -> Tensor:
     return (below + up_to - 1).to(values.dtype) / 2
 
 
-def _row_correlation(a: Tensor, b: Tensor, method: str,
+def row_correlation(a: Tensor, b: Tensor, method: str,
                      warning: str = "mufidelity: {n} image(s) with a constant attribution sum or score drop over "
                                     "the samples; their correlation is undefined and set to 0") -> Tensor:
     """Pearson or Spearman correlation of each row of ``a`` with the same row of ``b``.
 
-    Rows where either vector is constant have no defined correlation: they get 0 and a ``RuntimeWarning``
-    (``warning`` formatted with ``n``, the number of such rows), attributed to the caller's caller.
+    Rows where either vector is constant have no defined correlation: they get 0 and a ``RuntimeWarning``,
+    attributed to the caller's caller.
+
+    Args:
+        a: ``[B, n]`` values.
+        b: ``[B, n]`` values, paired with ``a`` row by row.
+        method: ``"pearson"``, or ``"spearman"`` (Pearson of average ranks, ties as
+            ``scipy.stats.rankdata``).
+        warning: the warning's message, formatted with ``n``, the number of constant rows.
+
+    Returns:
+        ``Tensor[B]`` (float64) in ``[−1, 1]``.
     """
     a, b = a.double(), b.double()
     if method == "spearman":
@@ -389,21 +324,43 @@ def mufidelity(
 
     For each image, ``samples`` random subsets of the ``grid×grid`` cells (pixel ``(i, j)`` belongs to
     cell ``(⌊i·grid/H⌋, ⌊j·grid/W⌋)``) are drawn, each cell removed (all channels set to the baseline)
-    independently with probability ``subset``. The metric is the ``corr`` (``"pearson"`` or
-    ``"spearman"``, average ranks for ties) correlation, over the samples, between the sum of the
-    channel-reduced attributions (``reduce``, as in :func:`deletion`) of the removed pixels and the drop
-    ``f(x) − f(x_masked)`` of the target score (``score``: ``"logit"`` by default, or ``"prob"``).
-    An image whose attribution sums or score drops are constant over the samples has no defined
-    correlation: it gets 0 and a ``RuntimeWarning`` is issued.
+    independently with probability ``subset``. The metric is the ``corr`` correlation, over the
+    samples, between the sum of the channel-reduced attributions of the removed pixels and the drop
+    ``f(x) − f(x_masked)`` of the target score. An image whose attribution sums or score drops are
+    constant over the samples has no defined correlation: it gets 0 and a ``RuntimeWarning`` is issued.
 
     The masks are drawn at once, before any forward pass, as
-    ``torch.rand((B, samples, grid, grid), generator=generator) < subset`` (on the generator's device;
-    the global CPU RNG when ``None``; ``True`` = removed), so they do not depend on ``batch_size``; the ``B·samples`` masked images are streamed ``batch_size`` at a time (default
-    ``B``). ``B·(samples + 1)`` images go through the model (plus ``B`` when ``target`` is ``None``).
+    ``torch.rand((B, samples, grid, grid), generator=generator) < subset`` (``True`` = removed), so
+    they do not depend on ``batch_size``. ``B·(samples + 1)`` images go through the model (the predicted
+    class, when ``target`` is ``None``, comes from the clean pass).
+
+    Args:
+        model: classifier returning logits; in eval mode during the call (restored).
+        inputs: ``B×C×H×W`` images in [0, 1].
+        target: ``LongTensor[B]``, an int, or ``None`` = the predicted class on ``inputs``.
+        attributions: ``B×C×H×W``, ``B×1×H×W`` or ``B×H×W`` maps.
+        grid: cells per side of the grid (≥ 1).
+        subset: probability of removing each cell, strictly between 0 and 1.
+        samples: random subsets per image (≥ 2: a correlation needs two points).
+        corr: ``"pearson"`` or ``"spearman"`` (average ranks for ties).
+        baseline: what removed pixels become: a number, a tensor, ``"zeros"``, ``"mean"`` or ``"blur"``.
+        score: ``"logit"`` (default), ``"prob"`` or ``"log_prob"``.
+        batch_size: the ``B·samples`` masked images are streamed ``batch_size`` at a time (default
+            ``None`` = ``B``).
+        generator: source of the masks, on its own device; ``None``: the global CPU RNG.
+        reduce: the channel reduction of ``attributions``, as in :func:`deletion`.
+        blur_sigma: std in pixels of the ``"blur"`` baseline (``None``: ``min(H, W) / 16``).
+        progress: show a tqdm bar on stderr.
+
+    Returns:
+        ``Tensor[B]`` of correlations in ``[−1, 1]``.
+
+    Raises:
+        ValueError: an unknown ``corr`` / ``score``, a bad ``grid``, ``samples`` or ``subset``, or maps
+            that do not match ``inputs``.
     """
-    model = _check_model(model)
-    inputs = check_images(inputs)
-    score = _check_score(score)
+    inputs, chunk = check_model_and_images(model, inputs, batch_size)
+    check_score(score)
     if corr not in CORRELATIONS:
         raise ValueError(f"unknown correlation {corr!r}; expected one of {', '.join(CORRELATIONS)}")
     if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
@@ -413,9 +370,8 @@ def mufidelity(
     if not isinstance(subset, (int, float)) or isinstance(subset, bool) or not 0.0 < float(subset) < 1.0:
         raise ValueError(f"subset must be a probability strictly between 0 and 1, got {subset!r}")
     batch, _, height, width = inputs.shape
-    chunk = _check_batch_size(batch_size, batch)
-    saliency = _check_attributions(attributions, inputs, reduce)
-    fill = _resolve_baseline(baseline, inputs, blur_sigma)
+    saliency = check_attributions(attributions, inputs, reduce)
+    fill = resolve_baseline(baseline, inputs, blur_sigma)
 
     cells = grid * grid
     rand_device = generator.device if generator is not None else torch.device("cpu")
@@ -428,24 +384,16 @@ def mufidelity(
     cell_mass.index_add_(1, cell_of_pixel, saliency.reshape(batch, -1).double())
     removed_mass = (removed.double() * cell_mass[:, None, :]).sum(dim=2)
 
+    def keep(image: Tensor, sample: Tensor) -> Tensor:
+        return ~flat_removed[image * samples + sample][:, cell_of_pixel].view(-1, 1, height, width)
+
+    flat_removed = removed.view(batch * samples, cells)
     with eval_mode(model):
-        target = resolve_target(model, inputs, target, chunk)
-        clean = torch.empty(batch, dtype=torch.float64, device=inputs.device)
-        masked = torch.empty(batch * samples, dtype=torch.float64, device=inputs.device)
-        flat_removed = removed.view(batch * samples, cells)
-        with _progress(batch * (samples + 1), "mufidelity", progress) as bar:
-            for part in chunks(batch, chunk):
-                clean[part] = _target_score(_logits(model, inputs[part]), target[part], score).double()
-                bar.update(part.stop - part.start)
-            for part in chunks(batch * samples, chunk):
-                pair = torch.arange(part.start, part.stop, device=inputs.device)
-                image = pair // samples
-                hidden = flat_removed[part][:, cell_of_pixel].view(-1, 1, height, width)
-                perturbed = torch.where(hidden, fill[image], inputs[image])
-                masked[part] = _target_score(_logits(model, perturbed), target[image], score).double()
-                bar.update(part.stop - part.start)
-    drop = clean[:, None] - masked.view(batch, samples)
-    return _row_correlation(removed_mass, drop, corr).to(_result_dtype(inputs))
+        target, clean = clean_scores(model, inputs, target, score, chunk)
+        masked = score_perturbations(model, inputs, fill, target, samples, keep, score, chunk,
+                                     dtype=torch.float64, progress=progress, desc="mufidelity")
+    drop = clean[:, None].double() - masked
+    return row_correlation(removed_mass, drop, corr).to(result_dtype(inputs))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -455,5 +403,13 @@ def global_score(deletion: Tensor | float, insertion: Tensor | float, fidelity: 
     """Global faithfulness score of seed 001 (Table 2): ``Insertion + Fidelity − Deletion``.
 
     Works element-wise on numbers or tensors (e.g. per-image or per-method means).
+
+    Args:
+        deletion: Deletion AUC (lower is better).
+        insertion: Insertion AUC (higher is better).
+        fidelity: MuFidelity (higher is better).
+
+    Returns:
+        ``insertion + fidelity − deletion``, a number or a tensor.
     """
     return insertion + fidelity - deletion

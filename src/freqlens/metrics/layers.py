@@ -25,9 +25,18 @@ import torch
 from torch import Tensor, nn
 
 from freqlens.spectral import compression_ratio, hf_power_ratio, laplacian_energy
-from freqlens.utils.tensors import check_images, chunks, eval_mode, reduce_channels, resolve_target
-
-from .faithfulness import _check_batch_size, _check_model, _logits, _progress, _target_score
+from freqlens.utils.progress import progress_counter
+from freqlens.utils.scores import select_score
+from freqlens.utils.tensors import (
+    check_images,
+    check_logits,
+    check_model,
+    check_model_and_images,
+    chunks,
+    eval_mode,
+    reduce_channels,
+    resolve_target,
+)
 
 __all__ = ["LAYER_MEASURES", "default_layer_names", "layer_hf_content"]
 
@@ -76,14 +85,24 @@ def _capture(modules: dict[str, nn.Module], store: list[tuple[str, Tensor]]) -> 
 
 
 def default_layer_names(model: nn.Module, inputs: Tensor) -> list[str]:
-    """Names (call order, ``"name#k"`` for repeated calls) of the default layers: every Conv2d, 2-D
-    pooling and activation module producing a 4-D output with ``H, W ≥ 2`` on ``inputs[:1]``."""
-    model = _check_model(model)
+    """Names of the default layers of :func:`layer_hf_content`.
+
+    The default layers are every Conv2d, 2-D pooling and activation module producing a 4-D output with
+    ``H, W ≥ 2`` on ``inputs[:1]`` (one forward pass, eval mode, no gradients).
+
+    Args:
+        model: the classifier.
+        inputs: ``B×C×H×W`` images (only the first one is used).
+
+    Returns:
+        The names in call order, ``"name#k"`` for the k-th call of a module called repeatedly.
+    """
+    model = check_model(model)
     inputs = check_images(inputs)
     candidates = {name: m for name, m in model.named_modules() if name and _is_candidate(m)}
     store: list[tuple[str, Tensor]] = []
     with eval_mode(model), torch.no_grad(), _capture(candidates, store):
-        _logits(model, inputs[:1])
+        check_logits(model(inputs[:1]), 1)
     return [name for name, output in store if _is_spatial(output)]
 
 
@@ -117,8 +136,7 @@ def layer_hf_content(
     average_maps: bool = False,
     progress: bool = False,
 ) -> list[tuple[str, float]]:
-    """High-frequency content of ``∂f/∂(layer output)`` per layer → ``[(name, value), ...]`` in
-    forward order (seed 001, Fig. 5).
+    """High-frequency content of ``∂f/∂(layer output)`` per layer (seed 001, Fig. 5).
 
     Args:
         model: classifier returning logits (held in eval mode, flags restored).
@@ -130,25 +148,31 @@ def layer_hf_content(
         batch_size: images per forward/backward pass (default: all).
         average_maps: measure the mean gradient map over images instead of averaging the measure.
         progress: show a tqdm bar on stderr.
+
+    Returns:
+        ``[(name, value), ...]`` in forward order.
+
+    Raises:
+        ValueError: an unknown ``measure`` or layer name, no default layer, or a layer that is not
+            called or does not produce a 4-D ``B×C×H×W`` tensor.
+        TypeError: ``layers`` is not a sequence of names.
     """
-    model = _check_model(model)
-    inputs = check_images(inputs)
+    inputs, step = check_model_and_images(model, inputs, batch_size)
     if measure not in LAYER_MEASURES:
         raise ValueError(f"unknown measure {measure!r}; expected one of {', '.join(LAYER_MEASURES)}")
     score_maps = LAYER_MEASURES[measure]
     batch = inputs.shape[0]
-    step = _check_batch_size(batch_size, batch)
     modules, labels = _select(model, inputs, layers)
     totals: dict[str, Tensor] = {}
 
     with eval_mode(model):
         target = resolve_target(model, inputs, target, batch_size=step)
-        with _progress(batch, "layer gradients", progress) as bar:
+        with progress_counter(batch, "layer gradients", progress) as bar:
             for part in chunks(batch, step):
                 store: list[tuple[str, Tensor]] = []
                 with torch.enable_grad(), _capture(modules, store):
                     x = inputs[part].detach().requires_grad_(True)
-                    score = _target_score(_logits(model, x), target[part], "logit").sum()
+                    score = select_score(model(x), target[part], "logit").sum()
                     captured: dict[str, Tensor] = {}
                     for label, output in store:
                         captured.setdefault(label, output)

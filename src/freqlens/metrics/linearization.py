@@ -27,19 +27,40 @@ import torch
 from torch import Tensor, nn
 
 from freqlens.spectral import lowpass
-from freqlens.utils.tensors import check_images, chunks, eval_mode, resolve_target
-
-from .faithfulness import _check_batch_size, _check_model, _logits, _progress, _result_dtype, _target_score
+from freqlens.utils.progress import progress_counter
+from freqlens.utils.scores import input_gradient, select_score
+from freqlens.utils.tensors import (
+    check_batch_size,
+    check_images,
+    check_model,
+    chunks,
+    eval_mode,
+    resolve_target,
+    result_dtype,
+)
 
 __all__ = ["LinearizationCurves", "NonlinearRadii", "linearization_curves", "linearization_residual", "unit_directions"]
 
 
 def unit_directions(n_dirs: int, shape: Sequence[int], generator: torch.Generator | None = None,
                     dtype: torch.dtype = torch.float64, device: torch.device | str | None = None) -> Tensor:
-    """``n_dirs`` directions uniform on the unit L2 sphere of ``R^prod(shape)`` → ``[n_dirs, *shape]``.
+    """``n_dirs`` directions uniform on the unit L2 sphere of ``R^prod(shape)``.
 
     Drawn as float64 Gaussians on the generator's device (CPU without a generator), normalised, then
     moved to ``dtype`` / ``device``.
+
+    Args:
+        n_dirs: number of directions (a positive int).
+        shape: shape of one direction, e.g. ``(C, H, W)``.
+        generator: source of the draws (``None``: the global CPU RNG).
+        dtype: dtype of the result.
+        device: device of the result (``None``: CPU).
+
+    Returns:
+        ``Tensor[n_dirs, *shape]``, each of unit L2 norm.
+
+    Raises:
+        ValueError: ``n_dirs`` is not a positive integer.
     """
     if isinstance(n_dirs, bool) or not isinstance(n_dirs, int) or n_dirs <= 0:
         raise ValueError(f"n_dirs must be a positive integer, got {n_dirs!r}")
@@ -88,7 +109,12 @@ def linearization_residual(
     shape: str = "box",
     progress: bool = False,
 ) -> Tensor:
-    """Mean linearization residual of the σ-filtered gradient → ``Tensor[len(sigmas), len(radii)]``.
+    """Mean linearization residual of the σ-filtered gradient.
+
+    Memory: the ``n_dirs`` directions (``n_dirs × C×H×W``) and ``len(sigmas) × B × n_dirs`` inner
+    products are kept; the ``B·n_dirs·len(radii)`` perturbed forward passes are streamed. See
+    :func:`linearization_curves` for the residual relative to the unfiltered gradient and to
+    ``|f(x + ε) − f(x)|``.
 
     Args:
         model: classifier returning logits ``[B, classes]`` (held in eval mode, flags restored).
@@ -104,19 +130,22 @@ def linearization_residual(
         shape: filter shape of :func:`freqlens.spectral.lowpass` (``box``, ``disk``, ``gaussian``).
         progress: show a tqdm bar on stderr.
 
-    The result is float64 for float64 inputs, float32 otherwise, on the inputs' device. Memory: the
-    ``n_dirs`` directions (``n_dirs × C×H×W``) and ``len(sigmas) × B × n_dirs`` inner products are
-    kept; the ``B·n_dirs·len(radii)`` perturbed forward passes are streamed. See
-    :func:`linearization_curves` for the residual relative to the unfiltered gradient and to
-    ``|f(x + ε) − f(x)|``.
+    Returns:
+        ``Tensor[len(sigmas), len(radii)]``, float64 for float64 inputs, float32 otherwise, on the
+            inputs' device.
+
+    Raises:
+        TypeError: ``sigmas`` or ``radii`` do not hold numbers.
+        ValueError: empty, negative or NaN ``sigmas`` / ``radii`` (or an infinite radius), or a bad
+            ``n_dirs``.
     """
-    model = _check_model(model)
+    model = check_model(model)
     inputs = check_images(inputs)
     sigma_list = _check_values(sigmas, "sigmas", allow_none=True)
     radius_list = _check_values(radii, "radii", allow_none=False)
     sums, _ = _residual_sums(model, inputs, target, sigma_list, radius_list, n_dirs, generator, batch_size, shape,
                              progress)
-    return (sums / (inputs.shape[0] * n_dirs)).to(_result_dtype(inputs))
+    return (sums / (inputs.shape[0] * n_dirs)).to(result_dtype(inputs))
 
 
 def _residual_sums(
@@ -126,8 +155,8 @@ def _residual_sums(
     """Sums over images and directions (float64, inputs' device) of ``|f(x + ε) − f(x) − ⟨ε, ∇^σ f(x)⟩|``
     → ``[S, R]`` and of ``|f(x + ε) − f(x)|`` → ``[R]``; the streaming core of the residual functions."""
     batch = inputs.shape[0]
-    step = _check_batch_size(batch_size, batch)
-    device, dtype = inputs.device, _result_dtype(inputs)  # half precision inputs: float32 arithmetic
+    step = check_batch_size(batch_size) or batch
+    device, dtype = inputs.device, result_dtype(inputs)  # half precision inputs: float32 arithmetic
     directions = unit_directions(n_dirs, inputs.shape[1:], generator, dtype=dtype, device=device)
     flat_dirs = directions.flatten(1)  # D×P
     radius_t = torch.tensor(radius_list, dtype=dtype, device=device)
@@ -139,14 +168,12 @@ def _residual_sums(
         base = torch.empty(batch, dtype=dtype, device=device)
         linear = torch.empty(len(sigma_list), batch, n_dirs, dtype=dtype, device=device)
         total_items = batch * n_dirs * n_rad
-        with _progress(batch + total_items, "linearization", progress) as bar:
+        with progress_counter(batch + total_items, "linearization", progress) as bar:
             for part in chunks(batch, step):
-                x = inputs[part].detach().clone().requires_grad_(True)
-                with torch.enable_grad():
-                    score = _target_score(_logits(model, x), target[part], "logit")
-                    (grad,) = torch.autograd.grad(score.sum(), x)
-                base[part] = score.detach().to(dtype)
-                filtered = lowpass(grad.detach().to(dtype), sigma_list, shape=shape)  # S×b×C×H×W
+                grad, logits = input_gradient(model, inputs[part],
+                                              lambda out, part=part: select_score(out, target[part], "logit"))
+                base[part] = select_score(logits, target[part], "logit").to(dtype)
+                filtered = lowpass(grad.to(dtype), sigma_list, shape=shape)  # S×b×C×H×W
                 linear[:, part] = filtered.flatten(2) @ flat_dirs.T
                 bar.update(part.stop - part.start)
 
@@ -160,7 +187,7 @@ def _residual_sums(
                     direction, radius = rest // n_rad, rest % n_rad
                     r = radius_t[radius]
                     perturbed = (inputs[image] + r.reshape(-1, 1, 1, 1) * directions[direction]).to(inputs.dtype)
-                    value = _target_score(_logits(model, perturbed), target[image], "logit").to(dtype)
+                    value = select_score(model(perturbed), target[image], "logit").to(dtype)
                     first_order = base[image] + r * linear[:, image, direction]  # S×n
                     sums.index_add_(1, radius, (value - first_order).abs().to(torch.float64))
                     change.index_add_(0, radius, (value - base[image]).abs().to(torch.float64))
@@ -208,7 +235,8 @@ class LinearizationCurves:
         unfiltered: ``Tensor[R]``, the same with the exact gradient (σ = ∞).
         change: ``Tensor[R]``, mean ``|f(x + ε) − f(x)|``.
         shape: the low-pass shape.
-        n_images, n_dirs: images and random directions averaged over.
+        n_images: images averaged over.
+        n_dirs: random directions averaged over.
 
     For a smooth model the unfiltered residual is second order, ``∝ r²``, while a filtered gradient
     leaves a first-order term ``r·|⟨ε̂, ∇f − ∇^σ f⟩|``, ``∝ r``: at small radii the ratio
@@ -232,8 +260,18 @@ class LinearizationCurves:
         return self.residual / self.unfiltered
 
     def nonlinear_radii(self, fraction: float = 0.1) -> NonlinearRadii:
-        """The radii where the model's own nonlinearity dominates: the unfiltered residual exceeds
-        ``fraction`` of the mean ``|f(x + ε) − f(x)|`` (both means over images and directions)."""
+        """The radii where the model's own nonlinearity dominates.
+
+        Args:
+            fraction: a radius is kept when the unfiltered residual exceeds ``fraction`` of the mean
+                ``|f(x + ε) − f(x)|`` (both means over images and directions); ≥ 0.
+
+        Returns:
+            The kept radii with their masks and ratios.
+
+        Raises:
+            ValueError: ``fraction`` is not a number ≥ 0.
+        """
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not fraction >= 0:
             raise ValueError(f"fraction must be a number >= 0, got {fraction!r}")
         mask = self.unfiltered > fraction * self.change
@@ -257,11 +295,30 @@ def linearization_curves(
     """Linearization residuals of σ-filtered gradients with their unfiltered reference (seed 001, Fig 4).
 
     Same arguments and the same residuals as :func:`linearization_residual` (same directions for the same
-    generator), plus in one pass the unfiltered residual (σ = ∞) and ``|f(x + ε) − f(x)|``; the
-    result exposes the ratio filtered / unfiltered per radius and the radii where the model is
-    nonlinear (:meth:`LinearizationCurves.nonlinear_radii`). Tensors are float64 on the CPU.
+    generator), plus in one pass the unfiltered residual (σ = ∞) and ``|f(x + ε) − f(x)|``.
+
+    Args:
+        model: classifier returning logits ``[B, classes]`` (held in eval mode, flags restored).
+        inputs: ``B×C×H×W`` floating images.
+        target: classes (``LongTensor[B]``, an int, or ``None`` = predicted class); ``f`` = its logit.
+        sigmas: low-pass cutoffs in cycles per image; ``None`` / ``inf`` / ≥ Nyquist = unfiltered.
+        radii: L2 radii ``r ≥ 0`` of the perturbations ``ε``.
+        n_dirs: number of random directions (shared by all images, σ and r).
+        generator: torch generator for the directions (same generator state → same result).
+        batch_size: images per gradient pass and perturbed inputs per forward pass (default: the
+            number of images).
+        shape: filter shape of :func:`freqlens.spectral.lowpass` (``box``, ``disk``, ``gaussian``).
+        progress: show a tqdm bar on stderr.
+
+    Returns:
+        The curves; they expose the ratio filtered / unfiltered per radius and the radii where the model
+            is nonlinear (:meth:`LinearizationCurves.nonlinear_radii`). Tensors are float64 on the CPU.
+
+    Raises:
+        TypeError: ``sigmas`` or ``radii`` do not hold numbers.
+        ValueError: as :func:`linearization_residual`.
     """
-    model = _check_model(model)
+    model = check_model(model)
     inputs = check_images(inputs)
     sigma_list = _check_values(sigmas, "sigmas", allow_none=True)
     radius_list = _check_values(radii, "radii", allow_none=False)

@@ -36,9 +36,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from freqlens.utils.tensors import check_images, chunks, eval_mode, resolve_target
+from freqlens.utils.tensors import (
+    check_images,
+    check_model,
+    check_model_and_images,
+    chunks,
+    eval_mode,
+    resolve_target,
+)
 
-from .faithfulness import _check_attributions, _check_batch_size, _check_model, _row_correlation
+from .faithfulness import check_attributions, row_correlation
 
 __all__ = [
     "SanityResult",
@@ -56,19 +63,29 @@ ExplainerSpec = object  # a factory ``model -> explainer``, an explainer class, 
 # Similarities (rows = images)
 # --------------------------------------------------------------------------------------------------
 def spearman(a: Tensor, b: Tensor) -> Tensor:
-    """Spearman rank correlation of each row of ``a`` with the same row of ``b`` (``B×N`` or ``B×…``).
+    """Spearman rank correlation of each row of ``a`` with the same row of ``b``.
 
     Ranks with ties averaged (``scipy.stats.rankdata(method="average")``), then the Pearson correlation of
     the ranks in float64: equal to ``scipy.stats.spearmanr`` per row. Rows where either map is constant
     have no defined correlation; they get 0 (the map does not resemble the other) and a ``RuntimeWarning``.
-    Returns ``Tensor[B]`` (float64).
+
+    Args:
+        a: ``B×N`` or ``B×…`` values (flattened per row).
+        b: the same shape as ``a``.
+
+    Returns:
+        ``Tensor[B]`` (float64).
+
+    Raises:
+        TypeError: ``a`` or ``b`` is not a tensor.
+        ValueError: different shapes, or fewer than 2 dims.
     """
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError("spearman expects two tensors")
     if a.shape != b.shape or a.dim() < 2:
         raise ValueError(f"spearman expects two B×N tensors of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     a = a.detach().reshape(a.shape[0], -1)
-    return _row_correlation(a, b.detach().reshape(b.shape[0], -1).to(a.device), "spearman",
+    return row_correlation(a, b.detach().reshape(b.shape[0], -1).to(a.device), "spearman",
                             "model_randomization: {n} constant map(s); their rank correlation is undefined and "
                             "set to 0")
 
@@ -87,7 +104,18 @@ def ssim(a: Tensor, b: Tensor, window: int = 7) -> Tensor:
 
     The definition of ``skimage.metrics.structural_similarity(a, b, data_range=1)`` with its defaults
     (uniform ``window×window`` window, sample covariances, ``K1 = 0.01``, ``K2 = 0.03``, mean over the
-    positions where the window fits in the image). Returns ``Tensor[B]`` (float64).
+    positions where the window fits in the image).
+
+    Args:
+        a: ``B×H×W`` maps.
+        b: ``B×H×W`` maps, compared with ``a`` image by image.
+        window: side of the uniform window: odd, ≥ 3 and no larger than the maps.
+
+    Returns:
+        ``Tensor[B]`` (float64).
+
+    Raises:
+        ValueError: shapes differ or are not ``B×H×W``, or a bad ``window``.
     """
     if a.shape != b.shape or a.dim() != 3:
         raise ValueError(f"ssim expects two B×H×W tensors of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
@@ -146,6 +174,19 @@ def bind_explainer(explainer: ExplainerSpec, model: nn.Module) -> object:
       module, parameter and buffer of its model replaced by the one of the same name in ``model``, so
       layers held by the explainer (GradCAM's, a Captum layer method's) follow; its random generators
       are shared, not copied (draws continue). An explainer of ``model`` itself is returned unchanged.
+
+    Args:
+        explainer: a factory ``model -> explainer``, an explainer class or an explainer instance (see
+            above).
+        model: the model the explainer must explain.
+
+    Returns:
+        The explainer (anything with an ``attribute`` method).
+
+    Raises:
+        TypeError: ``model`` is not a module, ``explainer`` is none of the above, a factory that does not
+            return an explainer, or an instance without a ``.model`` to rebind.
+        ValueError: the explainer's model and ``model`` differ in module structure.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -199,8 +240,15 @@ def randomization_layers(model: nn.Module, inputs: Tensor) -> list[str]:
     ``inputs[:1]`` (eval mode). A module with parameters that is never called (its weights used
     functionally, e.g. ``nn.MultiheadAttention.out_proj``) takes the place of its nearest called parent,
     just above it. The root module, when it holds parameters itself (a ViT's position embedding), is ``""``.
+
+    Args:
+        model: the classifier.
+        inputs: ``B×C×H×W`` images (only the first one is used).
+
+    Returns:
+        Module names, top-down.
     """
-    model = _check_model(model)
+    model = check_model(model)
     inputs = check_images(inputs)
     order: dict[int, int] = {}
 
@@ -268,8 +316,10 @@ class SanityResult:
             the trained model and those of the randomised one.
         reference: ``Tensor[B]``: the same correlation between two runs on the trained model (1 for a
             deterministic explainer; the noise floor of a stochastic one).
-        ssim: ``Tensor[L, B]`` (and ``reference_ssim``: ``Tensor[B]``) when requested, else ``None``.
-        cascading, absolute: the settings used.
+        ssim: ``Tensor[L, B]`` when requested, else ``None``.
+        reference_ssim: ``Tensor[B]`` when SSIM is requested, else ``None``.
+        cascading: the setting used (see :func:`model_randomization`).
+        absolute: the setting used (see :func:`model_randomization`).
     """
 
     layers: list[str]
@@ -309,7 +359,7 @@ def _maps(explainer: object, inputs: Tensor, target: Tensor, batch_size: int, ab
     parts = []
     for part in chunks(inputs.shape[0], batch_size):
         maps = explainer.attribute(inputs[part], target[part])  # type: ignore[attr-defined]
-        parts.append(_check_attributions(maps, inputs[part], reduce))
+        parts.append(check_attributions(maps, inputs[part], reduce))
     return torch.cat(parts)
 
 
@@ -363,10 +413,13 @@ def model_randomization(
 
     Returns:
         :class:`SanityResult` with per-step, per-image rank correlations (and SSIM).
+
+    Raises:
+        ValueError: no layer to randomise, or an unknown layer.
+        TypeError: a layer that is neither a name nor a module, or an unusable explainer.
     """
-    model = _check_model(model)
-    inputs = check_images(inputs).detach()
-    chunk = _check_batch_size(batch_size, inputs.shape[0])
+    inputs, chunk = check_model_and_images(model, inputs, batch_size)
+    inputs = inputs.detach()
     copied = copy.deepcopy(model)
     names = randomization_layers(copied, inputs) if layers is None else [_layer_name(model, layer) for layer in layers]
     if not names:

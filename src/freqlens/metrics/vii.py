@@ -11,9 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from freqlens.utils.tensors import check_images, chunks, eval_mode, resolve_target
-
-from .faithfulness import _check_batch_size, _check_model, _logits
+from freqlens.utils.scores import check_target_range, input_gradient
+from freqlens.utils.tensors import (
+    check_logits,
+    check_model_and_images,
+    chunks,
+    eval_mode,
+    resolve_target,
+)
 
 __all__ = ["vii", "vii_per_image"]
 
@@ -37,6 +42,13 @@ def _check_mean_image(mean_image: object, inputs: Tensor) -> Tensor:
         ) from err
 
 
+def _loss(logits: Tensor, target: Tensor) -> Tensor:
+    """Summed cross-entropy of ``logits`` (checked, read in float32 at least) for classes ``target``."""
+    check_logits(logits, target.shape[0])
+    check_target_range(target, logits.shape[1])
+    return F.cross_entropy(logits.float(), target, reduction="sum")
+
+
 def vii_per_image(
     model: nn.Module,
     inputs: Tensor,
@@ -44,33 +56,35 @@ def vii_per_image(
     mean_image: Tensor,
     batch_size: int | None = None,
 ) -> Tensor:
-    """Per-image VII terms ``|cos(sign(x − x̄), sign(∇_x CE))|`` as ``Tensor[B]`` in ``[0, 1]``.
+    """Per-image VII terms ``|cos(sign(x − x̄), sign(∇_x CE))|``.
 
-    ``target``: the labels ``y`` (``LongTensor[B]`` or int); ``None`` = the predicted class. The gradient
-    is taken w.r.t. the input only (``torch.autograd.grad``; parameter ``.grad`` fields are untouched),
-    in eval mode (restored afterwards), ``batch_size`` images at a time (default: all). An image whose
-    sign vector is all zeros (``x = x̄``, or a zero gradient) gets 0.
+    The gradient is taken w.r.t. the input only (``torch.autograd.grad``; parameter ``.grad`` fields are
+    untouched), in eval mode (restored afterwards). An image whose sign vector is all zeros (``x = x̄``,
+    or a zero gradient) gets 0.
+
+    Args:
+        model: classifier returning logits.
+        inputs: ``B×C×H×W`` images in [0, 1].
+        target: the labels ``y`` (``LongTensor[B]`` or int); ``None`` = the predicted class.
+        mean_image: ``C×H×W`` (or ``1×C×H×W`` / broadcastable) mean image ``x̄`` of the dataset.
+        batch_size: images per gradient pass (default: all).
+
+    Returns:
+        ``Tensor[B]`` (float64) in ``[0, 1]``.
+
+    Raises:
+        TypeError: ``mean_image`` is not a tensor.
+        ValueError: ``mean_image`` is not floating, not finite, or does not match the images.
     """
-    model = _check_model(model)
-    inputs = check_images(inputs)
+    inputs, chunk = check_model_and_images(model, inputs, batch_size)
     mean_image = _check_mean_image(mean_image, inputs)
     batch = inputs.shape[0]
-    chunk = _check_batch_size(batch_size, batch)
     values = torch.empty(batch, dtype=torch.float64, device=inputs.device)
     with eval_mode(model):
         target = resolve_target(model, inputs, target, chunk)
         for part in chunks(batch, chunk):
-            images = inputs[part].detach().clone().requires_grad_(True)
-            with torch.enable_grad():
-                logits = _logits(model, images)
-                if int(target[part].max()) >= logits.shape[1]:
-                    raise ValueError(
-                        f"target class {int(target[part].max())} is out of range for a model with "
-                        f"{logits.shape[1]} outputs"
-                    )
-                # Sum over the chunk: each image's gradient is that of its own loss term.
-                loss = F.cross_entropy(logits.float(), target[part], reduction="sum")
-                (gradient,) = torch.autograd.grad(loss, images)
+            # Sum over the chunk: each image's gradient is that of its own loss term.
+            gradient, _ = input_gradient(model, inputs[part], lambda logits, part=part: _loss(logits, target[part]))
             d = torch.sign(inputs[part] - mean_image).flatten(1).double()
             g = torch.sign(gradient).flatten(1).double()
             norms = d.norm(dim=1) * g.norm(dim=1)
@@ -86,8 +100,16 @@ def vii(
     mean_image: Tensor,
     batch_size: int | None = None,
 ) -> float:
-    """VII of seed 000 (Definition 3): the mean of :func:`vii_per_image` over the batch, in ``[0, 1]``.
+    """VII of seed 000 (Definition 3): the mean of :func:`vii_per_image` over the batch.
 
-    ``mean_image``: ``C×H×W`` (or ``1×C×H×W`` / broadcastable) mean image ``x̄`` of the dataset.
+    Args:
+        model: classifier returning logits.
+        inputs: ``B×C×H×W`` images in [0, 1].
+        target: the labels ``y`` (``LongTensor[B]`` or int); ``None`` = the predicted class.
+        mean_image: ``C×H×W`` (or ``1×C×H×W`` / broadcastable) mean image ``x̄`` of the dataset.
+        batch_size: images per gradient pass (default: all).
+
+    Returns:
+        The VII, in ``[0, 1]``.
     """
     return float(vii_per_image(model, inputs, target, mean_image, batch_size).mean())

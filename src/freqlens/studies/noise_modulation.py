@@ -32,6 +32,7 @@ from freqlens.studies.base import (
     write_results,
 )
 from freqlens.training import NOISES, Adversarial, NoiseModulation, Standard, describe_mode
+from freqlens.utils.scores import input_gradient
 from freqlens.utils.tensors import chunks, eval_mode
 
 STUDY = "noise-modulation"
@@ -126,10 +127,8 @@ def loss_gradients(model: nn.Module, images: Tensor, labels: Tensor, batch_size:
     gradients = torch.empty_like(images)
     with eval_mode(model):
         for part in chunks(images.shape[0], batch_size):
-            x = images[part].detach().clone().requires_grad_(True)
-            with torch.enable_grad():
-                loss = F.cross_entropy(model(x), labels[part], reduction="sum")
-                (gradients[part],) = torch.autograd.grad(loss, x)
+            gradients[part], _ = input_gradient(
+                model, images[part], lambda logits, part=part: F.cross_entropy(logits, labels[part], reduction="sum"))
     return gradients
 
 

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from freqlens.attacks.base import check_budget
 from freqlens.training.augment import TrainingConfigError
 from freqlens.training.modes import evaluating
+from freqlens.utils.scores import input_gradient
 
 _SETTINGS = ("eps", "alpha", "steps", "norm", "random_start", "restarts", "targeted")
 
@@ -46,7 +47,7 @@ class FastFGSM:
 
     ``perturb(model, x, y, generator=None) -> x_adv`` (``B×C×H×W`` in [0, 1]); the random start is drawn
     from ``generator``; the model's input gradient is taken with :func:`torch.autograd.grad` in eval
-    mode, so no parameter ``.grad`` is created.
+    mode (:func:`freqlens.utils.scores.input_gradient`), so no parameter ``.grad`` is created.
     """
 
     def __init__(self, eps: float = 8 / 255, alpha: float = 10 / 255) -> None:
@@ -58,11 +59,10 @@ class FastFGSM:
         x = x.detach()
         device = generator.device if generator is not None else x.device
         start = torch.rand(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
-        delta = ((2.0 * start - 1.0) * self.eps).clamp(-x, 1.0 - x).requires_grad_(True)
-        with evaluating(model), torch.enable_grad():
-            loss = F.cross_entropy(model(x + delta), y)
-            (grad,) = torch.autograd.grad(loss, delta)
-        delta = (delta.detach() + self.alpha * grad.sign()).clamp(-self.eps, self.eps)
+        delta = ((2.0 * start - 1.0) * self.eps).clamp(-x, 1.0 - x)
+        with evaluating(model):  # ∇_δ L(f(x + δ)) = ∇ₓ' L(f(x')) at x' = x + δ
+            grad, _ = input_gradient(model, x + delta, lambda logits: F.cross_entropy(logits, y))
+        delta = (delta + self.alpha * grad.sign()).clamp(-self.eps, self.eps)
         return (x + delta).clamp(0.0, 1.0).detach()
 
     def describe(self) -> dict[str, Any]:

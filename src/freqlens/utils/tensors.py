@@ -31,7 +31,19 @@ _bounds_override: ContextVar[object] = ContextVar("freqlens_pixel_range", defaul
 
 
 def check_inputs(inputs: Tensor, name: str = "inputs") -> Tensor:
-    """Validate a ``B×C×H×W`` floating batch (B ≥ 1) without NaN/inf; returns it unchanged."""
+    """Validate a ``B×C×H×W`` floating batch (B ≥ 1) without NaN/inf (no pixel-range check).
+
+    Args:
+        inputs: the batch to check.
+        name: how the error message calls ``inputs``.
+
+    Returns:
+        ``inputs`` unchanged.
+
+    Raises:
+        TypeError: ``inputs`` is not a tensor.
+        ValueError: not 4-D, not floating, an empty batch, or NaN / infinite values.
+    """
     if not isinstance(inputs, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(inputs).__name__}")
     if inputs.dim() != 4:
@@ -124,7 +136,14 @@ def check_images(inputs: Tensor, name: str = "inputs", bounds: Bounds | object =
 
 
 def check_logits(logits: object, batch: int | None = None) -> Tensor:
-    """Validate a model's output: a ``B×K`` tensor of finite logits; returns it.
+    """Validate a model's output: a ``B×K`` tensor of finite logits.
+
+    Args:
+        logits: what the model returned.
+        batch: the expected number of rows ``B`` (``None``: any).
+
+    Returns:
+        ``logits`` unchanged.
 
     Raises:
         InputError: not a ``B×K`` tensor (or not ``batch`` rows), or NaN / infinite values (e.g. a model
@@ -142,6 +161,67 @@ def check_logits(logits: object, batch: int | None = None) -> Tensor:
     return logits
 
 
+def check_model(model: object) -> nn.Module:
+    """Return ``model`` if it is a ``torch.nn.Module``, else raise ``TypeError``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def check_model_and_images(model: object, inputs: Tensor, batch_size: int | None = None) -> tuple[Tensor, int]:
+    """The checks every metric starts with.
+
+    Args:
+        model: must be a ``torch.nn.Module``.
+        inputs: must be a ``B×C×H×W`` batch in the pixel range (:func:`check_images`).
+        batch_size: must be ``None`` or a positive int.
+
+    Returns:
+        ``(inputs, chunk)``: the inputs unchanged and the most images per pass (``batch_size``, or ``B``).
+
+    Raises:
+        TypeError: ``model`` is not a module, or ``inputs`` not a tensor.
+        ValueError: a malformed batch or ``batch_size``.
+        InputError: pixels outside the range.
+    """
+    check_model(model)
+    check_images(inputs)
+    return inputs, check_batch_size(batch_size) or inputs.shape[0]
+
+
+def result_dtype(inputs: Tensor) -> torch.dtype:
+    """The dtype of per-image scores computed from ``inputs``: float64 for float64 inputs, else float32
+    (half-precision inputs get float32 arithmetic)."""
+    return torch.float64 if inputs.dtype == torch.float64 else torch.float32
+
+
+def check_positive_int(value: object, name: str) -> int:
+    """Return ``value`` if it is a positive ``int`` (not a bool).
+
+    Args:
+        value: the value to check.
+        name: how the error message calls it.
+
+    Returns:
+        ``value`` as an int.
+
+    Raises:
+        ValueError: not a positive int (naming ``name``).
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def check_batch_size(batch_size: int | None) -> int | None:
+    """Return ``batch_size`` if it is ``None`` or a positive int, else raise ``ValueError``."""
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    return batch_size
+
+
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Put ``model`` in eval mode for the duration of the block, then restore every module's flag."""
@@ -155,7 +235,18 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def chunks(total: int, batch_size: int | None) -> Iterator[slice]:
-    """Slices ``[start, stop)`` covering ``range(total)`` with at most ``batch_size`` items each."""
+    """Slices ``[start, stop)`` covering ``range(total)`` with at most ``batch_size`` items each.
+
+    Args:
+        total: the number of items.
+        batch_size: the most items per slice (``None``: one slice of everything).
+
+    Yields:
+        ``slice(start, stop)`` in order.
+
+    Raises:
+        ValueError: ``batch_size`` ≤ 0.
+    """
     step = total if batch_size is None else int(batch_size)
     if step <= 0:
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size}")
@@ -165,7 +256,19 @@ def chunks(total: int, batch_size: int | None) -> Iterator[slice]:
 
 @torch.no_grad()
 def predict(model: nn.Module, inputs: Tensor, batch_size: int | None = None) -> Tensor:
-    """Logits of ``model`` on ``inputs`` (eval mode), computed in chunks of ``batch_size``."""
+    """Logits of ``model`` on ``inputs`` (eval mode, no gradients), computed in chunks.
+
+    Args:
+        model: the classifier.
+        inputs: ``B×C×H×W`` images.
+        batch_size: the most images per forward pass (``None``: all at once).
+
+    Returns:
+        ``B×K`` logits.
+
+    Raises:
+        InputError: the model does not return finite ``B×K`` logits.
+    """
     with eval_mode(model):
         outputs = []
         for part in chunks(inputs.shape[0], batch_size):
@@ -178,9 +281,20 @@ def resolve_target(
 ) -> Tensor:
     """Return the target classes as a ``LongTensor[B]`` on the inputs' device.
 
-    ``None`` means the model's predicted class; an ``int`` is broadcast to the batch. Raises
-    ``TypeError`` for a bool and ``ValueError`` for a wrong length, a non-integer dtype or a negative
-    index (the upper bound is checked where the logits are known).
+    Args:
+        model: the classifier (run only when ``target`` is ``None``).
+        inputs: ``B×C×H×W`` images.
+        target: ``LongTensor[B]``, an ``int`` (broadcast to the batch), or ``None`` = the model's
+            predicted class.
+        batch_size: the most images per forward pass for the prediction (``None``: all at once).
+
+    Returns:
+        ``LongTensor[B]`` on the inputs' device.
+
+    Raises:
+        TypeError: a bool target.
+        ValueError: a wrong length, a non-integer dtype or a negative index (the upper bound is
+            checked where the logits are known).
     """
     batch = inputs.shape[0]
     if target is None:
@@ -204,10 +318,19 @@ def resolve_target(
 
 
 def reduce_channels(maps: Tensor, how: str = "sum") -> Tensor:
-    """Reduce the channel dim of ``maps`` (``B×C×H×W``; ``B×1×H×W`` for single-channel maps).
+    """Reduce the channel dim of ``maps``.
 
-    ``sum`` / ``mean``: signed sum / mean over channels; ``abs_sum`` / ``abs_mean``: of the absolute
-    values; ``max_abs``: the largest absolute value. Returns ``B×H×W``.
+    Args:
+        maps: ``B×C×H×W`` floating maps (``B×1×H×W`` for single-channel maps).
+        how: ``sum`` / ``mean``: signed sum / mean over channels; ``abs_sum`` / ``abs_mean``: of the
+            absolute values; ``max_abs``: the largest absolute value.
+
+    Returns:
+        ``B×H×W``.
+
+    Raises:
+        TypeError: ``maps`` is not a tensor.
+        ValueError: not 4-D, not floating, or an unknown ``how``.
     """
     if not isinstance(maps, Tensor):
         raise TypeError(f"maps must be a torch.Tensor, got {type(maps).__name__}")
