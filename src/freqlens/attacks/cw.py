@@ -15,9 +15,19 @@ _NO_UPPER = 1e10  # Carlini–Wagner: no upper bound on c known yet
 
 
 def cw_margin(logits: Tensor, labels: Tensor, kappa: float = 0.0, targeted: bool = False) -> Tensor:
-    """``[B]`` CW objective f: untargeted ``max(Z_y − max_{i≠y} Z_i, −κ)``, targeted
-    ``max(max_{i≠t} Z_i − Z_t, −κ)``. The other classes' maximum masks the label with −inf, so it is
-    correct for negative logits too."""
+    """CW objective f per image.
+
+    Untargeted ``max(Z_y − max_{i≠y} Z_i, −κ)``, targeted ``max(max_{i≠t} Z_i − Z_t, −κ)``. The other classes' maximum masks the label with −inf, so it is correct for negative logits too.
+
+    Args:
+        logits: ``B×K`` logits ``Z``.
+        labels: ``LongTensor[B]``: true classes ``y`` (untargeted) or targets ``t`` (targeted).
+        kappa: the confidence κ ≥ 0 (the objective is floored at −κ).
+        targeted: use the targeted form.
+
+    Returns:
+        ``Tensor[B]``.
+    """
     own = logits.gather(1, labels[:, None]).squeeze(1)
     others = logits.scatter(1, labels[:, None], float("-inf")).amax(dim=1)
     margin = others - own if targeted else own - others
@@ -31,15 +41,26 @@ class CW(Attack):
     ``w = atanh(2x − 1)`` with fresh Adam moments; after a round an image that was made adversarial gets
     ``c ← (lower + upper)/2`` with ``upper = c`` (a smaller ``c`` weighs the distance more), one that was
     not gets ``lower = c`` and ``c ← 10·c`` while no upper bound is known, else ``(lower + upper)/2``.
-    ``c`` is the initial constant of every image. ``binary_search_steps=1`` is the plain attack at a
-    fixed ``c``.
 
     Per image the successful ``x'`` with the smallest L2 distance over all rounds is kept (images never
     made adversarial are returned unchanged); after a call ``best_l2`` (``inf`` for failures) and
-    ``best_c`` (the constant of the kept example, NaN for failures) hold them per image. ``abort_early``:
-    a round stops when its total loss has not improved by 0.01 % over the last ``max(steps // 10, 1)``
-    steps. Cost: at most ``binary_search_steps · (steps + 1)`` forward and ``binary_search_steps · steps``
-    backward passes per image. Deterministic (no randomness).
+    ``best_c`` (the constant of the kept example, NaN for failures) hold them per image. Cost: at most
+    ``binary_search_steps · (steps + 1)`` forward and ``binary_search_steps · steps`` backward passes
+    per image. Deterministic (no randomness).
+
+    Args:
+        model: the classifier (``B×C×H×W`` images in [0, 1] → ``B×K`` logits).
+        c: the initial constant of every image (> 0).
+        kappa: the confidence κ ≥ 0 of :func:`cw_margin`.
+        steps: Adam steps per round.
+        lr: Adam learning rate.
+        targeted: labels are target classes to reach instead of true classes to leave.
+        abort_early: a round stops when its total loss has not improved by 0.01 % over the last
+            ``max(steps // 10, 1)`` steps.
+        binary_search_steps: rounds of the search over ``c``; ``1`` is the plain attack at a fixed ``c``.
+
+    Raises:
+        ValueError: a non-positive ``c`` / ``lr``, a negative ``kappa`` or a count < 1.
     """
 
     def __init__(

@@ -17,7 +17,16 @@ __all__ = ["AttackResult", "attack_summary", "robust_accuracy", "robust_correct"
 
 @dataclass
 class AttackResult:
-    """Per-image outcome of an (untargeted) attack on ``inputs`` ``B×C×H×W`` with true ``labels`` ``[B]``."""
+    """Per-image outcome of an (untargeted) attack.
+
+    Args:
+        inputs: the clean images ``B×C×H×W``.
+        adversarial: the attacked images ``B×C×H×W``.
+        labels: the true classes ``LongTensor[B]``.
+        clean_correct: ``BoolTensor[B]``: the clean image is classified as its label.
+        adversarial_correct: ``BoolTensor[B]``: the attacked image is still classified as its label.
+        queries: ``LongTensor[B]`` of model queries (query-based attacks such as SimBA), else ``None``.
+    """
 
     inputs: Tensor
     adversarial: Tensor
@@ -59,8 +68,22 @@ def run_attack(
     batch_size: int | None = None,
     progress: bool = False,
 ) -> AttackResult:
-    """Attack ``inputs`` in chunks of ``batch_size`` images (untargeted: ``labels`` are the true
-    classes) and record per-image correctness before and after. A tqdm bar over chunks with ``progress``."""
+    """Attack ``inputs`` in chunks and record per-image correctness before and after.
+
+    Args:
+        model: the classifier (``B×C×H×W`` images in [0, 1] → ``B×K`` logits).
+        inputs: images ``B×C×H×W`` in [0, 1].
+        labels: the true classes ``LongTensor[B]`` (the attack is untargeted).
+        attack: ``attack(x, y) -> x_adv``, e.g. an :class:`~freqlens.attacks.Attack`.
+        batch_size: images per chunk (``None``: all at once).
+        progress: show a tqdm bar over chunks.
+
+    Returns:
+        The :class:`AttackResult` (with ``queries`` when the attack records them).
+
+    Raises:
+        ValueError: the attack is targeted, or bad labels.
+    """
     check_images(inputs)
     if getattr(attack, "targeted", False):
         raise ValueError("robust accuracy needs an untargeted attack (labels are the true classes)")
@@ -86,17 +109,53 @@ def run_attack(
 
 def robust_correct(model: nn.Module, inputs: Tensor, labels: Tensor, attack: Callable[[Tensor, Tensor], Tensor],
                    batch_size: int | None = None, progress: bool = False) -> Tensor:
-    """``BoolTensor[B]``: is the attacked image still classified as its label?"""
+    """Whether each attacked image is still classified as its label.
+
+    Args:
+        model: the classifier.
+        inputs: images ``B×C×H×W`` in [0, 1].
+        labels: the true classes ``LongTensor[B]``.
+        attack: an untargeted ``attack(x, y) -> x_adv``.
+        batch_size: images per chunk (``None``: all at once).
+        progress: show a tqdm bar over chunks.
+
+    Returns:
+        ``BoolTensor[B]``.
+    """
     return run_attack(model, inputs, labels, attack, batch_size, progress).adversarial_correct
 
 
 def robust_accuracy(model: nn.Module, inputs: Tensor, labels: Tensor, attack: Callable[[Tensor, Tensor], Tensor],
                     batch_size: int | None = None, progress: bool = False) -> float:
-    """Share of images still correctly classified after ``attack`` (streamed in chunks)."""
+    """Share of images still correctly classified after ``attack`` (streamed in chunks).
+
+    Args:
+        model: the classifier.
+        inputs: images ``B×C×H×W`` in [0, 1].
+        labels: the true classes ``LongTensor[B]``.
+        attack: an untargeted ``attack(x, y) -> x_adv``.
+        batch_size: images per chunk (``None``: all at once).
+        progress: show a tqdm bar over chunks.
+
+    Returns:
+        The robust accuracy in [0, 1].
+    """
     return float(robust_correct(model, inputs, labels, attack, batch_size, progress).float().mean())
 
 
 def attack_summary(model: nn.Module, inputs: Tensor, labels: Tensor, attack: Callable[[Tensor, Tensor], Tensor],
                    batch_size: int | None = None, progress: bool = False) -> dict:
-    """:meth:`AttackResult.summary` of :func:`run_attack`."""
+    """:meth:`AttackResult.summary` of :func:`run_attack`.
+
+    Args:
+        model: the classifier.
+        inputs: images ``B×C×H×W`` in [0, 1].
+        labels: the true classes ``LongTensor[B]``.
+        attack: an untargeted ``attack(x, y) -> x_adv``.
+        batch_size: images per chunk (``None``: all at once).
+        progress: show a tqdm bar over chunks.
+
+    Returns:
+        The summary dict (accuracies, success rate, perturbation norms, queries).
+    """
     return run_attack(model, inputs, labels, attack, batch_size, progress).summary()

@@ -10,7 +10,13 @@ __all__ = ["FGSM"]
 
 
 class FGSM(Attack):
-    """One signed-gradient step of size ``eps`` (L∞). Targeted: ``x − ε·sign(∇ₓ CE(f(x), target))``."""
+    """One signed-gradient step of size ``eps`` (L∞). Targeted: ``x − ε·sign(∇ₓ CE(f(x), target))``.
+
+    Args:
+        model: the classifier (``B×C×H×W`` images in [0, 1] → ``B×K`` logits).
+        eps: the step size ε ≥ 0, in pixel units (e.g. ``8/255``).
+        targeted: labels are target classes to reach instead of true classes to leave.
+    """
 
     def __init__(self, model: nn.Module, eps: float = 8 / 255, targeted: bool = False) -> None:
         super().__init__(model, targeted)

@@ -34,9 +34,23 @@ class PGD(Attack):
     ε-ball around ``x`` and onto [0, 1].
 
     L∞: step ``alpha·sign(∇)``, projection by clamping; L2: step ``alpha·∇/‖∇‖₂``, projection by
-    rescaling. ``random_start``: δ₀ uniform in the ε-ball (L2: uniform direction, radius ε·u^(1/d)).
-    ``restarts``: per image, the first successful run is kept, otherwise the one with the highest loss.
-    Targeted: descends the cross-entropy of the target class. ``generator`` seeds the random starts.
+    rescaling.
+
+    Args:
+        model: the classifier (``B×C×H×W`` images in [0, 1] → ``B×K`` logits).
+        eps: the budget ε ≥ 0, in pixel units (e.g. ``8/255`` L∞).
+        alpha: the step size ≥ 0.
+        steps: number of steps (≥ 0).
+        norm: ``"inf"`` (L∞) or ``"2"`` (L2).
+        random_start: δ₀ uniform in the ε-ball (L2: uniform direction, radius ε·u^(1/d)); else δ₀ = 0.
+        restarts: runs per image (≥ 1); per image, the first successful run is kept, otherwise the one
+            with the highest loss.
+        targeted: descend the cross-entropy of the target class instead of ascending that of the
+            true class.
+        generator: seeds the random starts (``None``: the global random stream).
+
+    Raises:
+        ValueError: a negative ``eps`` / ``alpha``, a bad count or an unknown ``norm``.
     """
 
     def __init__(
@@ -128,6 +142,21 @@ class LowFrequencyPGD(PGD):
     usual projection; L∞: δ·min(1, ε/‖δ‖∞) — clamping would leave the subspace), then x + δ is clipped
     to [0, 1]. That final clip can reintroduce out-of-band energy when it is active (pixels pushed past
     0 or 1); for images away from 0 and 1 (by more than ε in L∞) δ stays exactly in band.
+
+    Args:
+        model: the classifier (``B×C×H×W`` images in [0, 1] → ``B×K`` logits).
+        eps: the budget ε ≥ 0, in pixel units.
+        alpha: the step size ≥ 0 (the step uses the gradient restricted to the low bands).
+        steps: number of steps (≥ 0).
+        norm: ``"inf"`` (L∞) or ``"2"`` (L2).
+        cutoff: DCT bands ``i + j < cutoff`` hold the perturbation (≥ 1).
+        random_start: start from a random δ₀ in the ε-ball, projected onto the bands.
+        restarts: runs per image, as in :class:`PGD`.
+        targeted: labels are target classes to reach.
+        generator: seeds the random starts.
+
+    Raises:
+        ValueError: as :class:`PGD`, or ``cutoff < 1``.
     """
 
     def __init__(

@@ -36,11 +36,14 @@ def make_attack(name: str, model: nn.Module, *, eps: float | None = None, steps:
         eps: The budget (SimBA: its step); default :data:`DEFAULT_EPS` (8/255 L∞, 0.5 L2, 0.2 SimBA).
         steps: Iterations (PGD, CW) or SimBA's query budget per image; default :data:`DEFAULT_STEPS`.
         alpha: PGD's step size; default ``eps / 4`` (``eps / 5`` for ``pgd-l2``).
-        c, kappa, lr, binary_search_steps: CW's trade-off constant, confidence margin, Adam learning rate
-            and rounds of binary search over ``c``.
+        c: CW's trade-off constant.
+        kappa: CW's confidence margin.
+        lr: CW's Adam learning rate.
         cutoff: Low-frequency PGD's DCT bands ``i + j < cutoff``.
-        basis, order: SimBA's basis (``pixel``/``dct``) and order of the directions.
+        basis: SimBA's basis (``pixel``/``dct``).
+        order: SimBA's order of the directions.
         restarts: PGD's random restarts.
+        binary_search_steps: CW's rounds of binary search over ``c``.
         generator: Random stream of PGD's random start and SimBA's order.
 
     Returns:

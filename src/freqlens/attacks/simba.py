@@ -18,16 +18,29 @@ class SimBA(Attack):
     """Query-only attack: for basis vectors q taken in ``order``, try ``x − εq`` then ``x + εq`` and keep
     a step only if it lowers the true-class probability (targeted: raises the target probability).
 
-    ``basis="pixel"``: q are one-hot pixels (per channel); ``basis="dct"``: q are the full-image
-    orthonormal DCT basis vectors (``idct2`` of one-hot coefficients). ``order``: ``"random"`` (a
-    permutation per image), ``"diagonal"`` (by band ``i + j``, low first, random within a band),
-    ``"strided"`` (SimBA-DCT's order: the ``initial_size``² low-frequency block first, then rings of
-    width ``stride``, random within each). Pixels are clipped to [0, 1] after each step.
+    Pixels are clipped to [0, 1] after each step. All images step together; each stops when
+    misclassified (targeted: classified as the target) or when its ``max_queries`` budget is spent.
+    After a call: ``queries`` (``LongTensor[B]``, the initial query included) and ``history``
+    (``[T + 1, B]``, the tracked probability after each iteration; non-increasing untargeted,
+    non-decreasing targeted).
 
-    All images step together; each stops when misclassified (targeted: classified as the target) or
-    when its ``max_queries`` budget is spent. After a call: ``queries`` (``LongTensor[B]``, the initial
-    query included) and ``history`` (``[T + 1, B]``, the tracked probability after each iteration;
-    non-increasing untargeted, non-decreasing targeted).
+    Args:
+        model: the classifier (``B×C×H×W`` images in [0, 1] → ``B×K`` logits).
+        eps: the step ε > 0 along each basis vector, in pixel units.
+        max_queries: model queries per image (≥ 1, the initial query included).
+        basis: ``"pixel"``: q are one-hot pixels (per channel); ``"dct"``: q are the full-image
+            orthonormal DCT basis vectors (``idct2`` of one-hot coefficients).
+        order: ``"random"`` (a permutation per image), ``"diagonal"`` (by band ``i + j``, low first,
+            random within a band), ``"strided"`` (SimBA-DCT's order: the ``initial_size``²
+            low-frequency block first, then rings of width ``stride``, random within each).
+        targeted: labels are target classes whose probability is raised.
+        generator: seeds the random order (``None``: the global random stream).
+        initial_size: side of the first block of the ``"strided"`` order (``None``: ``min(H, W) // 4``,
+            at least 1).
+        stride: ring width of the ``"strided"`` order (``None``: ``min(H, W) // 8``, at least 1).
+
+    Raises:
+        ValueError: ``eps <= 0``, a bad count, or an unknown ``basis`` / ``order``.
     """
 
     def __init__(

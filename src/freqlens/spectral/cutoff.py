@@ -35,11 +35,19 @@ def _rings(h: int, w: int, shape: str) -> torch.Tensor:
 
 
 def ring_profile(maps: torch.Tensor, shape: str = "box") -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean power per ring of ``maps`` ``[B, H, W]`` or ``[B, C, H, W]`` (power summed over channels).
+    """Mean power per ring of ``maps`` (power summed over channels).
+
+    Args:
+        maps: ``[B, H, W]`` or ``[B, C, H, W]``.
+        shape: the low-pass mask whose rings are used (``"box"``: Chebyshev rings, ``"disk"`` /
+            ``"gaussian"``: Euclidean rings; see the module doc).
 
     Returns:
         ``(profile, counts)``: ``Tensor[B, R]`` (float64) and the number of spectrum entries per ring
-        ``Tensor[R]``, ``R`` = largest ring index + 1.
+            ``Tensor[R]``, ``R`` = largest ring index + 1.
+
+    Raises:
+        ValueError: ``maps`` is not 3-D or 4-D, or ``shape`` is unknown.
     """
     check_tensor(maps, "maps", min_dim=3)
     if maps.dim() not in (3, 4):
@@ -71,8 +79,8 @@ def noise_floor_sigma(maps: torch.Tensor, shape: str = "box", z: float = 3.0, fl
 
     Returns:
         ``Tensor[B]`` (float64, CPU): the last ring before the first one at the floor, at least 1;
-        ``R_in`` means the map has signal up to the border of the spectrum (for square maps the box's Nyquist bound: no
-        low-pass). Costs one FFT per map, no model call.
+            ``R_in`` means the map has signal up to the border of the spectrum (for square maps the box's
+            Nyquist bound: no low-pass). Costs one FFT per map, no model call.
     """
     if not (isinstance(z, (int, float)) and math.isfinite(z) and z >= 0):
         raise ValueError(f"z must be a finite number >= 0, got {z!r}")
@@ -95,8 +103,21 @@ def noise_floor_sigma(maps: torch.Tensor, shape: str = "box", z: float = 3.0, fl
 
 
 def lowpass_each(maps: torch.Tensor, sigmas: torch.Tensor, shape: str = "box") -> torch.Tensor:
-    """:func:`lowpass` of each map ``maps[b]`` at its own cutoff ``sigmas[b]`` (``Tensor[B]``); one
-    filter call per distinct σ (at most the number of rings), not per map."""
+    """:func:`lowpass` of each map ``maps[b]`` at its own cutoff ``sigmas[b]``.
+
+    One filter call per distinct σ (at most the number of rings), not per map.
+
+    Args:
+        maps: ``[B, ..., H, W]`` (at least 3-D), filtered over the last two dims.
+        sigmas: ``Tensor[B]``, one cutoff per map, in cycles per image.
+        shape: the low-pass mask (``"box"``, ``"disk"``, ``"gaussian"``).
+
+    Returns:
+        Tensor of the shape of ``maps``: each map low-passed at its own σ.
+
+    Raises:
+        ValueError: the number of σ differs from the number of maps.
+    """
     check_tensor(maps, "maps", min_dim=3)
     sigmas = torch.as_tensor(sigmas, dtype=torch.float64).cpu().reshape(-1)
     if sigmas.numel() != maps.shape[0]:

@@ -34,7 +34,19 @@ def _cached_dct_matrix(n: int, dtype: torch.dtype, device: torch.device) -> torc
 
 def dct_matrix(n: int, dtype: torch.dtype = torch.float64,
                device: torch.device | str | None = None) -> torch.Tensor:
-    """Orthonormal DCT-II matrix ``[n, n]`` (rows = frequencies); ``dct_matrix(n) @ v`` is the 1-D DCT."""
+    """Orthonormal DCT-II matrix (rows = frequencies); ``dct_matrix(n) @ v`` is the 1-D DCT.
+
+    Args:
+        n: size of the transform (≥ 1).
+        dtype: dtype of the result.
+        device: device of the result (``None``: CPU).
+
+    Returns:
+        ``Tensor[n, n]``, a fresh copy (safe to modify).
+
+    Raises:
+        ValueError: ``n < 1``.
+    """
     if n < 1:
         raise ValueError(f"size must be >= 1, got {n}")
     return _cached_dct_matrix(int(n), dtype, torch.device(device or "cpu")).clone()
@@ -72,7 +84,19 @@ def _band_index(value: object) -> int:
 
 
 def dct_bands(h: int, w: int, device: torch.device | str | None = None) -> torch.Tensor:
-    """``LongTensor[h, w]`` with the band ``i + j`` of each DCT coefficient (``0 .. h + w − 2``)."""
+    """Band ``i + j`` of each DCT coefficient of an ``h×w`` image.
+
+    Args:
+        h: height (≥ 1).
+        w: width (≥ 1).
+        device: device of the result (``None``: the default device).
+
+    Returns:
+        ``LongTensor[h, w]`` with values ``0 .. h + w − 2``.
+
+    Raises:
+        ValueError: a size is < 1.
+    """
     if h < 1 or w < 1:
         raise ValueError(f"sizes must be >= 1, got {h}×{w}")
     return torch.arange(h, device=device)[:, None] + torch.arange(w, device=device)[None, :]
@@ -80,9 +104,22 @@ def dct_bands(h: int, w: int, device: torch.device | str | None = None) -> torch
 
 def band_mask(h: int, w: int, bands: int | Iterable[int] | torch.Tensor,
               device: torch.device | str | None = None) -> torch.Tensor:
-    """Boolean ``[h, w]`` mask of the DCT coefficients whose band ``i + j`` is in ``bands``
-    (an int, a ``range``, any iterable of ints or an integer tensor). Bands must be ≥ 0; bands
-    beyond ``h + w − 2`` select nothing (so ``range(cutoff)`` works for any cutoff)."""
+    """Mask of the DCT coefficients whose band ``i + j`` is in ``bands``.
+
+    Args:
+        h: height of the coefficient grid.
+        w: width of the coefficient grid.
+        bands: an int, a ``range``, any iterable of ints or an integer tensor. Bands must be ≥ 0;
+            bands beyond ``h + w − 2`` select nothing (so ``range(cutoff)`` works for any cutoff).
+        device: device of the mask (``None``: that of a tensor ``bands``, else the default device).
+
+    Returns:
+        Boolean ``Tensor[h, w]``.
+
+    Raises:
+        TypeError: a band is not an integer (floats and bools included).
+        ValueError: a band is negative.
+    """
     if isinstance(bands, torch.Tensor):
         if bands.is_floating_point() or bands.is_complex() or bands.dtype == torch.bool:
             raise TypeError(f"bands must be integers, got dtype {bands.dtype}")

@@ -64,9 +64,18 @@ def _sigma_list(sigma: float | Sequence[float] | torch.Tensor) -> tuple[list[flo
 def nyquist_sigma(h: int, w: int, shape: str = "box") -> float:
     """Smallest σ at which the ``shape`` mask on an ``h×w`` spectrum is all ones (the identity).
 
-    box: ``max(h // 2, w // 2)`` (the largest ``|offset|`` present, ``N/2`` for even and ``(N−1)/2`` for
-    odd ``N``); disk: ``sqrt((h // 2)² + (w // 2)²)`` (the farthest corner); gaussian: ``inf`` (no finite
-    σ is exactly the identity).
+    Args:
+        h: spectrum height (≥ 1).
+        w: spectrum width (≥ 1).
+        shape: the mask, ``"box"``, ``"disk"`` or ``"gaussian"``.
+
+    Returns:
+        σ in cycles per image. box: ``max(h // 2, w // 2)`` (the largest ``|offset|`` present, ``N/2``
+            for even and ``(N−1)/2`` for odd ``N``); disk: ``sqrt((h // 2)² + (w // 2)²)`` (the farthest
+            corner); gaussian: ``inf`` (no finite σ is exactly the identity).
+
+    Raises:
+        ValueError: unknown ``shape`` or a size < 1.
     """
     _check_shape(shape)
     if h < 1 or w < 1:
@@ -82,9 +91,23 @@ def lowpass_mask(
     h: int, w: int, sigma: float, shape: str = "box",
     device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """Low-pass mask ``[h, w]`` on the centred spectrum (DC at ``(h // 2, w // 2)``); see module doc.
+    """Low-pass mask on the centred spectrum (DC at ``(h // 2, w // 2)``); see module doc.
 
     Built in float64 on the CPU (exact integer offsets, a fixed result on any device), then moved.
+
+    Args:
+        h: spectrum height.
+        w: spectrum width.
+        sigma: cutoff in cycles per image, ≥ 0 (``inf`` allowed).
+        shape: ``"box"`` (default, the paper's), ``"disk"`` or ``"gaussian"``.
+        device: device of the mask (``None``: CPU).
+        dtype: dtype of the mask.
+
+    Returns:
+        ``Tensor[h, w]`` with values in ``[0, 1]``.
+
+    Raises:
+        ValueError: σ < 0, NaN, or an unknown ``shape``.
     """
     _check_shape(shape)
     sigma = _check_sigma(sigma)
@@ -112,9 +135,18 @@ def lowpass(maps: torch.Tensor, sigma: float | Sequence[float] | torch.Tensor,
     device and autograd follow the input. σ ≥ :func:`nyquist_sigma` returns an exact copy
     (``torch.equal`` to the input) without any FFT.
 
-    ``sigma``: a number ≥ 0 (``inf`` allowed) → same shape as ``maps``; or a 1-D tensor / sequence of
-    S values → ``[S, *maps.shape]``, one FFT for the whole sweep. Raises ``ValueError`` for σ < 0, NaN
-    or an unknown ``shape``.
+    Args:
+        maps: real or complex ``[..., H, W]`` tensor.
+        sigma: cutoff in cycles per image: a number ≥ 0 (``inf`` allowed), or a 1-D tensor /
+            sequence of S values for a sweep (one FFT for the whole sweep).
+        shape: the mask, ``"box"`` (default), ``"disk"`` or ``"gaussian"`` (see the module doc).
+
+    Returns:
+        For a single σ, a tensor of the same shape as ``maps``; for a sweep, ``[S, *maps.shape]``.
+
+    Raises:
+        ValueError: σ < 0, NaN, or an unknown ``shape``.
+        TypeError: ``sigma`` is neither a number, a 1-D tensor nor a sequence of numbers.
     """
     check_tensor(maps, "maps", min_dim=2, allow_complex=True)
     _check_shape(shape)

@@ -20,7 +20,19 @@ __all__ = ["frequency_offsets", "frequency_radius", "num_radial_bins", "power_sp
 
 def frequency_offsets(n: int, device: torch.device | str | None = None,
                       dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """Signed frequency offsets ``k - n // 2`` of a centred (``fftshift``-ed) axis of length ``n``."""
+    """Signed frequency offsets ``k - n // 2`` of a centred (``fftshift``-ed) axis of length ``n``.
+
+    Args:
+        n: axis length (≥ 1).
+        device: device of the result (``None``: the default device).
+        dtype: dtype of the result.
+
+    Returns:
+        ``Tensor[n]`` of offsets in cycles per image.
+
+    Raises:
+        ValueError: ``n < 1``.
+    """
     if n < 1:
         raise ValueError(f"size must be >= 1, got {n}")
     return torch.arange(n, device=device, dtype=dtype) - (n // 2)
@@ -28,8 +40,17 @@ def frequency_offsets(n: int, device: torch.device | str | None = None,
 
 def frequency_radius(h: int, w: int, device: torch.device | str | None = None,
                      dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """Euclidean distance ``sqrt(di² + dj²)`` of every centred-spectrum entry from the DC at
-    ``(h // 2, w // 2)``, in cycles per image; shape ``[h, w]``."""
+    """Euclidean distance ``sqrt(di² + dj²)`` of every centred-spectrum entry from the DC.
+
+    Args:
+        h: spectrum height.
+        w: spectrum width.
+        device: device of the result (``None``: the default device).
+        dtype: dtype of the result (computed in float64).
+
+    Returns:
+        ``Tensor[h, w]``, in cycles per image, 0 at the DC ``(h // 2, w // 2)``.
+    """
     di = frequency_offsets(h, device, torch.float64)
     dj = frequency_offsets(w, device, torch.float64)
     r = torch.sqrt(di[:, None] ** 2 + dj[None, :] ** 2)
@@ -37,18 +58,30 @@ def frequency_radius(h: int, w: int, device: torch.device | str | None = None,
 
 
 def num_radial_bins(h: int, w: int) -> int:
-    """Number ``R`` of integer radii present in an ``h×w`` centred spectrum:
-    ``round(sqrt((h//2)² + (w//2)²)) + 1`` (every bin ``0..R-1`` holds at least one entry)."""
+    """Number ``R`` of integer radii present in an ``h×w`` centred spectrum.
+
+    Args:
+        h: spectrum height.
+        w: spectrum width.
+
+    Returns:
+        ``round(sqrt((h//2)² + (w//2)²)) + 1`` (every bin ``0..R-1`` holds at least one entry).
+    """
     return round(math.sqrt((h // 2) ** 2 + (w // 2) ** 2)) + 1
 
 
 def power_spectrum(maps: torch.Tensor, average_channels: bool = True) -> torch.Tensor:
-    """Centred power spectrum ``|fftshift(fft2(m))|²`` over the last two dims (unnormalised DFT, as
-    ``numpy.fft.fft2``), DC at ``(H // 2, W // 2)``.
+    """Centred power spectrum ``|fftshift(fft2(m))|²`` over the last two dims.
 
-    ``maps``: any real or complex tensor ``[..., H, W]``. With ``average_channels`` (default) a 4-D
-    input ``B×C×H×W`` gives ``B×H×W``, the power averaged over channels; other ranks keep their shape.
-    Output is real (float32 for half-precision inputs), on the input's device, differentiable.
+    Unnormalised DFT, as ``numpy.fft.fft2``; DC at ``(H // 2, W // 2)``.
+
+    Args:
+        maps: any real or complex tensor ``[..., H, W]``.
+        average_channels: when true (default), a 4-D input ``B×C×H×W`` gives ``B×H×W``, the power
+            averaged over channels; other ranks keep their shape.
+
+    Returns:
+        Real tensor (float32 for half-precision inputs), on the input's device, differentiable.
     """
     check_tensor(maps, "maps", min_dim=2, allow_complex=True)
     if not maps.is_complex():

@@ -28,11 +28,20 @@ PNG_COMPRESS_LEVEL = 6
 def hf_power_ratio(
     maps: torch.Tensor, cutoff: float | None = None, remove_mean: bool = False
 ) -> torch.Tensor:
-    """Share of spectral power at Euclidean frequency radius ``> cutoff`` (cycles per image) → ``[B]``.
+    """Share of spectral power at Euclidean frequency radius ``> cutoff`` (cycles per image).
 
-    ``cutoff`` defaults to ``min(H, W) / 4`` (half the Nyquist radius of the shorter side). The total
-    includes the DC term unless ``remove_mean`` (subtract each map's mean first). A map with zero
-    power (all zeros) gives 0. In ``[0, 1]``; a constant map gives 0, a checkerboard 1.
+    Args:
+        maps: ``B×H×W`` or ``B×C×H×W`` (channel power spectra averaged).
+        cutoff: radius in cycles per image; ``None`` = ``min(H, W) / 4`` (half the Nyquist radius of
+            the shorter side).
+        remove_mean: subtract each map's mean first; otherwise the total includes the DC term.
+
+    Returns:
+        ``Tensor[B]`` in ``[0, 1]``; a constant map gives 0, a checkerboard 1, a map with zero power
+            (all zeros) 0.
+
+    Raises:
+        ValueError: ``cutoff`` is negative or NaN.
     """
     maps = check_batch_of_maps(maps)
     h, w = maps.shape[-2:]

@@ -12,14 +12,24 @@ __all__ = ["rct"]
 
 
 def rct(x: torch.Tensor, x_adv: torch.Tensor, eps: float = 1e-6, reduction: str = "mean") -> torch.Tensor:
-    """RCT map ``[H, W]`` (top-left = DC, bottom-right = highest frequency).
+    """RCT map (top-left = DC, bottom-right = highest frequency).
 
-    ``x``, ``x_adv``: same shape ``[..., H, W]`` (typically ``B×C×H×W``); the statistic runs over every
-    leading index (images and channels). The denominator is guarded sign-preservingly:
-    ``DCT(x)`` with magnitude below ``eps`` is replaced by ``±eps`` (``+eps`` for exact zeros), so
-    the result is finite; a coefficient that is tiny in ``x`` still weighs up to ``|Δ| / eps``.
-    ``reduction="median"`` gives the per-coefficient median instead of the paper's mean (the
-    ratio is heavy-tailed; torch's lower median for an even count). ``rct(x, x)`` is 0.
+    The statistic runs over every leading index (images and channels). ``rct(x, x)`` is 0.
+
+    Args:
+        x: clean images ``[..., H, W]`` (typically ``B×C×H×W``).
+        x_adv: perturbed images, the same shape as ``x``.
+        eps: guard of the denominator, > 0: ``DCT(x)`` with magnitude below ``eps`` is replaced
+            sign-preservingly by ``±eps`` (``+eps`` for exact zeros), so the result is finite; a
+            coefficient that is tiny in ``x`` still weighs up to ``|Δ| / eps``.
+        reduction: ``"mean"`` (the paper's) or ``"median"``, the per-coefficient median (the ratio is
+            heavy-tailed; torch's lower median for an even count).
+
+    Returns:
+        ``Tensor[H, W]``.
+
+    Raises:
+        ValueError: shapes differ, ``eps <= 0`` or an unknown ``reduction``.
     """
     check_tensor(x, "x", min_dim=2)
     check_tensor(x_adv, "x_adv", min_dim=2)

@@ -81,15 +81,51 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; create parent folders.
+
+    Args:
+        path: The destination file.
+        text: Its new content.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        OutputError: The file cannot be written (see :func:`atomic_write_bytes`).
+    """
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> Path:
+    """Write ``obj`` as JSON (keys in their order, NaN / inf allowed, a final newline) to ``path`` atomically.
+
+    Args:
+        path: The destination file.
+        obj: A JSON-able object.
+        indent: Spaces per indentation level.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        OutputError: The file cannot be written (see :func:`atomic_write_bytes`).
+    """
     return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=False, allow_nan=True) + "\n")
 
 
 def atomic_save_torch(path: str | os.PathLike, obj: Any) -> Path:
-    """``torch.save`` to ``path`` atomically."""
+    """``torch.save`` to ``path`` atomically.
+
+    Args:
+        path: The destination file.
+        obj: What to save (a tensor, a state dict, ...).
+
+    Returns:
+        ``path``.
+
+    Raises:
+        OutputError: The file cannot be written (see :func:`atomic_write_bytes`).
+    """
     import torch
 
     buffer = io.BytesIO()

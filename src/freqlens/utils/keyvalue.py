@@ -44,6 +44,9 @@ def parse_key_values(items: Sequence[str] | None, *, what: str = "argument", sco
         scoped: Also accept ``scope.key`` keys (kept whole as the dictionary key).
         error: The exception type raised.
 
+    Returns:
+        The parsed ``{key: value}`` dict, in the order of ``items`` (empty for ``None``).
+
     Raises:
         error: An item without ``=``, a key that is not an identifier (or ``scope.identifier`` when
             ``scoped``), or a key given twice.
