@@ -14,9 +14,8 @@ import sys
 
 from _common import SHARED_DATA, write_result
 
-from freqlens.data import load_dataset
-from freqlens.models import num_parameters
-from freqlens.studies.common import model_for_dataset
+from freqlens.data import load_dataset, normalization_stats
+from freqlens.models import model_for_dataset, num_parameters
 from freqlens.training import train
 
 CASES = {
@@ -29,7 +28,7 @@ def run_case(key: str, epochs: int, out_root: str) -> dict:
     dataset, root, model_name = CASES[key]
     train_set = load_dataset(dataset, "train", root=root)
     test_set = load_dataset(dataset, "test", root=root)
-    model = model_for_dataset(model_name, train_set, seed=0)
+    model = model_for_dataset(model_name, train_set, *normalization_stats(train_set.images), seed=0)
     history = train(model, train_set, test_set, epochs=epochs, out_dir=f"{out_root}/{key}", seed=0, progress=True)
     seconds = [entry["seconds"] for entry in history]
     return {

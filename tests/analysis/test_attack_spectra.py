@@ -11,8 +11,9 @@ import scipy.fft
 import torch
 from torch import nn
 
-from freqlens.analysis.attack_spectra import AttackSpectra, attack_spectra, high_low_ratio, save_rct_figure
+from freqlens.analysis.attack_spectra import AttackSpectra, attack_spectra, high_low_ratio
 from freqlens.attacks import FGSM, PGD, LowFrequencyPGD
+from freqlens.report.figures import save_rct_figure
 from freqlens.spectral import band_mask, dct_bands, idct2
 from freqlens.utils.tensors import predict
 

@@ -12,6 +12,7 @@ from torch import nn
 
 from freqlens.analysis.footprints import HF_MEASURES, Footprints, method_footprints
 from freqlens.attribution.base import Explainer
+from freqlens.report.figures import save_footprint_figures
 
 SIZE = 16
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -124,7 +125,7 @@ def test_to_dict_is_json_able(smooth_vs_checker: Footprints) -> None:
 
 
 def test_figures_written(smooth_vs_checker: Footprints, tmp_path) -> None:
-    paths = smooth_vs_checker.save_figures(tmp_path / "figs")
+    paths = save_footprint_figures(smooth_vs_checker, tmp_path / "figs")
     assert sorted(p.name for p in paths) == ["footprints_hf.png", "footprints_radial.png", "footprints_spectra.png"]
     for path in paths:
         assert path.read_bytes()[:8] == PNG_MAGIC

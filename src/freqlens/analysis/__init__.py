@@ -9,14 +9,15 @@
 * :func:`attack_spectra`: RCT maps of attacks and their high/low band ratio (seed 003, Fig 2).
 * :func:`occluded_frequency` (+ per class, band ablation, low-band share) and :func:`robust_dataset`
   (seed 003, Experiments III–IV); :func:`attribution_shift` natural vs robust model (seed 003, Fig 1).
-All reachable from ``freqlens analyze NAME``.
+All reachable from ``freqlens analyze NAME``. The analyses return data; their figures are drawn by
+:mod:`freqlens.report`.
 
 Python only: :func:`frequency_frame` puts several models side by side on the same images (accuracy, PGD
 robustness, gradient HF along depth, VII, Occluded-Frequency low-band share, FORGrad σ* and gain, RCT);
 ``benchmarks/frequency_frame.py`` runs it on the zoo.
 """
 
-from .attack_spectra import AttackSpectra, AttackSpectrum, attack_spectra, high_low_ratio, save_rct_figure
+from .attack_spectra import AttackSpectra, AttackSpectrum, attack_spectra, high_low_ratio
 from .attribution_shift import AttributionShift, attribution_shift
 from .bootstrap import Interval, bootstrap_interval, paired_bootstrap_interval
 from .explain import Explanation, explain_images
@@ -61,6 +62,5 @@ __all__ = [
     "paired_bootstrap_interval",
     "rank_methods",
     "robust_dataset",
-    "save_rct_figure",
     "search_sigma",
 ]

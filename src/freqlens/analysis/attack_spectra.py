@@ -5,24 +5,23 @@ accuracy.
 High/low ratio: ``mean(RCT[i + j ≥ high_band]) / mean(RCT[i + j < high_band])`` over the DCT
 coefficients of an ``H×W`` image; the default ``high_band = (H + W − 1) // 2`` splits the ``H + W − 1``
 anti-diagonal bands in two halves. > 1: the attack changes high frequencies relatively more.
+
+The figure is drawn by :func:`freqlens.report.save_rct_figure`.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from torch import Tensor, nn
 
 from freqlens.attacks import run_attack
 from freqlens.attacks.base import check_images
 from freqlens.spectral import dct_bands, rct
-from freqlens.utils import atomic_write_bytes
 
-__all__ = ["AttackSpectra", "AttackSpectrum", "attack_spectra", "high_low_ratio", "save_rct_figure"]
+__all__ = ["AttackSpectra", "AttackSpectrum", "attack_spectra", "high_low_ratio"]
 
 
 def _finite(value: float) -> float | None:
@@ -144,31 +143,3 @@ def attack_spectra(
         )
     return AttackSpectra(spectra=spectra, high_band=high_band)
 
-
-def save_rct_figure(result: AttackSpectra | Mapping[str, AttackSpectrum], path: str | Path) -> Path:
-    """One panel per attack: the RCT map on a log colour scale (DC top-left) with its colour bar,
-    titled with the high/low ratio and robust accuracy; written atomically as PNG."""
-    from matplotlib.colors import LogNorm
-    from matplotlib.figure import Figure
-
-    items = list(result.items())
-    if not items:
-        raise ValueError("no attacks to plot")
-    figure = Figure(figsize=(3.8 * len(items), 3.6), layout="constrained")
-    axes = figure.subplots(1, len(items), squeeze=False)[0]
-    for ax, (name, spectrum) in zip(axes, items, strict=True):
-        values = spectrum.rct.detach().double().cpu()
-        positive = values[values > 0]
-        top = float(positive.max()) if positive.numel() else 1.0
-        floor = max(float(positive.min()) if positive.numel() else top * 1e-6, top * 1e-6)
-        image = ax.imshow(values.clamp_min(floor).numpy(), cmap="viridis",
-                          norm=LogNorm(vmin=floor, vmax=max(top, floor * 10)))
-        ratio = spectrum.high_low_ratio
-        ax.set_title(f"{name}\nhigh/low = {ratio:.3g}, robust acc = {spectrum.robust_accuracy:.2f}", fontsize=9)
-        ax.set_xlabel("DCT column j (→ high freq.)", fontsize=8)
-        ax.set_ylabel("DCT row i", fontsize=8)
-        figure.colorbar(image, ax=ax, shrink=0.8, label="RCT")
-    figure.suptitle("Relative change of DCT coefficients (RCT)")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    return atomic_write_bytes(path, buffer.getvalue())

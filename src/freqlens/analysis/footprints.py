@@ -4,16 +4,15 @@ from prediction-based (black-box, CAM) ones.
 
 Maps are reduced over channels by their signed sum (as :class:`~freqlens.analysis.explain.Explanation`)
 and, by default, scaled to unit RMS per map so that methods with different output scales share one
-colour / y scale (the HF measures do not depend on that scale).
+colour / y scale (the HF measures do not depend on that scale). The figures are drawn by
+:func:`freqlens.report.save_footprint_figures`.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -27,7 +26,6 @@ from freqlens.spectral import (
     power_spectrum,
     radial_profile,
 )
-from freqlens.utils import atomic_write_bytes
 from freqlens.utils.tensors import check_images, reduce_channels, resolve_target
 
 __all__ = ["HF_MEASURES", "Footprints", "method_footprints"]
@@ -82,88 +80,9 @@ class Footprints:
             "methods": methods,
         }
 
-    def save_figures(self, out_dir: str | Path) -> list[Path]:
-        """Write ``footprints_spectra.png``, ``footprints_radial.png`` and ``footprints_hf.png`` into
-        ``out_dir`` (atomically); returns their paths."""
-        out_dir = Path(out_dir)
-        return [
-            atomic_write_bytes(out_dir / "footprints_spectra.png", self._spectra_figure()),
-            atomic_write_bytes(out_dir / "footprints_radial.png", self._radial_figure()),
-            atomic_write_bytes(out_dir / "footprints_hf.png", self._hf_figure()),
-        ]
-
-    def _spectra_figure(self) -> bytes:
-        from matplotlib.figure import Figure
-
-        count = len(self.methods)
-        columns = min(count, 4)
-        rows = math.ceil(count / columns)
-        figure = Figure(figsize=(3.4 * columns, 3.2 * rows), layout="constrained")
-        axes = figure.subplots(rows, columns, squeeze=False)
-        h, w = self.log_spectra.shape[-2:]
-        extent = (-(w // 2) - 0.5, w - w // 2 - 0.5, h - h // 2 - 0.5, -(h // 2) - 0.5)
-        for index, ax in enumerate(axes.flat):
-            if index >= count:
-                ax.set_axis_off()
-                continue
-            image = ax.imshow(self.log_spectra[index].detach().cpu().numpy(), cmap="magma", extent=extent)
-            ax.set_title(f"{self.methods[index]} ({self.families[index]})", fontsize=10)
-            ax.set_xlabel("horizontal frequency (cycles/image)", fontsize=8)
-            ax.set_ylabel("vertical frequency", fontsize=8)
-            figure.colorbar(image, ax=ax, shrink=0.8, label="mean log(1 + power)")
-        figure.suptitle("Fourier footprint of attribution maps (DC at the centre)")
-        return _png(figure)
-
-    def _radial_figure(self) -> bytes:
-        from matplotlib.figure import Figure
-
-        figure = Figure(figsize=(6.5, 4.5), layout="constrained")
-        ax = figure.subplots()
-        radii = torch.arange(self.radial.shape[1]).numpy()
-        floor = _positive_floor(self.radial)
-        for index, name in enumerate(self.methods):
-            profile = self.radial[index].detach().double().cpu().clamp_min(floor).numpy()
-            style = "-" if self.is_gradient[index] else "--"
-            ax.plot(radii, profile, style, marker=".", label=f"{name} ({self.families[index]})")
-        ax.set_yscale("log")
-        ax.set_xlabel("frequency radius (cycles/image)")
-        ax.set_ylabel("normalised power (mean over the ring)")
-        ax.set_title("Radial power profile: gradient (solid) vs prediction-based (dashed)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-        return _png(figure)
-
-    def _hf_figure(self) -> bytes:
-        from matplotlib.figure import Figure
-
-        figure = Figure(figsize=(4.2 * len(HF_MEASURES), 4.2), layout="constrained")
-        axes = figure.subplots(1, len(HF_MEASURES), squeeze=False)[0]
-        positions = list(range(len(self.methods)))
-        colours = ["tab:blue" if g else "tab:orange" for g in self.is_gradient]
-        for ax, measure in zip(axes, HF_MEASURES, strict=True):
-            values = self.measures[measure].detach().double().cpu()
-            ax.bar(positions, values.mean(dim=1).numpy(), yerr=values.std(dim=1, unbiased=False).numpy(),
-                   color=colours, capsize=3)
-            ax.set_xticks(positions, self.methods, rotation=45, ha="right", fontsize=8)
-            ax.set_title(measure.replace("_", " "))
-            ax.set_ylabel("mean ± std over images")
-        figure.suptitle("High-frequency measures (blue: gradient-based, orange: prediction-based)")
-        return _png(figure)
-
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
-
-
-def _positive_floor(values: Tensor) -> float:
-    positive = values[values > 0]
-    return float(positive.min()) if positive.numel() else 1e-12
-
-
-def _png(figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    return buffer.getvalue()
 
 
 def _explainers(model: nn.Module, methods: Sequence[str | Explainer], batch_size: int | None,

@@ -1,10 +1,12 @@
-"""What the sub-commands of ``freqlens`` share: flag types and flags, device choice, progress, image draws.
+"""What the sub-commands of ``freqlens`` share: flag types and flags, device choice, progress, work sharing.
 
 Flag types: :func:`number` (also ``8/255``) and :func:`positive_int`. Flags: :func:`add_dataset_flags`,
 :func:`add_quiet_flag` (every command takes ``--quiet``) and :func:`add_shard_flag`. :func:`resolve_device`
 turns ``--device`` into a torch device, :func:`distributed_command` runs a command on it inside a
-``torchrun`` session, :func:`progress_enabled` says whether to show progress bars, :func:`pick_images`
-draws the images a command works on and :func:`shared_among_ranks` spreads per-item work over the processes.
+``torchrun`` session, :func:`progress_enabled` says whether to show progress bars and
+:func:`shared_among_ranks` spreads per-item work over the processes. :func:`~freqlens.data.pick_images`
+(the images a command works on) lives in :mod:`freqlens.data.sampling`; its name here is kept for older
+imports.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
 
+from freqlens.data.sampling import pick_images  # noqa: F401 (the old import path of the commands' draw)
 from freqlens.errors import FreqlensError
 
 Item = TypeVar("Item")
@@ -142,16 +145,6 @@ def add_shard_flag(parser: argparse.ArgumentParser, default: int, what: str = "r
     parser.add_argument("--shard-size", type=positive_int, default=default,
                         help="images per work unit: the unit shared among torchrun processes and of random "
                              f"seeding ({what} depend on it, not on the number of processes; default {default})")
-
-
-def pick_images(dataset: Any, count: int, seed: int, device: Any, skip: int = 0) -> tuple[Any, Any]:
-    """``(images, labels)`` of ``count`` images of ``dataset`` on ``device``, drawn at random from ``seed``
-    (entries ``skip ..`` of one permutation, see :func:`freqlens.data.pick_indices`) — not the first
-    ``count``: image folders list their images class by class."""
-    from freqlens.data import pick_indices
-
-    chosen = pick_indices(len(dataset), count, seed, skip=skip)
-    return dataset.float_images(chosen).to(device), dataset.labels[chosen].to(device)
 
 
 def shared_among_ranks(items: Sequence[Item], work: Callable[[Item], Result]) -> list[Result]:

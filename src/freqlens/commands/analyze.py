@@ -22,12 +22,12 @@ from freqlens.commands._common import (
     add_dataset_flags,
     add_quiet_flag,
     number,
-    pick_images,
     positive_int,
     progress_enabled,
     resolve_device,
 )
 from freqlens.commands._model import add_model_flags, model_from_args
+from freqlens.data.sampling import pick_images
 from freqlens.errors import FreqlensError
 
 ANALYSES = ("footprints", "linearization", "layer-hf", "occluded-frequency", "attack-spectra", "robust-dataset",
@@ -97,11 +97,12 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 def _footprints(model, images, labels, generator, args, dataset) -> dict:
     from freqlens.analysis.footprints import method_footprints
+    from freqlens.report.figures import save_footprint_figures
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     result = method_footprints(model, images, labels, methods=methods, batch_size=args.batch_size,
                                generator=generator, progress=progress_enabled(args))
-    figures = [Path(p).name for p in result.save_figures(args.out)]
+    figures = [Path(p).name for p in save_footprint_figures(result, args.out)]
     return {**result.to_dict(), "figures": figures}
 
 
@@ -159,8 +160,9 @@ def _occluded_frequency(model, images, labels, generator, args, dataset) -> dict
 
 
 def _attack_spectra(model, images, labels, generator, args, dataset) -> dict:
-    from freqlens.analysis.attack_spectra import attack_spectra, save_rct_figure
+    from freqlens.analysis.attack_spectra import attack_spectra
     from freqlens.attacks import CW, FGSM, PGD, SimBA
+    from freqlens.report.figures import save_rct_figure
 
     eps = args.eps if args.eps is not None else 8 / 255
     attacks = {

@@ -23,11 +23,11 @@ from freqlens.commands._common import (
     add_shard_flag,
     distributed_command,
     number,
-    pick_images,
     positive_int,
     progress_enabled,
 )
 from freqlens.commands._model import add_model_flags, model_from_args
+from freqlens.data.sampling import pick_images
 from freqlens.errors import FreqlensError
 
 

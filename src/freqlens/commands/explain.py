@@ -18,7 +18,6 @@ from freqlens.commands._common import (
     add_shard_flag,
     distributed_command,
     number,
-    pick_images,
     positive_int,
     progress_enabled,
     shared_among_ranks,
@@ -30,6 +29,7 @@ from freqlens.commands._methods import (
     method_settings_from_args,
 )
 from freqlens.commands._model import add_model_flags, model_from_args
+from freqlens.data.sampling import pick_images
 from freqlens.errors import FreqlensError
 
 if TYPE_CHECKING:

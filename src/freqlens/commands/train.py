@@ -48,8 +48,8 @@ def _training_mode(args: argparse.Namespace, model: Any) -> Any:
 def _train(args: argparse.Namespace, device: Any) -> int:
     """``freqlens train`` (data-parallel under torchrun: the global --batch-size is split among the ranks)."""
     from freqlens import distributed
-    from freqlens.data import load_dataset
-    from freqlens.studies.common import model_for_dataset
+    from freqlens.data import load_dataset, normalization_stats
+    from freqlens.models import model_for_dataset
     from freqlens.training import train
 
     progress = progress_enabled(args)
@@ -57,7 +57,7 @@ def _train(args: argparse.Namespace, device: Any) -> int:
                              progress=progress)
     val_set = load_dataset(args.dataset, split=args.val_split, root=args.data_dir, download=args.download,
                            progress=progress)
-    model = model_for_dataset(args.model, train_set, seed=args.seed)
+    model = model_for_dataset(args.model, train_set, *normalization_stats(train_set.images), seed=args.seed)
     if args.antialias is not None:  # recorded in the spec: checkpoints rebuild the twin
         from freqlens.models import antialias
 

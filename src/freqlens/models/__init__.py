@@ -10,10 +10,12 @@ subsampling; ``build(..., antialias=3)``, ``freqlens train --antialias 3``).
 :func:`register` adds your own architectures to :func:`build`; :func:`load_user_model` and
 :func:`load_model_file` load your own model (factory + state dict, TorchScript, ``torch.export``), and
 :class:`SelectOutput` picks the logits of a model that returns a tuple or dict.
+:func:`model_for_dataset` sizes a zoo model for a dataset (channels, classes, image size, normalisation).
 """
 
 from freqlens.models.blurpool import BlurPool2d, antialias
 from freqlens.models.checkpoint import checkpoint_dict, load, load_state, read_checkpoint, save_model
+from freqlens.models.for_dataset import model_for_dataset
 from freqlens.models.normalized import Normalized
 from freqlens.models.pooling import swap_pooling
 from freqlens.models.registry import (
@@ -43,6 +45,7 @@ __all__ = [
     "load_model_file",
     "load_state",
     "load_user_model",
+    "model_for_dataset",
     "model_spec",
     "num_parameters",
     "read_checkpoint",

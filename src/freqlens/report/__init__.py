@@ -1,7 +1,17 @@
-"""Figures (matplotlib), the static HTML report and :func:`overlay` (a map over its image, for notebooks)."""
+"""Figures (matplotlib, including those of the analyses: :func:`save_rct_figure`,
+:func:`save_footprint_figures`), the static HTML report and :func:`overlay` (a map over its image, for
+notebooks)."""
 
-from freqlens.report.figures import attribution_grid, heatmaps, line_plot, training_curves
+from freqlens.report.figures import (
+    attribution_grid,
+    heatmaps,
+    line_plot,
+    save_footprint_figures,
+    save_rct_figure,
+    training_curves,
+)
 from freqlens.report.html import find_studies, write_report
 from freqlens.report.overlay import overlay
 
-__all__ = ["attribution_grid", "find_studies", "heatmaps", "line_plot", "overlay", "training_curves", "write_report"]
+__all__ = ["attribution_grid", "find_studies", "heatmaps", "line_plot", "overlay", "save_footprint_figures",
+           "save_rct_figure", "training_curves", "write_report"]

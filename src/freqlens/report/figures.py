@@ -1,13 +1,16 @@
 """Matplotlib figures written as PNG files (headless ``Agg`` backend).
 
-Every function takes plain tensors / lists, writes one PNG atomically and returns its path.
+Every function takes plain tensors / lists (or an analysis result read through a protocol of its fields),
+writes PNG files atomically and returns their paths.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -244,3 +247,160 @@ def line_grid(
         fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.06 if len(labels) > 1 else 0, 1, 1))
     return _save(fig, path)
+
+
+# ------------------------------------------------------------------ figures of analysis results
+# They take the result objects of freqlens.analysis by their fields (the protocols below), never the classes:
+# the report reads artefacts and plain tensors only.
+
+
+class RCTPanel(Protocol):
+    """One attack of :func:`save_rct_figure` (e.g. a :class:`freqlens.analysis.AttackSpectrum`)."""
+
+    rct: torch.Tensor  # [H, W], DC top-left
+    high_low_ratio: float
+    robust_accuracy: float
+
+
+def _figure_png(figure: Any) -> bytes:
+    """A :class:`matplotlib.figure.Figure` as PNG bytes (110 dpi)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+def save_rct_figure(spectra: Mapping[str, RCTPanel], path: str | Path) -> Path:
+    """One panel per attack: the RCT map on a log colour scale (DC top-left) with its colour bar, titled
+    with the high/low ratio and robust accuracy (seed 003, Fig 2).
+
+    Args:
+        spectra: Attack name -> its RCT map and numbers (e.g. a :class:`freqlens.analysis.AttackSpectra`).
+        path: The PNG file, written atomically.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: ``spectra`` is empty.
+    """
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
+
+    items = list(spectra.items())
+    if not items:
+        raise ValueError("no attacks to plot")
+    figure = Figure(figsize=(3.8 * len(items), 3.6), layout="constrained")
+    axes = figure.subplots(1, len(items), squeeze=False)[0]
+    for ax, (name, spectrum) in zip(axes, items, strict=True):
+        values = spectrum.rct.detach().double().cpu()
+        positive = values[values > 0]
+        top = float(positive.max()) if positive.numel() else 1.0
+        floor = max(float(positive.min()) if positive.numel() else top * 1e-6, top * 1e-6)
+        image = ax.imshow(values.clamp_min(floor).numpy(), cmap="viridis",
+                          norm=LogNorm(vmin=floor, vmax=max(top, floor * 10)))
+        ratio = spectrum.high_low_ratio
+        ax.set_title(f"{name}\nhigh/low = {ratio:.3g}, robust acc = {spectrum.robust_accuracy:.2f}", fontsize=9)
+        ax.set_xlabel("DCT column j (→ high freq.)", fontsize=8)
+        ax.set_ylabel("DCT row i", fontsize=8)
+        figure.colorbar(image, ax=ax, shrink=0.8, label="RCT")
+    figure.suptitle("Relative change of DCT coefficients (RCT)")
+    return atomic_write_bytes(path, _figure_png(figure))
+
+
+class FootprintMaps(Protocol):
+    """What :func:`save_footprint_figures` draws (e.g. a :class:`freqlens.analysis.Footprints`)."""
+
+    methods: list[str]
+    families: list[str]
+    log_spectra: torch.Tensor  # [M, H, W] mean log1p power spectrum per method, DC at the centre
+    radial: torch.Tensor  # [M, R] normalised radial power profile per method
+    measures: dict[str, torch.Tensor]  # HF measure -> [M, B] per-image values
+
+    @property
+    def is_gradient(self) -> list[bool]: ...
+
+
+def save_footprint_figures(footprints: FootprintMaps, out_dir: str | Path) -> list[Path]:
+    """The Fourier footprints of attribution methods (seed 001, Figs 2–3): ``footprints_spectra.png`` (mean
+    log power spectrum per method), ``footprints_radial.png`` (radial profiles, gradient methods solid) and
+    ``footprints_hf.png`` (HF measures per method, mean ± std over images).
+
+    Args:
+        footprints: The footprints (e.g. :func:`freqlens.analysis.method_footprints`).
+        out_dir: The folder the three PNG files are written to (atomically).
+
+    Returns:
+        Their paths.
+    """
+    out_dir = Path(out_dir)
+    return [
+        atomic_write_bytes(out_dir / "footprints_spectra.png", _footprint_spectra(footprints)),
+        atomic_write_bytes(out_dir / "footprints_radial.png", _footprint_radial(footprints)),
+        atomic_write_bytes(out_dir / "footprints_hf.png", _footprint_measures(footprints)),
+    ]
+
+
+def _footprint_spectra(footprints: FootprintMaps) -> bytes:
+    """Mean log power spectrum per method, up to four panels a row (DC at the centre)."""
+    from matplotlib.figure import Figure
+
+    count = len(footprints.methods)
+    columns = min(count, 4)
+    rows = math.ceil(count / columns)
+    figure = Figure(figsize=(3.4 * columns, 3.2 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False)
+    h, w = footprints.log_spectra.shape[-2:]
+    extent = (-(w // 2) - 0.5, w - w // 2 - 0.5, h - h // 2 - 0.5, -(h // 2) - 0.5)
+    for index, ax in enumerate(axes.flat):
+        if index >= count:
+            ax.set_axis_off()
+            continue
+        image = ax.imshow(footprints.log_spectra[index].detach().cpu().numpy(), cmap="magma", extent=extent)
+        ax.set_title(f"{footprints.methods[index]} ({footprints.families[index]})", fontsize=10)
+        ax.set_xlabel("horizontal frequency (cycles/image)", fontsize=8)
+        ax.set_ylabel("vertical frequency", fontsize=8)
+        figure.colorbar(image, ax=ax, shrink=0.8, label="mean log(1 + power)")
+    figure.suptitle("Fourier footprint of attribution maps (DC at the centre)")
+    return _figure_png(figure)
+
+
+def _footprint_radial(footprints: FootprintMaps) -> bytes:
+    """Radial power profile per method on a log scale: gradient methods solid, the others dashed."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.5, 4.5), layout="constrained")
+    ax = figure.subplots()
+    radii = torch.arange(footprints.radial.shape[1]).numpy()
+    positive = footprints.radial[footprints.radial > 0]
+    floor = float(positive.min()) if positive.numel() else 1e-12
+    for index, name in enumerate(footprints.methods):
+        profile = footprints.radial[index].detach().double().cpu().clamp_min(floor).numpy()
+        style = "-" if footprints.is_gradient[index] else "--"
+        ax.plot(radii, profile, style, marker=".", label=f"{name} ({footprints.families[index]})")
+    ax.set_yscale("log")
+    ax.set_xlabel("frequency radius (cycles/image)")
+    ax.set_ylabel("normalised power (mean over the ring)")
+    ax.set_title("Radial power profile: gradient (solid) vs prediction-based (dashed)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _figure_png(figure)
+
+
+def _footprint_measures(footprints: FootprintMaps) -> bytes:
+    """One bar chart per HF measure: mean ± std over images per method (blue: gradient-based)."""
+    from matplotlib.figure import Figure
+
+    names = list(footprints.measures)
+    figure = Figure(figsize=(4.2 * len(names), 4.2), layout="constrained")
+    axes = figure.subplots(1, len(names), squeeze=False)[0]
+    positions = list(range(len(footprints.methods)))
+    colours = ["tab:blue" if g else "tab:orange" for g in footprints.is_gradient]
+    for ax, measure in zip(axes, names, strict=True):
+        values = footprints.measures[measure].detach().double().cpu()
+        ax.bar(positions, values.mean(dim=1).numpy(), yerr=values.std(dim=1, unbiased=False).numpy(),
+               color=colours, capsize=3)
+        ax.set_xticks(positions, footprints.methods, rotation=45, ha="right", fontsize=8)
+        ax.set_title(measure.replace("_", " "))
+        ax.set_ylabel("mean ± std over images")
+    figure.suptitle("High-frequency measures (blue: gradient-based, orange: prediction-based)")
+    return _figure_png(figure)

@@ -1,5 +1,7 @@
 """The study framework: claims checked from numbers, scale presets, configs from TOML / ``key=value``,
-trained models cached by configuration, atomic ``results.json``.
+the models a study analyses (the zoo's, or trained once per setting by
+:func:`freqlens.training.trained_model`, whose :func:`config_hash` is re-exported here), atomic
+``results.json``.
 
 A study is a config dataclass -> ``run_<study>(out_dir, config)`` -> ``out_dir/<study>/results.json``
 plus PNG figures, read by :func:`freqlens.report.write_report`.
@@ -8,7 +10,6 @@ plus PNG figures, read by :func:`freqlens.report.write_report`.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import operator
 import time
@@ -21,7 +22,25 @@ import tomllib
 
 from freqlens.data.sampling import pick_indices
 from freqlens.errors import FreqlensError
+from freqlens.training.cache import config_hash, trained_model
 from freqlens.utils import atomic_write_json
+
+__all__ = [
+    "SCALES",
+    "Claim",
+    "StudyModel",
+    "check_scale",
+    "compare",
+    "config_hash",
+    "load_config",
+    "mode_tag",
+    "seconds_per_step",
+    "study_folders",
+    "study_model",
+    "trained_model",
+    "training_mean_image",
+    "write_results",
+]
 
 SCALES = ("demo", "cpu", "paper")
 
@@ -152,74 +171,12 @@ def load_config(
     return dataclasses.replace(config, **updates)
 
 
-def config_hash(config: Any) -> str:
-    """16 hex digits of the SHA-256 of the canonical JSON of a dataclass or mapping."""
-    data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
-    text = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def study_folders(out_dir: str | Path, study: str, cache_dir: str | Path | None = None) -> tuple[Path, Path, Path]:
     """``(out_dir, out_dir/<study> created, cache_dir or out_dir/cache)`` as paths: where a study writes."""
     out_dir = Path(out_dir)
     study_dir = out_dir / study
     study_dir.mkdir(parents=True, exist_ok=True)
     return out_dir, study_dir, Path(cache_dir) if cache_dir is not None else out_dir / "cache"
-
-
-def trained_model(
-    name: str,
-    dataset: str,
-    epochs: int,
-    seed: int,
-    cache_dir: str | Path,
-    *,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    n_train: int | None = None,
-    mode: Any = None,
-    augment: bool | str | None = False,
-    progress: bool = False,
-) -> tuple[Any, Path, bool]:
-    """A ``name`` model trained on ``load_dataset(dataset, "train")`` (``n_train`` images drawn at random
-    from ``seed`` when given, see :func:`pick_indices`) with validation on the test split, cached as ``cache_dir/<config hash>/best.pt``.
-
-    ``mode``: a :class:`~freqlens.training.TrainingMode` (default :class:`~freqlens.training.Standard`);
-    its ``describe_mode`` description is part of the cache key, as is ``augment``. The training history
-    is next to the checkpoint (``history.json``: seconds per epoch, losses, accuracies).
-
-    Returns ``(model, checkpoint, reused)``; the checkpoint is reused when present, so studies with the
-    same training settings share one model.
-    """
-    from freqlens.data import load_dataset
-    from freqlens.models import load
-    from freqlens.studies.common import model_for_dataset
-    from freqlens.training import describe_mode, train
-
-    settings: dict[str, Any] = {"model": name, "dataset": dataset, "epochs": epochs, "seed": seed,
-                                "batch_size": batch_size, "lr": lr, "n_train": n_train}
-    # Standard training without augmentation keeps the key it had before modes existed
-    if mode is not None and describe_mode(mode)["name"] != "standard":
-        settings["mode"] = describe_mode(mode)
-    if augment:
-        settings["augment"] = augment
-    if n_train is not None:
-        settings["subset"] = "random"  # not the first n_train images (the rule before pick_indices)
-    folder = Path(cache_dir) / config_hash(settings)
-    checkpoint = folder / "best.pt"
-    if checkpoint.is_file():
-        return load(checkpoint), checkpoint, True
-    train_set = load_dataset(dataset, split="train", progress=progress)
-    if n_train is not None:
-        if not 0 < n_train <= len(train_set):
-            raise FreqlensError(f"n_train must be in 1..{len(train_set)}, got {n_train}")
-        train_set = train_set.subset(pick_indices(len(train_set), n_train, seed))
-    test_set = load_dataset(dataset, split="test", progress=progress)
-    model = model_for_dataset(name, train_set, seed=seed)
-    train(model, train_set, test_set, mode=mode, epochs=epochs, batch_size=batch_size, lr=lr, out_dir=folder,
-          seed=seed, augment=augment, progress=progress)
-    atomic_write_json(folder / "settings.json", dict(settings))
-    return load(checkpoint), checkpoint, False
 
 
 def write_results(study_dir: str | Path, results: Mapping[str, Any]) -> Path:
@@ -294,6 +251,21 @@ def study_model(
     zoo's training dataset (``"cifar10"``, ``"mnist"``) and ``retrain`` is false; otherwise trained (and
     cached) by :func:`trained_model` on ``dataset`` with ``epochs``, ``seed`` and ``training`` settings.
 
+    Args:
+        name: The model's name (:func:`freqlens.models.build`).
+        dataset: The dataset a model trained for the study learns from.
+        epochs: Its epochs.
+        seed: Its seed.
+        cache_dir: The training cache.
+        zoo: The zoo's training dataset of the model (``""``: train for the study).
+        retrain: Train for the study even when ``zoo`` is given.
+        mode: The training mode (``None``: standard training).
+        progress: Progress bars on stderr while training.
+        **training: More settings of :func:`trained_model` (``batch_size``, ``lr``, ``n_train``...).
+
+    Returns:
+        The model in eval mode, where it came from, its accuracy and training time.
+
     Raises:
         FreqlensError: the zoo has no such entry (the message says how to train it instead).
     """
@@ -310,11 +282,11 @@ def study_model(
         return StudyModel(model_zoo.load(zoo_name).eval(), f"zoo:{zoo_name}", item.test_accuracy,
                           item.robust_accuracy, item.epochs,
                           None if minutes is None else 60.0 * minutes / max(item.epochs, 1), True)
-    model, checkpoint, reused = trained_model(name, dataset, epochs, seed, cache_dir, mode=mode, progress=progress,
-                                              **training)
-    history = json.loads((checkpoint.parent / "history.json").read_text())
-    return StudyModel(model.eval(), str(checkpoint), max(float(entry["val_accuracy"]) for entry in history), None,
-                      len(history), sum(float(entry["seconds"]) for entry in history) / len(history), reused)
+    trained = trained_model(name, dataset, epochs, seed, cache_dir, mode=mode, progress=progress, **training)
+    history = trained.history
+    return StudyModel(trained.model.eval(), str(trained.checkpoint),
+                      max(float(entry["val_accuracy"]) for entry in history), None, len(history),
+                      sum(float(entry["seconds"]) for entry in history) / len(history), trained.reused)
 
 
 def _check_zoo_mode(name: str, recorded: Mapping[str, Any], mode: Any) -> None:

@@ -75,7 +75,7 @@ from freqlens.metrics.layers import LAYER_MEASURES, layer_hf_content
 from freqlens.metrics.linearization import LinearizationCurves, NonlinearRadii, linearization_curves
 from freqlens.models import build, model_spec, swap_pooling
 from freqlens.models.registry import MODEL_NAMES
-from freqlens.report.figures import attribution_grid, grouped_bars, line_plot
+from freqlens.report.figures import attribution_grid, grouped_bars, line_plot, save_footprint_figures
 from freqlens.spectral import nyquist_sigma
 from freqlens.studies.base import Claim, StudyModel, check_scale, study_folders, study_model, write_results
 from freqlens.utils.tensors import resolve_target
@@ -683,7 +683,7 @@ def _footprints(model: torch.nn.Module, recorders: list[_Recorder], setup: Setup
     images = setup.first.images
     cached = [_Cached(r.name, r.family, images, r.maps) for r in recorders if r.maps is not None]
     footprints = method_footprints(model, images, None, methods=cached, progress=setup.progress)
-    footprints.save_figures(setup.study_dir)
+    save_footprint_figures(footprints, setup.study_dir)
     return footprints
 
 

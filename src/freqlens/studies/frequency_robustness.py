@@ -27,6 +27,8 @@ import torch
 from torch import Tensor, nn
 
 from freqlens.analysis import (
+    AttackSpectra,
+    AttributionShift,
     ablate_bands,
     attack_spectra,
     attribution_shift,
@@ -34,14 +36,13 @@ from freqlens.analysis import (
     occluded_frequency,
     other_image_indices,
     robust_dataset,
-    save_rct_figure,
 )
 from freqlens.attacks import CW, FGSM, PGD, LowFrequencyPGD, SimBA
-from freqlens.data import load_dataset, pick_indices
+from freqlens.data import ImageDataset, load_dataset, pick_indices
 from freqlens.errors import FreqlensError
-from freqlens.report.figures import attribution_grid, heatmaps, line_grid, line_plot
+from freqlens.report.figures import attribution_grid, heatmaps, line_grid, line_plot, save_rct_figure
 from freqlens.spectral import dct2, dct_bands
-from freqlens.studies.base import Claim, check_scale, study_folders, study_model, write_results
+from freqlens.studies.base import Claim, StudyModel, check_scale, study_folders, study_model, write_results
 from freqlens.training import Adversarial, evaluate
 
 STUDY = "frequency-robustness"
@@ -167,6 +168,472 @@ def _dct_difference(counterparts: Tensor, starts: Tensor) -> Tensor:
     return (dct2(counterparts.double()) - dct2(starts.double())).abs().mean(dim=(0, 1))
 
 
+# --------------------------------------------------------------------------------- typed pieces
+@dataclasses.dataclass(frozen=True)
+class Images:
+    """The analysed test images.
+
+    Attributes:
+        test_set: The test split.
+        images: A seeded random draw of ``n_images`` of it (image folders list the test split class by
+            class), ``B×C×H×W`` in [0, 1].
+        labels: Their labels.
+        cutoff: The low bands of the low-band shares are ``i + j < cutoff``.
+    """
+
+    test_set: ImageDataset
+    images: Tensor
+    labels: Tensor
+    cutoff: int
+
+    @property
+    def classes(self) -> list[str]:
+        """The class names (index = label)."""
+        return list(self.test_set.classes)
+
+    @property
+    def n_bands(self) -> int:
+        """The number of DCT bands ``i + j`` of the images, ``H + W − 1``."""
+        return self.images.shape[-2] + self.images.shape[-1] - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Twins:
+    """The natural model and its PGD adversarially trained twin.
+
+    Attributes:
+        natural: The naturally trained model.
+        robust: Its adversarially trained twin.
+        accuracy: ``"natural"`` / ``"adversarially trained"`` -> accuracy on the whole test split.
+    """
+
+    natural: StudyModel
+    robust: StudyModel
+    accuracy: dict[str, float]
+
+    def by_role(self) -> dict[str, nn.Module]:
+        """``{"natural": model, "adversarially trained": model}``, the order of every per-model result."""
+        return {"natural": self.natural.model, "adversarially trained": self.robust.model}
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackOutcome:
+    """One attack on one model.
+
+    Attributes:
+        high_low_ratio: Its RCT high/low band ratio (``None`` when it changed no image).
+        clean_accuracy: Accuracy on the clean images.
+        robust_accuracy: Accuracy on the adversarial images.
+        mean_l2: Mean L2 norm of the perturbations.
+        mean_linf: Mean L∞ norm of the perturbations.
+    """
+
+    high_low_ratio: float | None
+    clean_accuracy: float
+    robust_accuracy: float
+    mean_l2: float
+    mean_linf: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``results.json`` form (``attacks`` entry)."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackExperiment:
+    """Experiment I (seed 003, Fig 2): the RCT of :data:`ATTACKS` on both models.
+
+    Attributes:
+        spectra: Model role -> the attacks' spectra.
+        outcomes: Model role -> attack -> outcome.
+    """
+
+    spectra: dict[str, AttackSpectra]
+    outcomes: dict[str, dict[str, AttackOutcome]]
+
+    def gain(self, attack: str) -> float:
+        """The robust-accuracy gain of adversarial training under ``attack``."""
+        natural, robust = self.outcomes["natural"][attack], self.outcomes["adversarially trained"][attack]
+        return robust.robust_accuracy - natural.robust_accuracy
+
+    def figures(self) -> list[dict[str, str]]:
+        """The figure entries of the experiment."""
+        return [{"file": "rct_natural.png", "caption": "RCT maps of the attacks on the natural model (DC top-left, "
+                                                       "log colour scale), with the high/low band ratio and robust "
+                                                       "accuracy."},
+                {"file": "rct_adversarial.png", "caption": "The same for the adversarially trained model."}]
+
+    def claims(self) -> list[Claim]:
+        """Every seed attack favours high bands (when any changed an image); AT is more robust, less so
+        against low-frequency perturbations."""
+        nat, adv = self.outcomes["natural"], self.outcomes["adversarially trained"]
+        # an attack that changed no image has no spectrum (ratio None): left out of the minimum
+        ratios = [nat[name].high_low_ratio for name in SEED_ATTACKS if nat[name].high_low_ratio is not None]
+        claims = [
+            Claim("Every attack (FGSM, PGD, CW, SimBA-DCT) on the natural model changes the high DCT bands "
+                  "relatively more than the low ones (RCT high/low ratio > 1)", "003", "rct_natural.png",
+                  "smallest RCT high/low ratio", min(ratios), ">", "1", 1.0),
+        ] if ratios else []
+        return claims + [
+            Claim("Adversarial training makes the model more robust: PGD robust accuracy AT > natural", "003",
+                  "rct_adversarial.png", "PGD robust accuracy, AT model", adv["PGD"].robust_accuracy, ">",
+                  "PGD robust accuracy, natural model", nat["PGD"].robust_accuracy),
+            Claim("Adversarial training helps less against low-frequency perturbations (Sharma et al.): the robust "
+                  "accuracy gain under LF-PGD is smaller than under PGD", "002", "rct_adversarial.png",
+                  "AT gain in robust accuracy, LF-PGD", self.gain("LF-PGD"), "<", "AT gain in robust accuracy, PGD",
+                  self.gain("PGD")),
+        ]
+
+    def tables(self) -> list[dict[str, Any]]:
+        """The attacks table (natural | adversarially trained)."""
+        nat, adv = self.outcomes["natural"], self.outcomes["adversarially trained"]
+        return [{
+            "title": "Attacks: RCT high/low band ratio and accuracy (natural | adversarially trained)",
+            "columns": ["attack", "high/low natural", "high/low AT", "robust acc. natural", "robust acc. AT",
+                        "mean L2 natural", "mean L2 AT"],
+            "rows": [[name, _rounded(nat[name].high_low_ratio), _rounded(adv[name].high_low_ratio),
+                      round(nat[name].robust_accuracy, 4), round(adv[name].robust_accuracy, 4),
+                      round(nat[name].mean_l2, 4), round(adv[name].mean_l2, 4)] for name in ATTACKS],
+        }]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The experiment's part of ``results.json``: ``attacks``, ``rct``, ``high_band``."""
+        return {
+            "attacks": {role: {name: o.to_dict() for name, o in outcomes.items()}
+                        for role, outcomes in self.outcomes.items()},
+            "rct": {role: {name: s.rct.double().tolist() for name, s in result.items()}
+                    for role, result in self.spectra.items()},
+            "high_band": self.spectra["natural"].high_band,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class CounterpartExperiment:
+    """Experiment II (seed 003, Fig 3): robust counterparts (inversion with the AT model) vs non-robust ones
+    (inversion with the natural model; the targeted L2 step of Ilyas et al.), by their DCT difference to
+    the images they start from.
+
+    Attributes:
+        distances: Inversion -> mean feature distance at the ``first`` and ``last`` step.
+        target_reached: Share of targeted-step counterparts the natural model assigns to their target.
+        differences: Counterpart kind -> mean ``|dct2(x') − dct2(start)|`` ``[H, W]``.
+        profiles: Counterpart kind -> that difference's mean per DCT band.
+        low_share: Counterpart kind -> the profile's low-band share.
+    """
+
+    distances: dict[str, dict[str, float]]
+    target_reached: float
+    differences: dict[str, Tensor]
+    profiles: dict[str, Tensor]
+    low_share: dict[str, float]
+
+    def figures(self) -> list[dict[str, str]]:
+        """The figure entries of the experiment."""
+        return [{"file": "robust_dataset_dct.png",
+                 "caption": "Mean |DCT difference| between the counterparts and their starting images (seed 003, "
+                            "Fig 3): robust (inversion of the AT model's features from another image), non-robust "
+                            "(the same with the natural model) and non-robust (targeted L2 step from the image "
+                            "itself)."},
+                {"file": "robust_dataset_bands.png", "caption": "The same differences averaged per DCT band."}]
+
+    def claims(self) -> list[Claim]:
+        """Robust counterparts differ from their start more in low frequencies than non-robust ones."""
+        return [Claim("Robust counterparts (AT-model inversion) differ from their starting images mostly in low "
+                      "frequencies, more than the non-robust ones (natural-model inversion): low-band share of "
+                      "|Δ DCT|", "003", "robust_dataset_dct.png", "low-band share, robust", self.low_share["robust"],
+                      ">", "low-band share, non-robust", self.low_share["non-robust"])]
+
+    def tables(self) -> list[dict[str, Any]]:
+        """The low-band share and mean |Δ DCT| per counterpart kind."""
+        return [{"title": "Robust / non-robust counterparts: low-band share of the mean |Δ DCT|",
+                 "columns": ["counterpart", "low-band share", "mean |Δ DCT|"],
+                 "rows": [[key, round(self.low_share[key], 4), round(float(d.mean()), 6)]
+                          for key, d in self.differences.items()]}]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The experiment's part of ``results.json``: ``robust_dataset``."""
+        return {"robust_dataset": {
+            "feature_distance": self.distances,
+            "targeted_step_target_reached": self.target_reached,
+            "band_profiles": {key: p.tolist() for key, p in self.profiles.items()},
+            "low_band_share": self.low_share,
+        }}
+
+
+@dataclasses.dataclass(frozen=True)
+class OccludedExperiment:
+    """Experiment III (seed 003, Fig 4): Occluded Frequency of both models and, for the natural model, the
+    effect of removing each image's ``k`` lowest or ``k`` most important bands.
+
+    Attributes:
+        labels: The images' labels.
+        profiles: Model role -> per-image Occluded-Frequency profiles ``[B, H+W−1]``.
+        top: The ``k`` most important bands of each image under the natural model, ``[B, k]``.
+        pixel_change: ``lowest`` / ``top`` -> per-image L2 change of the image when those bands are removed.
+        logit_drop: ``lowest`` / ``top`` -> per-image drop of the natural model's true-class logit.
+    """
+
+    labels: Tensor
+    profiles: dict[str, Tensor]
+    top: Tensor
+    pixel_change: dict[str, Tensor]
+    logit_drop: dict[str, Tensor]
+
+    def figures(self) -> list[dict[str, str]]:
+        """The figure entries of the experiment."""
+        k = self.top.shape[1]
+        return [{"file": "occluded_frequency_example.png",
+                 "caption": f"One test image with its {k} lowest bands and its {k} most important bands (Occluded "
+                            "Frequency, natural model) removed cumulatively; second row: the change (red +, "
+                            "blue −)."},
+                {"file": "occluded_frequency.png", "caption": "Occluded-Frequency profile of the example image and "
+                                                              "the mean over images, natural model."}]
+
+    def claims(self) -> list[Claim]:
+        """Removing the most important bands changes the image less than removing the lowest ones."""
+        return [Claim("Removing the most important bands changes the image less than removing the lowest bands "
+                      "(natural model; mean pixel L2 change, k bands)", "003", "occluded_frequency_example.png",
+                      "L2 change, top-k bands removed", float(self.pixel_change["top"].mean()), "<",
+                      "L2 change, k lowest bands removed", float(self.pixel_change["lowest"].mean()))]
+
+    def tables(self) -> list[dict[str, Any]]:
+        """None: the numbers are in the figures and ``results.json``."""
+        return []
+
+    def to_dict(self) -> dict[str, Any]:
+        """The experiment's part of ``results.json``: ``occluded_frequency``."""
+        return {"occluded_frequency": {
+            "labels": self.labels.tolist(),
+            "profiles": {name: p.tolist() for name, p in self.profiles.items()},
+            "top_bands": self.top.tolist(),
+            "pixel_change": {key: v.tolist() for key, v in self.pixel_change.items()},
+            "logit_drop": {key: v.tolist() for key, v in self.logit_drop.items()},
+        }}
+
+
+@dataclasses.dataclass(frozen=True)
+class ShiftExperiment:
+    """Experiment IV (seed 003, Fig 1): the attribution shift natural -> adversarially trained.
+
+    Attributes:
+        shift: The per-class Occluded-Frequency profiles of both models and their low-band shares.
+        classes: The class names.
+        mean_share: Model role -> mean low-band share over the classes.
+    """
+
+    shift: AttributionShift
+    classes: list[str]
+    mean_share: dict[str, float]
+
+    def figures(self) -> list[dict[str, str]]:
+        """The figure entries of the experiment."""
+        return [{"file": "attribution_shift.png", "caption": "Mean Occluded-Frequency profile per class (rows) of "
+                                                             "the natural and the adversarially trained model."},
+                {"file": "attribution_shift_mean.png", "caption": "Mean Occluded-Frequency profile over all images "
+                                                                  "of both models."}]
+
+    def claims(self) -> list[Claim]:
+        """The AT model relies more on low frequencies."""
+        return [Claim("The adversarially trained model relies more on low frequencies: mean low-band share of the "
+                      "Occluded-Frequency profile AT > natural", "003", "attribution_shift.png",
+                      "low-band share, AT model", self.mean_share["adversarially trained"], ">",
+                      "low-band share, natural model", self.mean_share["natural"])]
+
+    def tables(self) -> list[dict[str, Any]]:
+        """The low-band share per class of both models."""
+        shift = self.shift
+        return [{"title": "Occluded Frequency: low-band share per class",
+                 "columns": ["class", "natural", "adversarially trained"],
+                 "rows": [[self.classes[c], round(shift.natural_low_share[c], 4), round(shift.robust_low_share[c], 4)]
+                          for c in sorted(shift.natural)]}]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The experiment's part of ``results.json``: ``attribution_shift``."""
+        return {"attribution_shift": {**self.shift.to_dict(self.classes), "mean_low_band_share": self.mean_share}}
+
+
+# --------------------------------------------------------------------------------- the experiments
+def _images(config: FrequencyRobustnessConfig, progress: bool) -> Images:
+    """The analysed test images and the low-band cutoff (checked against their size)."""
+    test_set = load_dataset(config.dataset, split="test", progress=progress)
+    if config.n_images > len(test_set):
+        raise FreqlensError(f"n_images = {config.n_images} but the test split has {len(test_set)} images")
+    chosen = pick_indices(len(test_set), config.n_images, config.seed)
+    images = test_set.float_images(chosen)
+    h, w = images.shape[-2:]
+    n_bands = h + w - 1
+    cutoff = config.low_cutoff or n_bands // 4
+    if not 0 < cutoff < n_bands:
+        raise FreqlensError(f"low_cutoff must lie in 1..{n_bands - 1} for {h}×{w} images, got {cutoff}")
+    return Images(test_set, images, test_set.labels[chosen].long(), cutoff)
+
+
+def _twins(config: FrequencyRobustnessConfig, data: Images, cache_dir: Path, progress: bool) -> Twins:
+    """Both models (zoo, or trained and cached) and their accuracy on the whole test split."""
+    common = {"batch_size": config.batch_size, "lr": config.lr, "n_train": config.n_train or None,
+              "progress": progress, "zoo": config.zoo, "retrain": config.retrain}
+    natural = study_model(config.model, config.dataset, config.epochs, config.seed, cache_dir, **common)
+    at_mode = Adversarial.pgd(config.at_eps, config.at_alpha, config.at_steps)
+    robust = study_model(config.model, config.dataset, config.at_epochs, config.seed, cache_dir, mode=at_mode,
+                         **common)
+    twins = Twins(natural, robust, accuracy={})
+    accuracy = {role: evaluate(model, data.test_set)["accuracy"] for role, model in twins.by_role().items()}
+    return dataclasses.replace(twins, accuracy=accuracy)
+
+
+def _attack_experiment(config: FrequencyRobustnessConfig, data: Images, twins: Twins, study_dir: Path,
+                       progress: bool) -> AttackExperiment:
+    """Experiment I: every attack on both models, with the RCT figures."""
+    spectra, outcomes = {}, {}
+    for offset, (role, model) in enumerate(twins.by_role().items()):
+        attacks = _attacks(model, config, config.seed + 10 * offset)
+        spectra[role] = attack_spectra(model, data.images, data.labels, attacks, batch_size=config.eval_batch_size,
+                                       progress=progress)
+        outcomes[role] = {name: AttackOutcome(_finite(s.high_low_ratio), s.clean_accuracy, s.robust_accuracy,
+                                              s.summary["mean_l2"], s.summary["mean_linf"])
+                          for name, s in spectra[role].items()}
+    save_rct_figure(spectra["natural"], study_dir / "rct_natural.png")
+    save_rct_figure(spectra["adversarially trained"], study_dir / "rct_adversarial.png")
+    return AttackExperiment(spectra, outcomes)
+
+
+def _counterparts(config: FrequencyRobustnessConfig, data: Images, twins: Twins,
+                  progress: bool) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, dict[str, float]], float]:
+    """The counterparts of the first ``n_robust`` images: ``(counterparts, their starts, feature distances
+    of the inversions, share of targeted steps that reached their target)``."""
+    seed, sources, source_labels = config.seed, data.images[: config.n_robust], data.labels[: config.n_robust]
+    init = sources[other_image_indices(config.n_robust, torch.Generator().manual_seed(seed))]
+    counterparts, distances = {}, {}
+    for key, model in (("robust", twins.robust.model), ("non-robust", twins.natural.model)):
+        counterparts[key], history = robust_dataset(
+            model, sources, init, steps=config.robust_steps, step_size=config.robust_step_size,
+            batch_size=config.eval_batch_size, progress=progress, return_history=True)
+        distances[key] = {"first": float(history[0].mean()), "last": float(history[-1].mean())}
+    n_classes = len(data.classes)
+    offsets = torch.randint(1, n_classes, source_labels.shape, generator=torch.Generator().manual_seed(seed))
+    targets = (source_labels + offsets) % n_classes
+    natural = twins.natural.model
+    step = PGD(natural, eps=config.nonrobust_eps, alpha=config.nonrobust_eps / 10, steps=config.nonrobust_steps,
+               norm="2", targeted=True, generator=torch.Generator().manual_seed(seed + 4))
+    counterparts["non-robust (targeted L2 step)"] = step(sources, targets)
+    with torch.no_grad():
+        reached = float((natural(counterparts["non-robust (targeted L2 step)"]).argmax(1) == targets).float().mean())
+    # what each procedure changed: the inversions start from another image, the targeted step from x itself
+    starts = {"robust": init, "non-robust": init, "non-robust (targeted L2 step)": sources}
+    return counterparts, starts, distances, reached
+
+
+def _counterpart_experiment(config: FrequencyRobustnessConfig, data: Images, twins: Twins, study_dir: Path,
+                            progress: bool) -> CounterpartExperiment:
+    """Experiment II: the DCT differences of the counterparts to their starts, with their figures."""
+    counterparts, starts, distances, reached = _counterparts(config, data, twins, progress)
+    differences = {key: _dct_difference(x, starts[key]) for key, x in counterparts.items()}
+    profiles = {key: band_profile(d) for key, d in differences.items()}
+    low_share = {key: float(low_band_share(p, data.cutoff)) for key, p in profiles.items()}
+    heatmaps({f"{key}\nlow-band share {low_share[key]:.2f}": torch.log1p(d) for key, d in differences.items()},
+             study_dir / "robust_dataset_dct.png",
+             title="Mean |dct2(x') − dct2(start)| of robust / non-robust counterparts (DC top-left)",
+             colorbar_label="log(1 + |Δ DCT|)")
+    line_plot({key: (range(data.n_bands), p.tolist()) for key, p in profiles.items()},
+              study_dir / "robust_dataset_bands.png", xlabel="DCT band i + j", ylabel="mean |Δ DCT coefficient|",
+              title="DCT difference to the starting image per band", logy=True)
+    return CounterpartExperiment(distances, reached, differences, profiles, low_share)
+
+
+def _occluded_experiment(config: FrequencyRobustnessConfig, data: Images, twins: Twins, study_dir: Path,
+                         progress: bool) -> OccludedExperiment:
+    """Experiment III: Occluded Frequency of both models; the natural model's band ablations."""
+    images, labels, natural = data.images, data.labels, twins.natural.model
+    profiles = {role: occluded_frequency(model, images, labels, baseline="zero", batch_size=config.eval_batch_size,
+                                         progress=progress) for role, model in twins.by_role().items()}
+    k = min(config.ablate_k, data.n_bands)
+    top = profiles["natural"].topk(k, dim=1).indices  # [B, k]
+    removed = {"lowest": torch.stack([ablate_bands(x, range(k)) for x in images]),
+               "top": torch.stack([ablate_bands(x, top[i]) for i, x in enumerate(images)])}
+    pixel_change = {key: (x - images).flatten(1).norm(dim=1) for key, x in removed.items()}
+    with torch.no_grad():
+        logits = natural(images).gather(1, labels[:, None])[:, 0]
+        logit_drop = {key: logits - natural(x).gather(1, labels[:, None])[:, 0] for key, x in removed.items()}
+    experiment = OccludedExperiment(labels, profiles, top, pixel_change, logit_drop)
+    _draw_occluded(experiment, data, config.example, study_dir)
+    return experiment
+
+
+def _draw_occluded(experiment: OccludedExperiment, data: Images, e: int, study_dir: Path) -> None:
+    """The figures of Experiment III for the example image ``e``: its cumulative band ablations and its
+    Occluded-Frequency profile with the mean over images."""
+    k, top, profiles = experiment.top.shape[1], experiment.top, experiment.profiles["natural"]
+    example = data.images[e:e + 1]
+    ablations = [("input", example[0])]
+    ablations += [(f"−{j} lowest", ablate_bands(example[0], range(j))) for j in range(1, k + 1)]
+    ablations += [(f"−top {j}: {','.join(str(int(b)) for b in top[e, :j])}",
+                   ablate_bands(example[0], top[e, :j])) for j in range(1, k + 1)]
+    panels = torch.stack([x for _, x in ablations])
+    name = data.classes[int(data.labels[e])]
+    attribution_grid(panels, [("change", (panels - example).sum(dim=1))], study_dir / "occluded_frequency_example.png",
+                     titles=[label for label, _ in ablations],
+                     title=f"Occluded Frequency example (class {name}): bands removed")
+    bands = range(data.n_bands)
+    line_plot({f"example image (class {name})": (bands, profiles[e].tolist()),
+               "mean over images": (bands, profiles.mean(dim=0).tolist())},
+              study_dir / "occluded_frequency.png", xlabel="DCT band i + j",
+              ylabel="logit drop when the band is removed", title="Occluded Frequency, natural model (seed 003, Fig 4)")
+
+
+def _shift_experiment(config: FrequencyRobustnessConfig, data: Images, twins: Twins, occluded: OccludedExperiment,
+                      study_dir: Path) -> ShiftExperiment:
+    """Experiment IV: the attribution shift per class, with its figures (the mean profiles are those of
+    Experiment III)."""
+    shift = attribution_shift(twins.natural.model, twins.robust.model, data.images, data.labels, cutoff=data.cutoff,
+                              batch_size=config.eval_batch_size)
+    classes, bands = sorted(shift.natural), range(data.n_bands)
+    line_grid({f"class {data.classes[c]}": {
+                  f"natural (low share {shift.natural_low_share[c]:.2f})": (bands, shift.natural[c].tolist()),
+                  f"AT (low share {shift.robust_low_share[c]:.2f})": (bands, shift.robust[c].tolist())}
+               for c in classes},
+              study_dir / "attribution_shift.png", xlabel="DCT band i + j", ylabel="mean logit drop",
+              title=f"Occluded Frequency per class, natural vs adversarially trained (low bands: i + j < {data.cutoff})")
+    line_plot({role: (bands, p.mean(dim=0).tolist()) for role, p in occluded.profiles.items()},
+              study_dir / "attribution_shift_mean.png", xlabel="DCT band i + j",
+              ylabel="mean logit drop when the band is removed",
+              title="Attribution shift natural → adversarially trained (seed 003, Fig 1)")
+    mean_share = {"natural": sum(shift.natural_low_share.values()) / len(classes),
+                  "adversarially trained": sum(shift.robust_low_share.values()) / len(classes)}
+    return ShiftExperiment(shift, data.classes, mean_share)
+
+
+def _description(config: FrequencyRobustnessConfig, twins: Twins, cutoff: int) -> str:
+    """What the study did, for the report."""
+    natural, robust = twins.natural, twins.robust
+    return (
+        f"A {config.model} ({natural.source}) trained for {natural.epochs} epochs (natural) and its "
+        f"twin ({robust.source}) trained with PGD-AT (L∞ ε = {config.at_eps:.4g}, {config.at_steps} steps "
+        f"of {config.at_alpha:.4g}, {robust.epochs} epochs). On {config.n_images} test images of "
+        f"{config.dataset} (a seeded random draw): RCT maps of FGSM, PGD, CW, SimBA-DCT "
+        f"(ε = {config.attack_eps:.4g} L∞ for FGSM/PGD/LF-PGD) and low-frequency PGD (bands < {config.lf_cutoff}); "
+        f"robust / non-robust counterparts of {config.n_robust} images by representation inversion "
+        f"({config.robust_steps} steps) with the AT / natural model; Occluded Frequency (zero baseline, logit) "
+        f"per DCT band i + j; low bands = i + j < {cutoff}."
+    )
+
+
+def _summary(twins: Twins, attacks: AttackExperiment, cutoff: int, started: float) -> dict[str, Any]:
+    """Headline numbers: accuracies, PGD robust accuracies, where the models came from, wall time."""
+    nat, adv = attacks.outcomes["natural"]["PGD"], attacks.outcomes["adversarially trained"]["PGD"]
+    return {
+        "test accuracy, natural": round(twins.accuracy["natural"], 4),
+        "test accuracy, adversarially trained": round(twins.accuracy["adversarially trained"], 4),
+        "PGD robust accuracy, natural": round(nat.robust_accuracy, 4),
+        "PGD robust accuracy, adversarially trained": round(adv.robust_accuracy, 4),
+        "natural model": twins.natural.source,
+        "adversarially trained model": twins.robust.source,
+        "natural model reused (zoo or cache)": twins.natural.reused,
+        "adversarially trained model reused (zoo or cache)": twins.robust.reused,
+        "low-band cutoff": cutoff,
+        "total seconds": round(time.perf_counter() - started, 2),
+    }
+
+
 def run_frequency_robustness(
     out_dir: str | Path,
     config: FrequencyRobustnessConfig | None = None,
@@ -178,248 +645,44 @@ def run_frequency_robustness(
 ) -> Path:
     """Run the study into ``out_dir/frequency-robustness`` and return the path of its ``results.json``.
 
-    ``config`` defaults to ``FrequencyRobustnessConfig.for_scale(scale)``; both models are cached under
-    ``cache_dir`` (default ``out_dir/cache``).
+    Args:
+        out_dir: The output folder (the study writes ``out_dir/frequency-robustness``).
+        config: Defaults to ``FrequencyRobustnessConfig.for_scale(scale)``.
+        scale: ``demo``, ``cpu`` or ``paper`` (when ``config`` is not given).
+        cache_dir: Where both models are cached when trained (default ``out_dir/cache``).
+        progress: tqdm bars on stderr (off by default; ``freqlens study`` turns them on).
+        command: The command line recorded in ``results.json``.
+
+    Returns:
+        The path of ``results.json``.
+
+    Raises:
+        FreqlensError: An invalid config, or one that does not fit the test split or its image size.
     """
     config = config or FrequencyRobustnessConfig.for_scale(scale)
     _validate(config)
     out_dir, study_dir, cache_dir = study_folders(out_dir, STUDY, cache_dir)
     started = time.perf_counter()
-    seed = config.seed
-
-    test_set = load_dataset(config.dataset, split="test", progress=progress)
-    if config.n_images > len(test_set):
-        raise FreqlensError(f"n_images = {config.n_images} but the test split has {len(test_set)} images")
-    # a seeded random subset: image folders list the test split class by class
-    chosen = pick_indices(len(test_set), config.n_images, seed)
-    images = test_set.float_images(chosen)
-    labels = test_set.labels[chosen].long()
-    h, w = images.shape[-2:]
-    n_bands = h + w - 1
-    cutoff = config.low_cutoff or n_bands // 4
-    if not 0 < cutoff < n_bands:
-        raise FreqlensError(f"low_cutoff must lie in 1..{n_bands - 1} for {h}×{w} images, got {cutoff}")
-
-    common = {"batch_size": config.batch_size, "lr": config.lr, "n_train": config.n_train or None,
-              "progress": progress}
-    common = {**common, "zoo": config.zoo, "retrain": config.retrain}
-    natural_found = study_model(config.model, config.dataset, config.epochs, seed, cache_dir, **common)
-    at_mode = Adversarial.pgd(config.at_eps, config.at_alpha, config.at_steps)
-    robust_found = study_model(config.model, config.dataset, config.at_epochs, seed, cache_dir, mode=at_mode, **common)
-    natural, robust = natural_found.model, robust_found.model
-    models = {"natural": natural, "adversarially trained": robust}
-    accuracy = {name: evaluate(model, test_set)["accuracy"] for name, model in models.items()}
-
-    # Experiment I: RCT of the attacks, on both models
-    spectra = {}
-    for offset, (name, model) in enumerate(models.items()):
-        spectra[name] = attack_spectra(model, images, labels, _attacks(model, config, seed + 10 * offset),
-                                       batch_size=config.eval_batch_size, progress=progress)
-    save_rct_figure(spectra["natural"], study_dir / "rct_natural.png")
-    save_rct_figure(spectra["adversarially trained"], study_dir / "rct_adversarial.png")
-    attack_numbers = {
-        model_name: {name: {"high_low_ratio": _finite(s.high_low_ratio), "clean_accuracy": s.clean_accuracy,
-                            "robust_accuracy": s.robust_accuracy, "mean_l2": s.summary["mean_l2"],
-                            "mean_linf": s.summary["mean_linf"]} for name, s in result.items()}
-        for model_name, result in spectra.items()
-    }
-
-    # Experiment II: robust (AT inversion) vs non-robust (natural inversion; targeted L2 step) counterparts
-    sources, source_labels = images[: config.n_robust], labels[: config.n_robust]
-    init = sources[other_image_indices(config.n_robust, torch.Generator().manual_seed(seed))]
-    counterparts, distances = {}, {}
-    for key, model in (("robust", robust), ("non-robust", natural)):
-        counterparts[key], history = robust_dataset(
-            model, sources, init, steps=config.robust_steps, step_size=config.robust_step_size,
-            batch_size=config.eval_batch_size, progress=progress, return_history=True)
-        distances[key] = {"first": float(history[0].mean()), "last": float(history[-1].mean())}
-    n_classes = len(test_set.classes)
-    offsets = torch.randint(1, n_classes, source_labels.shape, generator=torch.Generator().manual_seed(seed))
-    targets = (source_labels + offsets) % n_classes
-    step = PGD(natural, eps=config.nonrobust_eps, alpha=config.nonrobust_eps / 10, steps=config.nonrobust_steps,
-               norm="2", targeted=True, generator=torch.Generator().manual_seed(seed + 4))
-    counterparts["non-robust (targeted L2 step)"] = step(sources, targets)
-    with torch.no_grad():
-        target_reached = float((natural(counterparts["non-robust (targeted L2 step)"]).argmax(1) == targets)
-                               .float().mean())
-    # what each procedure changed: the inversions start from another image, the targeted step from x itself
-    starts = {"robust": init, "non-robust": init, "non-robust (targeted L2 step)": sources}
-    differences = {key: _dct_difference(x, starts[key]) for key, x in counterparts.items()}
-    difference_profiles = {key: band_profile(d) for key, d in differences.items()}
-    difference_low_share = {key: float(low_band_share(p, cutoff)) for key, p in difference_profiles.items()}
-    heatmaps({f"{key}\nlow-band share {difference_low_share[key]:.2f}": torch.log1p(d)
-              for key, d in differences.items()}, study_dir / "robust_dataset_dct.png",
-             title="Mean |dct2(x') − dct2(start)| of robust / non-robust counterparts (DC top-left)",
-             colorbar_label="log(1 + |Δ DCT|)")
-    line_plot({key: (range(n_bands), p.tolist()) for key, p in difference_profiles.items()},
-              study_dir / "robust_dataset_bands.png", xlabel="DCT band i + j", ylabel="mean |Δ DCT coefficient|",
-              title="DCT difference to the starting image per band", logy=True)
-
-    # Experiment III: Occluded Frequency of the natural model, an example with its ablations
-    profiles = {name: occluded_frequency(model, images, labels, baseline="zero", batch_size=config.eval_batch_size,
-                                         progress=progress) for name, model in models.items()}
-    natural_profiles = profiles["natural"]
-    k = min(config.ablate_k, n_bands)
-    top = natural_profiles.topk(k, dim=1).indices  # [B, k]
-    lowest_removed = torch.stack([ablate_bands(x, range(k)) for x in images])
-    top_removed = torch.stack([ablate_bands(x, top[i]) for i, x in enumerate(images)])
-    pixel_change = {"lowest": (lowest_removed - images).flatten(1).norm(dim=1),
-                    "top": (top_removed - images).flatten(1).norm(dim=1)}
-    with torch.no_grad():
-        logits = natural(images).gather(1, labels[:, None])[:, 0]
-        logit_drop = {"lowest": logits - natural(lowest_removed).gather(1, labels[:, None])[:, 0],
-                      "top": logits - natural(top_removed).gather(1, labels[:, None])[:, 0]}
-    e = config.example
-    example = images[e:e + 1]
-    ablations = [("input", example[0])]
-    ablations += [(f"−{j} lowest", ablate_bands(example[0], range(j))) for j in range(1, k + 1)]
-    ablations += [(f"−top {j}: {','.join(str(int(b)) for b in top[e, :j])}",
-                   ablate_bands(example[0], top[e, :j])) for j in range(1, k + 1)]
-    panels = torch.stack([x for _, x in ablations])
-    attribution_grid(panels, [("change", (panels - example).sum(dim=1))], study_dir / "occluded_frequency_example.png",
-                     titles=[label for label, _ in ablations],
-                     title=f"Occluded Frequency example (class {test_set.classes[int(labels[e])]}): bands removed")
-    line_plot({f"example image (class {test_set.classes[int(labels[e])]})": (range(n_bands),
-                                                                            natural_profiles[e].tolist()),
-               "mean over images": (range(n_bands), natural_profiles.mean(dim=0).tolist())},
-              study_dir / "occluded_frequency.png", xlabel="DCT band i + j",
-              ylabel="logit drop when the band is removed", title="Occluded Frequency, natural model (seed 003, Fig 4)")
-
-    # Experiment IV: attribution shift natural -> adversarially trained
-    shift = attribution_shift(natural, robust, images, labels, cutoff=cutoff, batch_size=config.eval_batch_size)
-    classes = sorted(shift.natural)
-    line_grid({f"class {test_set.classes[c]}": {
-                  f"natural (low share {shift.natural_low_share[c]:.2f})": (range(n_bands), shift.natural[c].tolist()),
-                  f"AT (low share {shift.robust_low_share[c]:.2f})": (range(n_bands), shift.robust[c].tolist())}
-               for c in classes},
-              study_dir / "attribution_shift.png", xlabel="DCT band i + j", ylabel="mean logit drop",
-              title=f"Occluded Frequency per class, natural vs adversarially trained (low bands: i + j < {cutoff})")
-    line_plot({name: (range(n_bands), p.mean(dim=0).tolist()) for name, p in profiles.items()},
-              study_dir / "attribution_shift_mean.png", xlabel="DCT band i + j",
-              ylabel="mean logit drop when the band is removed",
-              title="Attribution shift natural → adversarially trained (seed 003, Fig 1)")
-    mean_share = {"natural": sum(shift.natural_low_share.values()) / len(classes),
-                  "adversarially trained": sum(shift.robust_low_share.values()) / len(classes)}
-
-    nat, adv = attack_numbers["natural"], attack_numbers["adversarially trained"]
-    # an attack that changed no image has no spectrum (ratio None): left out of the minimum
-    ratios = [nat[name]["high_low_ratio"] for name in SEED_ATTACKS if nat[name]["high_low_ratio"] is not None]
-    gain = {name: adv[name]["robust_accuracy"] - nat[name]["robust_accuracy"] for name in ATTACKS}
-    claims = [
-        Claim("Every attack (FGSM, PGD, CW, SimBA-DCT) on the natural model changes the high DCT bands relatively "
-              "more than the low ones (RCT high/low ratio > 1)", "003", "rct_natural.png",
-              "smallest RCT high/low ratio", min(ratios), ">", "1", 1.0),
-    ] if ratios else []
-    claims += [
-        Claim("Adversarial training makes the model more robust: PGD robust accuracy AT > natural", "003",
-              "rct_adversarial.png", "PGD robust accuracy, AT model", adv["PGD"]["robust_accuracy"], ">",
-              "PGD robust accuracy, natural model", nat["PGD"]["robust_accuracy"]),
-        Claim("Adversarial training helps less against low-frequency perturbations (Sharma et al.): the robust "
-              "accuracy gain under LF-PGD is smaller than under PGD", "002", "rct_adversarial.png",
-              "AT gain in robust accuracy, LF-PGD", gain["LF-PGD"], "<", "AT gain in robust accuracy, PGD",
-              gain["PGD"]),
-        Claim("Robust counterparts (AT-model inversion) differ from their starting images mostly in low "
-              "frequencies, more than the non-robust ones (natural-model inversion): low-band share of |Δ DCT|", "003", "robust_dataset_dct.png",
-              "low-band share, robust", difference_low_share["robust"], ">", "low-band share, non-robust",
-              difference_low_share["non-robust"]),
-        Claim("Removing the most important bands changes the image less than removing the lowest bands (natural "
-              "model; mean pixel L2 change, k bands)", "003", "occluded_frequency_example.png",
-              "L2 change, top-k bands removed", float(pixel_change["top"].mean()), "<",
-              "L2 change, k lowest bands removed", float(pixel_change["lowest"].mean())),
-        Claim("The adversarially trained model relies more on low frequencies: mean low-band share of the "
-              "Occluded-Frequency profile AT > natural", "003", "attribution_shift.png",
-              "low-band share, AT model", mean_share["adversarially trained"], ">", "low-band share, natural model",
-              mean_share["natural"]),
-    ]
-
+    data = _images(config, progress)
+    twins = _twins(config, data, cache_dir, progress)
+    attacks = _attack_experiment(config, data, twins, study_dir, progress)
+    counterparts = _counterpart_experiment(config, data, twins, study_dir, progress)
+    occluded = _occluded_experiment(config, data, twins, study_dir, progress)
+    shift = _shift_experiment(config, data, twins, occluded, study_dir)
+    experiments = (attacks, counterparts, occluded, shift)
     results = {
         "study": STUDY,
         "title": TITLE,
-        "description": (
-            f"A {config.model} ({natural_found.source}) trained for {natural_found.epochs} epochs (natural) and its "
-            f"twin ({robust_found.source}) trained with PGD-AT (L∞ ε = {config.at_eps:.4g}, {config.at_steps} steps "
-            f"of {config.at_alpha:.4g}, {robust_found.epochs} epochs). On {config.n_images} test images of "
-            f"{config.dataset} (a seeded random draw): RCT maps of FGSM, PGD, CW, SimBA-DCT "
-            f"(ε = {config.attack_eps:.4g} L∞ for FGSM/PGD/LF-PGD) and low-frequency PGD (bands < {config.lf_cutoff}); "
-            f"robust / non-robust counterparts of {config.n_robust} images by representation inversion "
-            f"({config.robust_steps} steps) with the AT / natural model; Occluded Frequency (zero baseline, logit) "
-            f"per DCT band i + j; low bands = i + j < {cutoff}."
-        ),
+        "description": _description(config, twins, data.cutoff),
         "command": command or f"freqlens study {STUDY} --out {out_dir}",
         "config": dataclasses.asdict(config),
-        "summary": {
-            "test accuracy, natural": round(accuracy["natural"], 4),
-            "test accuracy, adversarially trained": round(accuracy["adversarially trained"], 4),
-            "PGD robust accuracy, natural": round(nat["PGD"]["robust_accuracy"], 4),
-            "PGD robust accuracy, adversarially trained": round(adv["PGD"]["robust_accuracy"], 4),
-            "natural model": natural_found.source,
-            "adversarially trained model": robust_found.source,
-            "natural model reused (zoo or cache)": natural_found.reused,
-            "adversarially trained model reused (zoo or cache)": robust_found.reused,
-            "low-band cutoff": cutoff,
-            "total seconds": round(time.perf_counter() - started, 2),
-        },
-        "analysed_models": [natural_found.analysed("natural"), robust_found.analysed("adversarially trained")],
-        "figures": [
-            {"file": "rct_natural.png", "caption": "RCT maps of the attacks on the natural model (DC top-left, log "
-                                                   "colour scale), with the high/low band ratio and robust accuracy."},
-            {"file": "rct_adversarial.png", "caption": "The same for the adversarially trained model."},
-            {"file": "robust_dataset_dct.png",
-             "caption": "Mean |DCT difference| between the counterparts and their starting images (seed 003, Fig 3): "
-                        "robust (inversion of the AT model's features from another image), non-robust (the same "
-                        "with the natural model) and non-robust (targeted L2 step from the image itself)."},
-            {"file": "robust_dataset_bands.png", "caption": "The same differences averaged per DCT band."},
-            {"file": "occluded_frequency_example.png",
-             "caption": f"One test image with its {k} lowest bands and its {k} most important bands (Occluded "
-                        "Frequency, natural model) removed cumulatively; second row: the change (red +, blue −)."},
-            {"file": "occluded_frequency.png", "caption": "Occluded-Frequency profile of the example image and the "
-                                                          "mean over images, natural model."},
-            {"file": "attribution_shift.png", "caption": "Mean Occluded-Frequency profile per class (rows) of the "
-                                                         "natural and the adversarially trained model."},
-            {"file": "attribution_shift_mean.png", "caption": "Mean Occluded-Frequency profile over all images of "
-                                                              "both models."},
-        ],
-        "tables": [
-            {
-                "title": "Attacks: RCT high/low band ratio and accuracy (natural | adversarially trained)",
-                "columns": ["attack", "high/low natural", "high/low AT", "robust acc. natural", "robust acc. AT",
-                            "mean L2 natural", "mean L2 AT"],
-                "rows": [[name, _rounded(nat[name]["high_low_ratio"]), _rounded(adv[name]["high_low_ratio"]),
-                          round(nat[name]["robust_accuracy"], 4), round(adv[name]["robust_accuracy"], 4),
-                          round(nat[name]["mean_l2"], 4), round(adv[name]["mean_l2"], 4)] for name in ATTACKS],
-            },
-            {
-                "title": "Robust / non-robust counterparts: low-band share of the mean |Δ DCT|",
-                "columns": ["counterpart", "low-band share", "mean |Δ DCT|"],
-                "rows": [[key, round(difference_low_share[key], 4), round(float(d.mean()), 6)]
-                         for key, d in differences.items()],
-            },
-            {
-                "title": "Occluded Frequency: low-band share per class",
-                "columns": ["class", "natural", "adversarially trained"],
-                "rows": [[test_set.classes[c], round(shift.natural_low_share[c], 4), round(shift.robust_low_share[c], 4)]
-                         for c in classes],
-            },
-        ],
-        "claims": [claim.to_dict() for claim in claims],
-        "test_accuracy": accuracy,
-        "attacks": attack_numbers,
-        "rct": {model_name: {name: s.rct.double().tolist() for name, s in result.items()}
-                for model_name, result in spectra.items()},
-        "high_band": spectra["natural"].high_band,
-        "robust_dataset": {
-            "feature_distance": distances,
-            "targeted_step_target_reached": target_reached,
-            "band_profiles": {key: p.tolist() for key, p in difference_profiles.items()},
-            "low_band_share": difference_low_share,
-        },
-        "occluded_frequency": {
-            "labels": labels.tolist(),
-            "profiles": {name: p.tolist() for name, p in profiles.items()},
-            "top_bands": top.tolist(),
-            "pixel_change": {key: v.tolist() for key, v in pixel_change.items()},
-            "logit_drop": {key: v.tolist() for key, v in logit_drop.items()},
-        },
-        "attribution_shift": {**shift.to_dict(test_set.classes), "mean_low_band_share": mean_share},
+        "summary": _summary(twins, attacks, data.cutoff, started),
+        "analysed_models": [twins.natural.analysed("natural"), twins.robust.analysed("adversarially trained")],
+        "figures": [figure for experiment in experiments for figure in experiment.figures()],
+        "tables": [table for experiment in experiments for table in experiment.tables()],
+        "claims": [claim.to_dict() for experiment in experiments for claim in experiment.claims()],
+        "test_accuracy": twins.accuracy,
     }
+    for experiment in experiments:
+        results.update(experiment.to_dict())
     return write_results(study_dir, results)

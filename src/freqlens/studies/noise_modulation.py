@@ -24,6 +24,7 @@ from freqlens.metrics import vii
 from freqlens.report.figures import attribution_grid, grouped_bars, line_plot
 from freqlens.studies.base import (
     Claim,
+    StudyModel,
     check_scale,
     seconds_per_step,
     study_folders,
@@ -143,6 +144,339 @@ def _beta_label(beta: float) -> str:
     return f"β={beta:g}"
 
 
+# --------------------------------------------------------------------------------- typed pieces
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """What the experiments share: the checked config, the training mode of every model label, the images.
+
+    Attributes:
+        modes: Label (``standard``, ``noise modulation``, ``adversarial``, ``β=…``, carrier names) -> mode;
+            equal modes share one model.
+        x_bar: The training mean image of VII.
+        vii_images, vii_labels: The ``n_vii`` test images of VII (a seeded random draw), with their labels.
+        grid_images, grid_labels: The ``n_images`` test images of the gradient grids.
+    """
+
+    config: NoiseModulationConfig
+    betas: list[float]
+    noises: list[str]
+    modes: dict[str, Any]
+    classes: list[str]
+    n_vii: int
+    from_zoo: bool
+    x_bar: Tensor
+    vii_images: Tensor
+    vii_labels: Tensor
+    grid_images: Tensor
+    grid_labels: Tensor
+    study_dir: Path
+    cache_dir: Path
+    progress: bool
+
+    @property
+    def titles(self) -> list[str]:
+        """The column titles of the gradient grids: the class names of the grid images."""
+        return [self.classes[int(y)][:10] for y in self.grid_labels]
+
+    @property
+    def where(self) -> str:
+        """``MODEL on DATASET``, for the figure titles."""
+        return f"{self.config.model} on {Path(self.config.dataset).name}"
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasuredModel:
+    """One model of the study (one distinct training mode) with what the study measures of it.
+
+    Attributes:
+        label: The first label that asked for this mode (its role in ``analysed_models``).
+        mode: The mode's description (:func:`~freqlens.training.describe_mode`).
+        found: The model and where it came from.
+        vii: VII on the VII images.
+        seconds_per_step: Median wall seconds of one training step of its mode.
+        gradients: Channel-summed loss input-gradients of the grid images, each scaled to max |g| = 1.
+    """
+
+    label: str
+    mode: dict[str, Any]
+    found: StudyModel
+    vii: float
+    seconds_per_step: float
+    gradients: Tensor
+
+    @property
+    def accuracy(self) -> float:
+        """Test accuracy."""
+        return self.found.accuracy
+
+    def row(self, label: str) -> list[Any]:
+        """``[label, test accuracy, VII]`` rounded, a row of the tables."""
+        return [label, round(self.accuracy, 4), round(self.vii, 4)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``results.json`` form (``models`` entry)."""
+        return {"mode": self.mode, "accuracy": self.accuracy, "vii": self.vii,
+                "seconds_per_step": self.seconds_per_step, "model": self.found.describe(),
+                "analysed": self.found.analysed(self.label), "reused": self.found.reused}
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """Experiment I (seed Fig. 1/3): standard training vs noise modulation vs adversarial training, by
+    their loss input-gradients and VII.
+
+    Attributes:
+        models: :data:`MAIN` label -> model.
+    """
+
+    models: dict[str, MeasuredModel]
+
+    def draw(self, setup: Setup) -> None:
+        """``gradients.png``: the grid images' gradients of the three models."""
+        attribution_grid(setup.grid_images, [(label, self.models[label].gradients) for label in MAIN],
+                         setup.study_dir / "gradients.png", titles=setup.titles,
+                         title=f"Loss input-gradients (each map scaled to max |g| = 1), {setup.where}")
+
+    def figures(self) -> list[dict[str, str]]:
+        """The figure entries of the experiment (file, caption)."""
+        return [{"file": "gradients.png", "caption": "Loss input-gradients of the same test images for the standard, "
+                                                     "noise-modulation and adversarially trained models (seed Fig. "
+                                                     "1/3); red +, blue −."}]
+
+    def claims(self) -> list[Claim]:
+        """The claims of seed 000 the experiment checks."""
+        std, nm, at = (self.models[label] for label in MAIN)
+        return [
+            Claim("Noise modulation makes input-gradients more interpretable (higher VII) than standard training",
+                  "000", "gradients.png", "VII noise modulation", nm.vii, ">", "VII standard", std.vii),
+            Claim("Adversarial training makes input-gradients more interpretable (higher VII) than standard "
+                  "training", "000", "gradients.png", "VII adversarial", at.vii, ">", "VII standard", std.vii),
+        ]
+
+    def table(self) -> dict[str, Any]:
+        """The experiment's table of the report."""
+        return {"title": "Standard vs noise modulation vs adversarial training",
+                "columns": ["mode", "model", "test accuracy", "VII", "seconds per step"],
+                "rows": [[label, m.found.source, *m.row(label)[1:], round(m.seconds_per_step, 4)]
+                         for label, m in self.models.items()]}
+
+
+@dataclasses.dataclass(frozen=True)
+class BetaSweep:
+    """Experiment II (seed Fig. 4): interpretability vs accuracy over β of noise modulation.
+
+    Attributes:
+        noise: The carrier of the sweep.
+        models: β (increasing) -> model; β = 1 is standard training.
+    """
+
+    noise: str
+    models: dict[float, MeasuredModel]
+
+    def draw(self, setup: Setup) -> None:
+        """``beta_gradients.png`` (gradients per β) and ``tradeoff.png`` (accuracy and VII against β)."""
+        betas = list(self.models)
+        attribution_grid(setup.grid_images, [(_beta_label(b), m.gradients) for b, m in self.models.items()],
+                         setup.study_dir / "beta_gradients.png", titles=setup.titles,
+                         title=f"Loss input-gradients per β of noise modulation ({self.noise}), {setup.where}")
+        line_plot({"test accuracy": (betas, [m.accuracy for m in self.models.values()]),
+                   "VII": (betas, [m.vii for m in self.models.values()])},
+                  setup.study_dir / "tradeoff.png", xlabel="β (constant share of the carrier; 1 = standard training)",
+                  ylabel="accuracy / VII",
+                  title=f"Interpretability vs accuracy over β ({self.noise} carrier), {setup.where}")
+
+    def figures(self) -> list[dict[str, str]]:
+        """The figure entries of the experiment (file, caption)."""
+        return [{"file": "tradeoff.png", "caption": "Test accuracy and VII against β of noise modulation (seed Fig. "
+                                                    "4); β = 1 is the standard model."},
+                {"file": "beta_gradients.png", "caption": "Loss input-gradients per β of noise modulation."}]
+
+    def claims(self) -> list[Claim]:
+        """The claims of seed 000 the experiment checks."""
+        betas = list(self.models)  # increasing (parse_betas)
+        smallest, largest = self.models[betas[0]], self.models[betas[-1]]
+        low_label, high_label = _beta_label(betas[0]), _beta_label(betas[-1])
+        return [
+            Claim("A smaller β gives a more interpretable input-gradient (higher VII)", "000", "tradeoff.png",
+                  f"VII {low_label}", smallest.vii, ">", f"VII {high_label}", largest.vii),
+            Claim("A larger β gives a higher accuracy", "000", "tradeoff.png",
+                  f"accuracy {high_label}", largest.accuracy, ">", f"accuracy {low_label}", smallest.accuracy),
+        ]
+
+    def table(self) -> dict[str, Any]:
+        """The experiment's table of the report."""
+        return {"title": f"β sweep of noise modulation ({self.noise} carrier)", "columns": ["β", "test accuracy", "VII"],
+                "rows": [[beta, *m.row(_beta_label(beta))[1:]] for beta, m in self.models.items()]}
+
+
+@dataclasses.dataclass(frozen=True)
+class Carriers:
+    """Experiment III (seed Fig. 5): the carrier noises at the same β, against standard training.
+
+    Attributes:
+        beta: The β of every carrier's model.
+        models: Carrier -> model.
+        standard: The standard model.
+    """
+
+    beta: float
+    models: dict[str, MeasuredModel]
+    standard: MeasuredModel
+
+    def draw(self, setup: Setup) -> None:
+        """``carriers.png``: the grid images' gradients per carrier."""
+        attribution_grid(setup.grid_images, [(noise, m.gradients) for noise, m in self.models.items()],
+                         setup.study_dir / "carriers.png", titles=setup.titles,
+                         title=f"Loss input-gradients per carrier noise (β = {self.beta:g}), {setup.where}")
+
+    def figures(self) -> list[dict[str, str]]:
+        """The figure entries of the experiment (file, caption)."""
+        return [{"file": "carriers.png", "caption": "Loss input-gradients per carrier noise at the same β (seed Fig. 5)."}]
+
+    def claims(self) -> list[Claim]:
+        """The claims of seed 000 the experiment checks."""
+        worst = min(self.models, key=lambda noise: self.models[noise].vii)
+        return [Claim("Every carrier noise gives a more interpretable input-gradient than standard training", "000",
+                      "carriers.png", f"min VII over carriers ({worst})", self.models[worst].vii, ">",
+                      "VII standard", self.standard.vii)]
+
+    def table(self) -> dict[str, Any]:
+        """The experiment's table of the report."""
+        return {"title": f"Carrier noises (β = {self.beta:g})", "columns": ["noise", "test accuracy", "VII"],
+                "rows": [m.row(noise) for noise, m in self.models.items()]}
+
+
+@dataclasses.dataclass(frozen=True)
+class Cost:
+    """Experiment IV: the training cost per step of the three modes of the comparison, timed here one after
+    the other.
+
+    Attributes:
+        models: :data:`MAIN` label -> model.
+        batch_size: The batch of the timed steps.
+    """
+
+    models: dict[str, MeasuredModel]
+    batch_size: int
+
+    def draw(self, setup: Setup) -> None:
+        """``cost.png``: seconds per training step of each mode."""
+        grouped_bars(MAIN, {"seconds per training step": [m.seconds_per_step for m in self.models.values()]},
+                     setup.study_dir / "cost.png", ylabel=f"seconds per step (batch {self.batch_size})",
+                     title=f"Training cost per step, {setup.where}")
+
+    def figures(self) -> list[dict[str, str]]:
+        """The figure entries of the experiment (file, caption)."""
+        return [{"file": "cost.png", "caption": "Median wall-clock seconds per training step of each mode."}]
+
+    def claims(self) -> list[Claim]:
+        """The claims of seed 000 the experiment checks."""
+        nm, at = self.models["noise modulation"], self.models["adversarial"]
+        return [Claim("Noise modulation costs less per training step (hence per epoch) than PGD adversarial training",
+                      "000", "cost.png", "s/step noise modulation", nm.seconds_per_step, "<", "s/step adversarial",
+                      at.seconds_per_step)]
+
+    def table(self) -> dict[str, Any]:
+        """The experiment's table of the report."""
+        standard = self.models["standard"].seconds_per_step
+        return {"title": "Training cost per step", "columns": ["mode", "seconds per step", "× standard"],
+                "rows": [[label, round(m.seconds_per_step, 4), round(m.seconds_per_step / standard, 3)]
+                         for label, m in self.models.items()]}
+
+
+# --------------------------------------------------------------------------------- the experiments
+def _modes(config: NoiseModulationConfig, betas: list[float], noises: list[str]) -> dict[str, Any]:
+    """Every model of the study by a readable label: the comparison, the β sweep, the carriers."""
+    modes: dict[str, Any] = {
+        "standard": Standard(),
+        "noise modulation": NoiseModulation(config.beta, config.noise),
+        "adversarial": Adversarial.pgd(config.at_eps, config.at_alpha, config.at_steps),
+    }
+    for beta in betas:
+        modes[_beta_label(beta)] = Standard() if beta == 1.0 else NoiseModulation(beta, config.noise)
+    for noise in noises:
+        modes[noise] = NoiseModulation(config.beta, noise)
+    return modes
+
+
+def _setup(config: NoiseModulationConfig, study_dir: Path, cache_dir: Path, progress: bool) -> Setup:
+    """The modes, x̄ and the seeded random draws of test images (image-folder splits are sorted by class)."""
+    betas, noises = parse_betas(config.betas), parse_noises(config.noises)
+    modes = _modes(config, betas, noises)
+    test_set = load_dataset(config.dataset, split="test", progress=progress)
+    if config.n_images > len(test_set):
+        raise FreqlensError(f"n_images = {config.n_images} but the test split has {len(test_set)} images")
+    n_vii = len(test_set) if config.n_vii == 0 else min(config.n_vii, len(test_set))
+    from_zoo = bool(config.zoo) and not config.retrain
+    x_bar = training_mean_image(config.dataset, 0 if from_zoo else config.n_train, config.seed)
+    vii_index = pick_indices(len(test_set), n_vii, config.seed)
+    grid_index = pick_indices(len(test_set), config.n_images, config.seed)
+    return Setup(config, betas, noises, modes, list(test_set.classes), n_vii, from_zoo, x_bar,
+                 test_set.float_images(vii_index), test_set.labels[vii_index], test_set.float_images(grid_index),
+                 test_set.labels[grid_index], study_dir, cache_dir, progress)
+
+
+def _measure(label: str, mode: Any, setup: Setup) -> MeasuredModel:
+    """The model of ``mode`` (zoo or cached training) with its VII, cost per step and grid gradients."""
+    config = setup.config
+    found = study_model(config.model, config.dataset, config.epochs, config.seed, setup.cache_dir, zoo=config.zoo,
+                        retrain=config.retrain, mode=mode, progress=setup.progress, batch_size=config.batch_size,
+                        lr=config.lr, n_train=config.n_train or None)
+    model, step_batch = found.model, slice(0, min(config.batch_size, setup.n_vii))
+    return MeasuredModel(
+        label, describe_mode(mode), found,
+        vii(model, setup.vii_images, setup.vii_labels, setup.x_bar, batch_size=config.batch_images),
+        seconds_per_step(model, mode, setup.vii_images[step_batch], setup.vii_labels[step_batch], config.cost_steps),
+        _display(loss_gradients(model, setup.grid_images, setup.grid_labels, config.batch_images)),
+    )
+
+
+def _measured_models(setup: Setup) -> dict[str, MeasuredModel]:
+    """Label -> its measured model; labels of equal modes share one (measured once, in label order)."""
+    by_mode: dict[str, MeasuredModel] = {}
+    measured = {}
+    for label, mode in setup.modes.items():
+        key = json.dumps(describe_mode(mode), sort_keys=True)
+        if key not in by_mode:
+            by_mode[key] = _measure(label, mode, setup)
+        measured[label] = by_mode[key]
+    return measured
+
+
+def _description(setup: Setup) -> str:
+    """What the study did, for the report."""
+    config = setup.config
+    return (
+        (f"{config.model} models of the zoo (`freqlens zoo list`: trained on {config.zoo}, {config.epochs} "
+         f"epochs each, Adam lr {config.lr:g}, batch {config.batch_size}, seed {config.seed}), analysed on "
+         f"{config.dataset}" if setup.from_zoo else
+         f"{config.model} models trained for {config.epochs} epochs on {config.dataset} "
+         f"({'all' if not config.n_train else config.n_train} training images, Adam lr {config.lr:g}, batch "
+         f"{config.batch_size}, seed {config.seed})")
+        + f": standard training, noise modulation (β = {config.beta:g}, "
+        f"{config.noise} carrier) and PGD adversarial training (L∞, ε = {config.at_eps:.4g}, α = "
+        f"{config.at_alpha:.4g}, {config.at_steps} steps). VII (seed 000, Def. 3) on {setup.n_vii} test images (a "
+        f"random order seeded by {config.seed}) with the true labels, x̄ = the training mean image; "
+        "accuracy = the model's accuracy on the whole test split (zoo: of the shipped float16 weights); "
+        f"cost = median wall seconds of one training step (the mode's batch transform, forward, backward, "
+        f"Adam step; batch {config.batch_size}) over {config.cost_steps} steps, all modes timed here, one "
+        "after the other (an epoch is the same number of steps for every mode). "
+        "Gradient maps are summed over channels."
+    )
+
+
+def _summary(comparison: Comparison, distinct: list[MeasuredModel], started: float) -> dict[str, Any]:
+    """Headline numbers: accuracy and VII of the comparison, models trained / reused, wall time."""
+    models = comparison.models
+    return {
+        **{f"test accuracy {label}": round(m.accuracy, 4) for label, m in models.items()},
+        **{f"VII {label}": round(m.vii, 4) for label, m in models.items()},
+        "models trained": sum(not m.found.reused for m in distinct),
+        "models reused (zoo or cache)": sum(bool(m.found.reused) for m in distinct),
+        "total seconds": round(time.perf_counter() - started, 2),
+    }
+
+
 def run_noise_modulation(
     out_dir: str | Path,
     config: NoiseModulationConfig | None = None,
@@ -154,165 +488,49 @@ def run_noise_modulation(
 ) -> Path:
     """Run the study into ``out_dir/noise-modulation`` and return the path of its ``results.json``.
 
-    ``config`` defaults to ``NoiseModulationConfig.for_scale(scale)``; trained models are cached under
-    ``cache_dir`` (default ``out_dir/cache``), so models shared by the comparison, the β sweep and the
-    carriers (and with other studies) are trained once.
+    Args:
+        out_dir: The output folder (the study writes ``out_dir/noise-modulation``).
+        config: Defaults to ``NoiseModulationConfig.for_scale(scale)``.
+        scale: ``demo``, ``cpu`` or ``paper`` (when ``config`` is not given).
+        cache_dir: Where trained models are cached (default ``out_dir/cache``): models shared by the
+            comparison, the β sweep and the carriers (and with other studies) are trained once.
+        progress: tqdm bars on stderr (off by default; ``freqlens study`` turns them on).
+        command: The command line recorded in ``results.json``.
+
+    Returns:
+        The path of ``results.json``.
+
+    Raises:
+        FreqlensError: An invalid config, or more images asked for than the test split has.
     """
     config = config or NoiseModulationConfig.for_scale(scale)
     _validate(config)
-    betas, noises = parse_betas(config.betas), parse_noises(config.noises)
     out_dir, study_dir, cache_dir = study_folders(out_dir, STUDY, cache_dir)
     started = time.perf_counter()
-
-    # ---- every model, keyed by a readable label; equal modes share one cached model
-    modes: dict[str, Any] = {
-        "standard": Standard(),
-        "noise modulation": NoiseModulation(config.beta, config.noise),
-        "adversarial": Adversarial.pgd(config.at_eps, config.at_alpha, config.at_steps),
-    }
-    beta_labels = {beta: _beta_label(beta) for beta in betas}
-    for beta, label in beta_labels.items():
-        modes[label] = Standard() if beta == 1.0 else NoiseModulation(beta, config.noise)
-    for noise in noises:
-        modes[noise] = NoiseModulation(config.beta, noise)
-
-    test_set = load_dataset(config.dataset, split="test", progress=progress)
-    if config.n_images > len(test_set):
-        raise FreqlensError(f"n_images = {config.n_images} but the test split has {len(test_set)} images")
-    n_vii = len(test_set) if config.n_vii == 0 else min(config.n_vii, len(test_set))
-    from_zoo = bool(config.zoo) and not config.retrain
-    x_bar = training_mean_image(config.dataset, 0 if from_zoo else config.n_train, config.seed)
-    # seeded random images: image-folder splits are sorted by class
-    vii_index = pick_indices(len(test_set), n_vii, config.seed)
-    vii_images, vii_labels = test_set.float_images(vii_index), test_set.labels[vii_index]
-    grid_index = pick_indices(len(test_set), config.n_images, config.seed)
-    grid_images, grid_labels = test_set.float_images(grid_index), test_set.labels[grid_index]
-
-    keys: dict[str, str] = {}
-    models: dict[str, dict[str, Any]] = {}  # per distinct mode
-    maps: dict[str, Tensor] = {}
-    for label, mode in modes.items():
-        key = json.dumps(describe_mode(mode), sort_keys=True)
-        keys[label] = key
-        if key in models:
-            continue
-        found = study_model(config.model, config.dataset, config.epochs, config.seed, cache_dir, zoo=config.zoo,
-                            retrain=config.retrain, mode=mode, progress=progress, batch_size=config.batch_size,
-                            lr=config.lr, n_train=config.n_train or None)
-        model = found.model
-        step_batch = slice(0, min(config.batch_size, n_vii))
-        models[key] = {
-            "mode": describe_mode(mode),
-            "accuracy": found.accuracy,
-            "vii": vii(model, vii_images, vii_labels, x_bar, batch_size=config.batch_images),
-            "seconds_per_step": seconds_per_step(model, mode, vii_images[step_batch], vii_labels[step_batch],
-                                                 config.cost_steps),
-            "model": found.describe(),
-            "analysed": found.analysed(label),
-            "reused": found.reused,
-        }
-        maps[key] = _display(loss_gradients(model, grid_images, grid_labels, config.batch_images))
-    measured = {label: models[key] for label, key in keys.items()}
-
-    # ---- figures
-    titles = [test_set.classes[int(y)][:10] for y in grid_labels]
-    where = f"{config.model} on {Path(config.dataset).name}"
-    attribution_grid(grid_images, [(label, maps[keys[label]]) for label in MAIN], study_dir / "gradients.png",
-                     titles=titles, title=f"Loss input-gradients (each map scaled to max |g| = 1), {where}")
-    attribution_grid(grid_images, [(beta_labels[beta], maps[keys[beta_labels[beta]]]) for beta in betas],
-                     study_dir / "beta_gradients.png", titles=titles,
-                     title=f"Loss input-gradients per β of noise modulation ({config.noise}), {where}")
-    attribution_grid(grid_images, [(noise, maps[keys[noise]]) for noise in noises], study_dir / "carriers.png",
-                     titles=titles, title=f"Loss input-gradients per carrier noise (β = {config.beta:g}), {where}")
-    sweep = [measured[beta_labels[beta]] for beta in betas]
-    line_plot({"test accuracy": (betas, [m["accuracy"] for m in sweep]),
-               "VII": (betas, [m["vii"] for m in sweep])},
-              study_dir / "tradeoff.png", xlabel="β (constant share of the carrier; 1 = standard training)",
-              ylabel="accuracy / VII", title=f"Interpretability vs accuracy over β ({config.noise} carrier), {where}")
-    grouped_bars(MAIN, {"seconds per training step": [measured[label]["seconds_per_step"] for label in MAIN]},
-                 study_dir / "cost.png", ylabel=f"seconds per step (batch {config.batch_size})",
-                 title=f"Training cost per step, {where}")
-
-    # ---- claims
-    std, nm, at = (measured[label] for label in MAIN)
-    low, high = beta_labels[betas[0]], beta_labels[betas[-1]]
-    worst_noise = min(noises, key=lambda noise: measured[noise]["vii"])
-    claims = [
-        Claim("Noise modulation makes input-gradients more interpretable (higher VII) than standard training",
-              "000", "gradients.png", "VII noise modulation", nm["vii"], ">", "VII standard", std["vii"]),
-        Claim("Adversarial training makes input-gradients more interpretable (higher VII) than standard training",
-              "000", "gradients.png", "VII adversarial", at["vii"], ">", "VII standard", std["vii"]),
-        Claim("Noise modulation costs less per training step (hence per epoch) than PGD adversarial training",
-              "000", "cost.png", "s/step noise modulation", nm["seconds_per_step"], "<", "s/step adversarial",
-              at["seconds_per_step"]),
-        Claim("A smaller β gives a more interpretable input-gradient (higher VII)", "000", "tradeoff.png",
-              f"VII {low}", measured[low]["vii"], ">", f"VII {high}", measured[high]["vii"]),
-        Claim("A larger β gives a higher accuracy", "000", "tradeoff.png",
-              f"accuracy {high}", measured[high]["accuracy"], ">", f"accuracy {low}", measured[low]["accuracy"]),
-        Claim("Every carrier noise gives a more interpretable input-gradient than standard training", "000",
-              "carriers.png", f"min VII over carriers ({worst_noise})", measured[worst_noise]["vii"], ">",
-              "VII standard", std["vii"]),
-    ]
-
-    def row(label: str) -> list[Any]:
-        return [label, round(measured[label]["accuracy"], 4), round(measured[label]["vii"], 4)]
-
+    setup = _setup(config, study_dir, cache_dir, progress)
+    measured = _measured_models(setup)
+    distinct = list({id(m): m for m in measured.values()}.values())  # one per distinct mode, first-asked order
+    comparison = Comparison({label: measured[label] for label in MAIN})
+    sweep = BetaSweep(config.noise, {beta: measured[_beta_label(beta)] for beta in setup.betas})
+    carriers = Carriers(config.beta, {noise: measured[noise] for noise in setup.noises}, measured["standard"])
+    cost = Cost(comparison.models, config.batch_size)
+    experiments = (comparison, sweep, carriers, cost)
+    for experiment in experiments:
+        experiment.draw(setup)
     results = {
         "study": STUDY,
         "title": TITLE,
-        "description": (
-            (f"{config.model} models of the zoo (`freqlens zoo list`: trained on {config.zoo}, {config.epochs} "
-             f"epochs each, Adam lr {config.lr:g}, batch {config.batch_size}, seed {config.seed}), analysed on "
-             f"{config.dataset}" if from_zoo else
-             f"{config.model} models trained for {config.epochs} epochs on {config.dataset} "
-             f"({'all' if not config.n_train else config.n_train} training images, Adam lr {config.lr:g}, batch "
-             f"{config.batch_size}, seed {config.seed})")
-            + f": standard training, noise modulation (β = {config.beta:g}, "
-            f"{config.noise} carrier) and PGD adversarial training (L∞, ε = {config.at_eps:.4g}, α = "
-            f"{config.at_alpha:.4g}, {config.at_steps} steps). VII (seed 000, Def. 3) on {n_vii} test images (a "
-            f"random order seeded by {config.seed}) with the true labels, x̄ = the training mean image; "
-            "accuracy = the model's accuracy on the whole test split (zoo: of the shipped float16 weights); "
-            f"cost = median wall seconds of one training step (the mode's batch transform, forward, backward, "
-            f"Adam step; batch {config.batch_size}) over {config.cost_steps} steps, all modes timed here, one "
-            "after the other (an epoch is the same number of steps for every mode). "
-            "Gradient maps are summed over channels."
-        ),
+        "description": _description(setup),
         "command": command or f"freqlens study {STUDY} --out {out_dir}",
         "config": dataclasses.asdict(config),
-        "summary": {
-            **{f"test accuracy {label}": round(measured[label]["accuracy"], 4) for label in MAIN},
-            **{f"VII {label}": round(measured[label]["vii"], 4) for label in MAIN},
-            "models trained": sum(not m["reused"] for m in models.values()),
-            "models reused (zoo or cache)": sum(bool(m["reused"]) for m in models.values()),
-            "total seconds": round(time.perf_counter() - started, 2),
-        },
-        "figures": [
-            {"file": "gradients.png", "caption": "Loss input-gradients of the same test images for the standard, "
-                                                 "noise-modulation and adversarially trained models (seed Fig. 1/3); "
-                                                 "red +, blue −."},
-            {"file": "tradeoff.png", "caption": "Test accuracy and VII against β of noise modulation (seed Fig. 4); "
-                                                "β = 1 is the standard model."},
-            {"file": "beta_gradients.png", "caption": "Loss input-gradients per β of noise modulation."},
-            {"file": "carriers.png", "caption": "Loss input-gradients per carrier noise at the same β (seed Fig. 5)."},
-            {"file": "cost.png", "caption": "Median wall-clock seconds per training step of each mode."},
-        ],
-        "tables": [
-            {"title": "Standard vs noise modulation vs adversarial training",
-             "columns": ["mode", "model", "test accuracy", "VII", "seconds per step"],
-             "rows": [[label, measured[label]["model"]["source"], *row(label)[1:],
-                       round(measured[label]["seconds_per_step"], 4)] for label in MAIN]},
-            {"title": f"β sweep of noise modulation ({config.noise} carrier)", "columns": ["β", "test accuracy", "VII"],
-             "rows": [[beta, *row(beta_labels[beta])[1:]] for beta in betas]},
-            {"title": f"Carrier noises (β = {config.beta:g})", "columns": ["noise", "test accuracy", "VII"],
-             "rows": [row(noise) for noise in noises]},
-            {"title": "Training cost per step", "columns": ["mode", "seconds per step", "× standard"],
-             "rows": [[label, round(measured[label]["seconds_per_step"], 4),
-                       round(measured[label]["seconds_per_step"] / std["seconds_per_step"], 3)] for label in MAIN]},
-        ],
-        "claims": [claim.to_dict() for claim in claims],
-        "analysed_models": [model["analysed"] for model in models.values()],
-        "models": measured,
-        "betas": betas,
-        "noises": noises,
+        "summary": _summary(comparison, distinct, started),
+        "figures": [figure for experiment in experiments for figure in experiment.figures()],
+        "tables": [experiment.table() for experiment in experiments],
+        # the claims table's order: the cost claim follows the comparison it qualifies
+        "claims": [claim.to_dict() for e in (comparison, cost, sweep, carriers) for claim in e.claims()],
+        "analysed_models": [m.found.analysed(m.label) for m in distinct],
+        "models": {label: m.to_dict() for label, m in measured.items()},
+        "betas": setup.betas,
+        "noises": setup.noises,
     }
     return write_results(study_dir, results)
