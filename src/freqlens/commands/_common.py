@@ -139,6 +139,38 @@ def progress_enabled(args: argparse.Namespace) -> bool:
     return not getattr(args, "quiet", False) and distributed.is_main()
 
 
+def add_image_run_flags(parser: argparse.ArgumentParser, *, n_images: int, n_images_help: str | None = None,
+                        batch_help: str = "max images per forward pass") -> None:
+    """The flags of every command that runs a model on images drawn from a dataset (explain, evaluate, attack,
+    analyze), defined once: the model (:func:`freqlens.commands._model.add_model_flags`), the dataset
+    (:func:`add_dataset_flags`), ``--split``, ``--n-images``, ``--batch-size``, ``--seed``, ``--device``,
+    ``--out`` and ``--quiet``.
+
+    Args:
+        parser: the sub-command's parser.
+        n_images: the default of ``--n-images``.
+        n_images_help: its help text (default none).
+        batch_help: the help of ``--batch-size``.
+    """
+    from freqlens.commands._model import add_model_flags
+
+    add_model_flags(parser)
+    add_dataset_flags(parser)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--n-images", type=positive_int, default=n_images, help=n_images_help)
+    parser.add_argument("--batch-size", type=positive_int, default=None, help=batch_help)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--out", type=Path, required=True)
+    add_quiet_flag(parser)
+
+
+FORGRAD_MODE_HELP = ("FORGrad pipeline: magnitude (as published: |low-pass(|channel mean|)|, one map per image) or "
+                     "signed (per-channel low-pass of the signed maps, seed 001 Prop. 3.1); the original maps they "
+                     "are compared with use the same convention")
+"""The help of ``--forgrad-mode``, the same on every command."""
+
+
 def add_shard_flag(parser: argparse.ArgumentParser, default: int, what: str = "results") -> None:
     """``--shard-size``: images per work unit (the unit shared among torchrun processes and of random
     seeding)."""

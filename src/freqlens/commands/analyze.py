@@ -19,8 +19,7 @@ from typing import Any
 import torch
 
 from freqlens.commands._common import (
-    add_dataset_flags,
-    add_quiet_flag,
+    add_image_run_flags,
     number,
     positive_int,
     progress_enabled,
@@ -37,21 +36,13 @@ ANALYSES = ("footprints", "linearization", "layer-hf", "occluded-frequency", "at
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser("analyze", help="frequency analyses (JSON + PNG): " + ", ".join(ANALYSES))
     parser.add_argument("analysis", choices=ANALYSES)
-    add_model_flags(parser)
-    add_dataset_flags(parser)
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--n-images", type=positive_int, default=32)
+    add_image_run_flags(parser, n_images=32)
     parser.add_argument("--methods", default="saliency,gradient_input,integrated_gradients,smoothgrad,occlusion,rise",
                         help="attribution methods for footprints (comma-separated)")
     parser.add_argument("--eps", type=number, default=None, help="attack budget for attack-spectra (L∞; default 8/255)")
     parser.add_argument("--steps", type=positive_int, default=None, help="steps of robust-dataset (default 200)")
     add_model_flags(parser, prefix="compare-", checkpoint_flag="--compare",
                     what="attribution-shift: the robust (e.g. adversarially trained) model to compare with")
-    parser.add_argument("--batch-size", type=positive_int, default=None, help="max images per forward pass")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--out", type=Path, required=True)
-    add_quiet_flag(parser)
     parser.set_defaults(run=_cmd_analyze)
 
 

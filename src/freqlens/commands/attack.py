@@ -12,52 +12,21 @@ order (the same files as one process), and rank 0 writes them.
 from __future__ import annotations
 
 import argparse
-import io
 import math
 from pathlib import Path
 
 from freqlens.attacks import ATTACKS, make_attack
 from freqlens.commands._common import (
-    add_dataset_flags,
-    add_quiet_flag,
+    add_image_run_flags,
     add_shard_flag,
     distributed_command,
     number,
     positive_int,
     progress_enabled,
 )
-from freqlens.commands._model import add_model_flags, model_from_args
+from freqlens.commands._model import model_from_args
 from freqlens.data.sampling import pick_images
 from freqlens.errors import FreqlensError
-
-
-def rct_figure(rct_map, path: Path, *, log_scale: bool = False, title: str | None = None) -> Path:
-    """Heat map of an RCT map ``[H, W]`` with a colour bar, written atomically as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import LogNorm
-
-    from freqlens.utils import atomic_write_bytes
-
-    values = rct_map.detach().cpu().double().numpy()
-    norm = None
-    if log_scale:
-        positive = values[values > 0]
-        low = float(positive.min()) if positive.size else 1e-12
-        norm = LogNorm(vmin=low, vmax=max(float(values.max()), low * 10))
-        values = values.clip(min=low)
-    fig, ax = plt.subplots(figsize=(4.6, 4))
-    image = ax.imshow(values, cmap="viridis", norm=norm, interpolation="nearest")
-    fig.colorbar(image, ax=ax, label="relative change" + (" (log)" if log_scale else ""))
-    ax.set_xlabel("horizontal frequency j")
-    ax.set_ylabel("vertical frequency i")
-    ax.set_title(title or "RCT (DCT relative change)")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def _attack_units(model, images, labels, args: argparse.Namespace):
@@ -149,6 +118,7 @@ def _attack(args: argparse.Namespace, device) -> int:
 def _write(args: argparse.Namespace, attack, result, count: int, record: dict) -> None:
     """OUT/rct.pt, OUT/rct.png and OUT/attack.json (rank 0; ``record``: how the model was loaded)."""
     from freqlens import distributed
+    from freqlens.report.figures import rct_heatmap
     from freqlens.spectral import rct
     from freqlens.utils import atomic_save_torch, atomic_write_json
 
@@ -159,7 +129,7 @@ def _write(args: argparse.Namespace, attack, result, count: int, record: dict) -
         "adversarial_correct": result.adversarial_correct.cpu(),
         "queries": None if result.queries is None else result.queries.cpu(),
     })
-    rct_figure(rct_map, out / "rct.png", log_scale=args.log_scale, title=f"RCT, {args.attack} on {count} images")
+    rct_heatmap(rct_map, out / "rct.png", log_scale=args.log_scale, title=f"RCT, {args.attack} on {count} images")
     summary = {
         **result.summary(),
         "attack": args.attack,
@@ -186,9 +156,7 @@ def _write(args: argparse.Namespace, attack, result, count: int, record: dict) -
 def add_parser(commands) -> None:
     """Add ``attack`` to the ``freqlens`` sub-commands."""
     parser = commands.add_parser("attack", help="robust accuracy under an attack + RCT map: OUT/attack.json, rct.png")
-    add_model_flags(parser)
-    add_dataset_flags(parser)
-    parser.add_argument("--split", default="test")
+    add_image_run_flags(parser, n_images=256, batch_help="images attacked at once")
     parser.add_argument("--attack", required=True, help=", ".join(ATTACKS))
     parser.add_argument("--eps", type=number, default=None,
                         help="budget (accepts 8/255); default 8/255 (L∞), 0.5 (pgd-l2), 0.2 (simba step)")
@@ -204,12 +172,6 @@ def add_parser(commands) -> None:
     parser.add_argument("--cutoff", type=positive_int, default=8, help="lfpgd: DCT bands i + j < cutoff")
     parser.add_argument("--basis", default="dct", choices=["pixel", "dct"], help="SimBA basis")
     parser.add_argument("--order", default="diagonal", choices=["random", "strided", "diagonal"], help="SimBA order")
-    parser.add_argument("--n-images", type=positive_int, default=256)
-    parser.add_argument("--batch-size", type=positive_int, default=None, help="images attacked at once")
     add_shard_flag(parser, 32)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None)
     parser.add_argument("--log-scale", action="store_true", help="logarithmic colour scale for rct.png")
-    add_quiet_flag(parser)
-    parser.add_argument("--out", type=Path, required=True)
     parser.set_defaults(run=distributed_command(_attack))

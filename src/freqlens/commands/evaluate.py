@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from freqlens.commands._common import (
-    add_dataset_flags,
-    add_quiet_flag,
+    FORGRAD_MODE_HELP,
+    add_image_run_flags,
     add_shard_flag,
     distributed_command,
     number,
@@ -29,7 +28,7 @@ from freqlens.commands._methods import (
     check_model_runs,
     method_settings_from_args,
 )
-from freqlens.commands._model import add_model_flags, model_from_args
+from freqlens.commands._model import model_from_args
 from freqlens.data.sampling import pick_images
 from freqlens.errors import FreqlensError
 
@@ -233,25 +232,15 @@ def add_parser(commands) -> None:
     parser = commands.add_parser(
         "evaluate", help="faithfulness table + ranking of methods (and FORGrad*): OUT/results.json, OUT/table.md"
     )
-    add_model_flags(parser)
-    add_dataset_flags(parser)
-    parser.add_argument("--split", default="test")
+    add_image_run_flags(parser, n_images=32, n_images_help="evaluated images (a random set drawn from --seed)")
     parser.add_argument("--methods", default="all", help="all (every method that applies) or a comma list")
     add_method_args_flag(parser, several=True)
     parser.add_argument("--forgrad", type=_forgrad_flag, default="auto", metavar="auto|none|SIGMA",
                         help="σ* searched per method on held-out images (auto), none, or a fixed σ")
-    parser.add_argument("--forgrad-mode", default="magnitude", choices=["magnitude", "signed"],
-                        help="FORGrad pipeline of the * rows and of the original rows they are paired with: "
-                             "magnitude (as published) or signed (seed 001 Prop. 3.1)")
-    parser.add_argument("--n-images", type=positive_int, default=32, help="evaluated images (a random set drawn from --seed)")
+    parser.add_argument("--forgrad-mode", default="magnitude", choices=["magnitude", "signed"], help=FORGRAD_MODE_HELP)
     parser.add_argument("--calibration", type=positive_int, default=16,
                         help="held-out images (disjoint from the evaluated ones) for --forgrad auto")
     parser.add_argument("--steps", type=positive_int, default=20, help="Deletion/Insertion steps")
     parser.add_argument("--samples", type=positive_int, default=128, help="MuFidelity samples")
-    parser.add_argument("--batch-size", type=positive_int, default=None, help="max images per forward pass")
     add_shard_flag(parser, 8)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None)
-    add_quiet_flag(parser)
-    parser.add_argument("--out", type=Path, required=True)
     parser.set_defaults(run=distributed_command(_evaluate))

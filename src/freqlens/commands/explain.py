@@ -9,12 +9,11 @@ and rank 0 writes the files. ``--forgrad auto`` searches σ* on held-out images 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from freqlens.commands._common import (
-    add_dataset_flags,
-    add_quiet_flag,
+    FORGRAD_MODE_HELP,
+    add_image_run_flags,
     add_shard_flag,
     distributed_command,
     number,
@@ -28,7 +27,7 @@ from freqlens.commands._methods import (
     check_model_runs,
     method_settings_from_args,
 )
-from freqlens.commands._model import add_model_flags, model_from_args
+from freqlens.commands._model import model_from_args
 from freqlens.data.sampling import pick_images
 from freqlens.errors import FreqlensError
 
@@ -191,27 +190,17 @@ def add_parser(commands: Any) -> None:
     from freqlens.attribution.registry import METHOD_NAMES
 
     explain = commands.add_parser("explain", help="attribution maps (+ FORGrad) of N images: OUT/maps.pt, grids")
-    add_model_flags(explain)
-    add_dataset_flags(explain)
-    explain.add_argument("--split", default="test")
+    add_image_run_flags(explain, n_images=16)
     # the names of the registry; canonical_method() also takes their aliases (ig, gxi, ...) in any case
     explain.add_argument("--method", required=True, help=", ".join(METHOD_NAMES))
     add_method_args_flag(explain, several=False)
     explain.add_argument("--forgrad", type=_forgrad_value, default=None, metavar="SIGMA|auto",
                          help="low-pass the maps at σ (cycles per image), or search σ* on held-out images")
     explain.add_argument("--shape", default="box", choices=["box", "disk", "gaussian"], help="FORGrad filter shape")
-    explain.add_argument("--forgrad-mode", default="magnitude", choices=["magnitude", "signed"],
-                         help="FORGrad pipeline: magnitude (as published: |low-pass(|channel mean|)|, one map per "
-                              "image) or signed (per-channel low-pass of the signed maps, seed 001 Prop. 3.1)")
+    explain.add_argument("--forgrad-mode", default="magnitude", choices=["magnitude", "signed"], help=FORGRAD_MODE_HELP)
     explain.add_argument("--calibration", type=positive_int, default=32,
                          help="held-out images for --forgrad auto (default 32)")
-    explain.add_argument("--n-images", type=positive_int, default=16)
     explain.add_argument("--target", default="predicted", choices=["predicted", "label"])
-    explain.add_argument("--batch-size", type=positive_int, default=None, help="max images per forward pass")
     explain.add_argument("--grid-size", type=positive_int, default=16, help="images per PNG grid")
     add_shard_flag(explain, 8, "the maps")
-    explain.add_argument("--seed", type=int, default=0)
-    explain.add_argument("--device", default=None)
-    explain.add_argument("--out", type=Path, required=True)
-    add_quiet_flag(explain)
     explain.set_defaults(run=distributed_command(_explain))

@@ -1,11 +1,12 @@
 """Figures (matplotlib, including those of the analyses: :func:`save_rct_figure`,
-:func:`save_footprint_figures`), the static HTML report and :func:`overlay` (a map over its image, for
+:func:`save_footprint_figures`, :func:`rct_heatmap`), the static HTML report and :func:`overlay` (a map over its image, for
 notebooks)."""
 
 from freqlens.report.figures import (
     attribution_grid,
     heatmaps,
     line_plot,
+    rct_heatmap,
     save_footprint_figures,
     save_rct_figure,
     training_curves,
@@ -13,5 +14,6 @@ from freqlens.report.figures import (
 from freqlens.report.html import find_studies, write_report
 from freqlens.report.overlay import overlay
 
-__all__ = ["attribution_grid", "find_studies", "heatmaps", "line_plot", "overlay", "save_footprint_figures",
+__all__ = ["attribution_grid", "find_studies", "heatmaps", "line_plot", "overlay", "rct_heatmap",
+           "save_footprint_figures",
            "save_rct_figure", "training_curves", "write_report"]

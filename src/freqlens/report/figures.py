@@ -404,3 +404,34 @@ def _footprint_measures(footprints: FootprintMaps) -> bytes:
         ax.set_ylabel("mean ± std over images")
     figure.suptitle("High-frequency measures (blue: gradient-based, orange: prediction-based)")
     return _figure_png(figure)
+
+
+def rct_heatmap(rct_map: torch.Tensor, path: str | Path, *, log_scale: bool = False, title: str | None = None) -> Path:
+    """Heat map of one RCT map (seed 003) with a colour bar, DC at the top left, written atomically as PNG.
+
+    Args:
+        rct_map: ``H×W`` relative changes of the DCT coefficients (:func:`freqlens.spectral.rct`).
+        path: the PNG file.
+        log_scale: a logarithmic colour scale from the smallest positive value.
+        title: the panel's title (default ``"RCT (DCT relative change)"``).
+
+    Returns:
+        ``path``.
+    """
+    from matplotlib.colors import LogNorm
+
+    plt = _pyplot()
+    values = rct_map.detach().cpu().double().numpy()
+    norm = None
+    if log_scale:
+        positive = values[values > 0]
+        low = float(positive.min()) if positive.size else 1e-12
+        norm = LogNorm(vmin=low, vmax=max(float(values.max()), low * 10))
+        values = values.clip(min=low)
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    image = ax.imshow(values, cmap="viridis", norm=norm, interpolation="nearest")
+    fig.colorbar(image, ax=ax, label="relative change" + (" (log)" if log_scale else ""))
+    ax.set_xlabel("horizontal frequency j")
+    ax.set_ylabel("vertical frequency i")
+    ax.set_title(title or "RCT (DCT relative change)")
+    return _save(fig, path)
