@@ -134,8 +134,20 @@ def local_device(device: torch.device | str) -> torch.device:
 
 
 def init(device: torch.device | str = "cpu", timeout: float | None = None) -> bool:
-    """Join the process group described by the ``torchrun`` environment; ``False`` (and nothing done)
-    in a single process or when already joined. Backend: ``nccl`` for a CUDA ``device``, else ``gloo``."""
+    """Join the process group described by the ``torchrun`` environment.
+
+    Args:
+        device: this process's device (a bare ``cuda`` becomes ``cuda:LOCAL_RANK``, :func:`local_device`).
+            Backend: ``nccl`` for a CUDA ``device``, else ``gloo``.
+        timeout: seconds a collective operation may wait (``None``: :func:`timeout_seconds`).
+
+    Returns:
+        ``True`` when it joined; ``False`` (and nothing done) in a single process or when already joined.
+
+    Raises:
+        DistributedError: no ``torch.distributed``, an incomplete ``torchrun`` environment, a bad
+            timeout, or the group could not be joined.
+    """
     dist = torch.distributed
     if not launched() or (dist.is_available() and dist.is_initialized()):
         return False
@@ -174,6 +186,16 @@ def session(device: torch.device | str = "cpu", timeout: float | None = None) ->
 
     A failed collective operation inside (a rank died, or the timeout passed) becomes a
     :class:`DistributedError` naming this rank, so the command exits with one readable line.
+
+    Args:
+        device: this process's device (as :func:`init`).
+        timeout: seconds a collective operation may wait (``None``: :func:`timeout_seconds`).
+
+    Yields:
+        Whether it runs distributed (more than one process in a group).
+
+    Raises:
+        DistributedError: the group could not be joined, or a collective operation failed inside.
     """
     joined = init(device, timeout)
     try:
@@ -203,8 +225,19 @@ def _is_collective_failure(error: RuntimeError) -> bool:
 
 # ------------------------------------------------------------------------------------------ work units
 def work_units(count: int, size: int) -> list[range]:
-    """``range(count)`` cut into consecutive units of ``size`` items (the last one shorter): the pieces of
-    work shared among the ranks; fixed by ``size`` alone, so results do not depend on the process count."""
+    """``range(count)`` cut into consecutive units: the pieces of work shared among the ranks.
+
+    Args:
+        count: the number of items.
+        size: items per unit (≥ 1); the units are fixed by ``size`` alone, so results do not depend on
+            the process count.
+
+    Returns:
+        The units, consecutive ranges of ``size`` items (the last one shorter).
+
+    Raises:
+        ValueError: ``size < 1``.
+    """
     if size < 1:
         raise ValueError(f"the unit size must be >= 1, got {size}")
     return [range(start, min(start + size, count)) for start in range(0, count, size)]
@@ -254,7 +287,15 @@ def barrier() -> None:
 
 
 def broadcast_object(value: T, source: int = 0) -> T:
-    """``value`` of rank ``source`` on every rank (pickled)."""
+    """``value`` of rank ``source`` on every rank (pickled).
+
+    Args:
+        value: the object to share (only the one of rank ``source`` matters).
+        source: the rank whose value is sent.
+
+    Returns:
+        Rank ``source``'s ``value`` (in a single process, ``value`` itself).
+    """
     if not active():
         return value
     holder = [value]
@@ -263,9 +304,20 @@ def broadcast_object(value: T, source: int = 0) -> T:
 
 
 def run_everywhere(step: Callable[[], T], catch: tuple[type[BaseException], ...] = (FreqlensError,)) -> T:
-    """Run ``step()`` on every rank; when it raises one of ``catch`` on any rank, every rank raises a
-    :class:`FreqlensError` with the first failing rank's message (instead of the others waiting for it
-    until the timeout). In a single process, ``step()`` as is."""
+    """Run ``step()`` on every rank, failing on all of them when it fails on one.
+
+    Args:
+        step: the work, called without arguments.
+        catch: the exceptions shared among the ranks.
+
+    Returns:
+        What ``step()`` returned on this rank.
+
+    Raises:
+        FreqlensError: when ``step()`` raises one of ``catch`` on any rank, every rank raises it with the
+            first failing rank's message (instead of the others waiting for it until the timeout). In a
+            single process, ``step()`` as is (its exception unchanged).
+    """
     if not active():
         return step()
     result: Any = None

@@ -30,7 +30,19 @@ def _finite(value: float) -> float | None:
 
 @dataclass
 class AttackSpectrum:
-    """One attack's outcome: ``adversarial`` ``B×C×H×W``, ``rct`` ``[H, W]`` (top-left = DC)."""
+    """One attack's outcome.
+
+    Attributes:
+        name: the attack's name (the key in :class:`AttackSpectra`).
+        adversarial: the adversarial images ``B×C×H×W`` in [0, 1].
+        rct: the RCT map ``[H, W]`` (:func:`freqlens.spectral.rct`; top-left = DC).
+        high_low_ratio: high-band ÷ low-band mean of ``rct`` (:func:`high_low_ratio`).
+        clean_accuracy: accuracy on the clean inputs, in [0, 1].
+        robust_accuracy: accuracy on the adversarial images, in [0, 1].
+        summary: the full :meth:`freqlens.attacks.AttackResult.summary` (success rate, perturbation
+            norms, queries).
+        settings: the attack's ``describe()``, or ``{"name": class name}`` if it has none.
+    """
 
     name: str
     adversarial: Tensor
@@ -56,7 +68,12 @@ class AttackSpectrum:
 
 @dataclass
 class AttackSpectra(Mapping[str, AttackSpectrum]):
-    """Read-only mapping attack name → :class:`AttackSpectrum`, with the band split used."""
+    """Read-only mapping attack name → :class:`AttackSpectrum`, with the band split used.
+
+    Attributes:
+        spectra: the outcomes by attack name.
+        high_band: the first anti-diagonal band ``i + j`` counted as high frequency.
+    """
 
     spectra: dict[str, AttackSpectrum]
     high_band: int
@@ -86,9 +103,22 @@ def _check_high_band(high_band: int | None, h: int, w: int) -> int:
 
 
 def high_low_ratio(rct_map: Tensor, high_band: int | None = None) -> float:
-    """``mean(rct_map[i + j ≥ high_band]) / mean(rct_map[i + j < high_band])`` for an ``[H, W]`` map
-    (default ``high_band = (H + W − 1) // 2``); ``inf`` if the low part is 0 and the high part not,
-    ``nan`` if both are 0."""
+    """High-band ÷ low-band mean of a DCT-domain map.
+
+    ``mean(rct_map[i + j ≥ high_band]) / mean(rct_map[i + j < high_band])``.
+
+    Args:
+        rct_map: an ``[H, W]`` map over DCT coefficients (top-left = DC), ``H + W ≥ 3``.
+        high_band: the first anti-diagonal band ``i + j`` counted as high, in ``[1, H + W − 2]``
+            (``None``: ``(H + W − 1) // 2``, two halves of the bands).
+
+    Returns:
+        The ratio; ``inf`` if the low part is 0 and the high part not, ``nan`` if both are 0.
+
+    Raises:
+        ValueError: ``rct_map`` is not 2-D, has a single band, or ``high_band`` is out of range.
+        TypeError: ``high_band`` is not an integer.
+    """
     if not isinstance(rct_map, Tensor) or rct_map.dim() != 2:
         raise ValueError("rct_map must be a 2-D tensor [H, W]")
     h, w = rct_map.shape
@@ -112,10 +142,26 @@ def attack_spectra(
     high_band: int | None = None,
     progress: bool = False,
 ) -> AttackSpectra:
-    """Run each attack (``attack(x, y) -> x_adv``, untargeted, e.g. :mod:`freqlens.attacks` objects) on
-    ``inputs`` ``B×C×H×W`` in [0, 1] with true ``labels`` ``[B]`` in chunks of ``batch_size``, and
-    return per attack the adversarial images, the RCT map, its high/low ratio (module doc) and the
-    clean / robust accuracy."""
+    """Run each attack and measure the DCT footprint of its perturbations.
+
+    Args:
+        model: the classifier (``B×C×H×W`` images in [0, 1] → ``B×K`` logits).
+        inputs: images ``B×C×H×W`` in [0, 1].
+        labels: the true classes ``[B]``.
+        attacks: name → attack, ``attack(x, y) -> x_adv``, untargeted (e.g. :mod:`freqlens.attacks`
+            objects).
+        batch_size: images per chunk (``None``: all at once).
+        high_band: the band split of :func:`high_low_ratio` (``None``: ``(H + W − 1) // 2``).
+        progress: show a tqdm bar over chunks.
+
+    Returns:
+        Per attack the adversarial images, the RCT map, its high/low ratio (module doc) and the
+            clean / robust accuracy, as :class:`AttackSpectra`.
+
+    Raises:
+        ValueError: empty ``attacks``, single-band images, a bad ``high_band``, or a targeted attack.
+        TypeError: an attack is not callable.
+    """
     check_images(inputs)
     if not isinstance(attacks, Mapping) or not attacks:
         raise ValueError("attacks must be a non-empty mapping name -> attack")

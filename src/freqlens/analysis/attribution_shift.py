@@ -13,8 +13,16 @@ from .occluded_frequency import low_band_share, occluded_frequency
 
 @dataclass
 class AttributionShift:
-    """Per-class mean Occluded-Frequency profiles (``Tensor[H+W−1]``) of two models and their low-band
-    shares (bands ``< cutoff``)."""
+    """Per-class mean Occluded-Frequency profiles of two models and their low-band shares.
+
+    Attributes:
+        cutoff: the bands ``< cutoff`` are the low bands of the shares.
+        natural: class → mean profile ``Tensor[H+W−1]`` under the natural model.
+        robust: class → mean profile ``Tensor[H+W−1]`` under the robust model.
+        natural_low_share: class → share of the positive attribution in the bands ``< cutoff``
+            (:func:`~freqlens.analysis.occluded_frequency.low_band_share`), natural model.
+        robust_low_share: the same for the robust model.
+    """
 
     cutoff: int
     natural: dict[int, Tensor]
@@ -51,9 +59,26 @@ def attribution_shift(
     generator: torch.Generator | None = None,
     progress: bool = False,
 ) -> AttributionShift:
-    """Occluded Frequency of ``inputs`` (``B×C×H×W``) for their ``labels`` under both models, averaged per
-    class; ``cutoff`` (default ``(H+W−1)//4``) splits low from high bands for the low-band share.
-    ``progress``: tqdm bars (stderr) of :func:`occluded_frequency`."""
+    """Occluded Frequency of ``inputs`` for their ``labels`` under both models, averaged per class.
+
+    Args:
+        natural: the naturally trained classifier.
+        robust: the robust (e.g. adversarially trained) classifier.
+        inputs: images ``B×C×H×W``.
+        labels: the classes ``LongTensor[B]``; each image is explained for its own label.
+        cutoff: splits low (bands ``< cutoff``) from high bands for the low-band share, in
+            ``[1, H+W−2]`` (``None``: ``(H+W−1)//4``).
+        baseline: the Occluded-Frequency baseline, ``"zero"`` or ``"noise"``.
+        batch_size: the most occluded copies per forward pass (``None``: all at once).
+        generator: the random source of the ``"noise"`` baseline.
+        progress: tqdm bars (stderr) of :func:`occluded_frequency`.
+
+    Returns:
+        The per-class profiles and low-band shares of both models, as :class:`AttributionShift`.
+
+    Raises:
+        ValueError: ``cutoff`` out of range.
+    """
     bands = inputs.shape[-2] + inputs.shape[-1] - 1
     cutoff = bands // 4 if cutoff is None else int(cutoff)
     if not 0 < cutoff < bands:

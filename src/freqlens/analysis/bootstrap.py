@@ -74,7 +74,15 @@ def _as_values(values: object, name: str) -> Tensor:
 
 
 def check_bootstrap_settings(n_resamples: int, confidence: float) -> None:
-    """Raise ``ValueError`` unless ``n_resamples`` is an int ≥ 1 and ``confidence`` is in (0, 1)."""
+    """Check the bootstrap settings.
+
+    Args:
+        n_resamples: the number of resamples, an int ≥ 1.
+        confidence: the nominal coverage, in (0, 1).
+
+    Raises:
+        ValueError: unless ``n_resamples`` is an int ≥ 1 and ``confidence`` is in (0, 1).
+    """
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
         raise ValueError(f"n_resamples must be an integer >= 1, got {n_resamples!r}")
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:

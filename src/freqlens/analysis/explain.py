@@ -21,8 +21,20 @@ from .sigma_search import SigmaSearch, search_sigma
 
 @dataclass
 class Explanation:
-    """Maps of one method on ``images`` (``B×C×H×W``), with the FORGrad maps when asked (``forgrad_maps``:
-    ``B×1×H×W`` in ``mode="magnitude"``, the maps' shape in ``mode="signed"``)."""
+    """Maps of one method on ``images``, with the FORGrad maps when asked.
+
+    Attributes:
+        method: the canonical method name.
+        images: the explained images ``B×C×H×W``.
+        target: the explained classes ``LongTensor[B]``.
+        maps: the method's maps.
+        forgrad_maps: the FORGrad-filtered maps, ``B×1×H×W`` in ``mode="magnitude"``, the maps' shape in
+            ``mode="signed"``; ``None`` without filtering.
+        sigma: the FORGrad cutoff used (cycles per image), fixed or σ*; ``None`` without filtering.
+        shape: the low-pass shape (``"box"``, ``"disk"`` or ``"gaussian"``).
+        search: the σ* search when ``forgrad="auto"``, else ``None``.
+        mode: the FORGrad pipeline, ``"magnitude"`` or ``"signed"``.
+    """
 
     method: str
     images: Tensor
@@ -55,14 +67,33 @@ def explain_images(
     seed: int = 0,
     settings: Mapping[str, Any] | None = None,
 ) -> Explanation:
-    """Explain ``images`` with ``method`` (a name of :data:`freqlens.attribution.registry.METHODS`).
+    """Explain ``images`` with ``method``, optionally filtered by FORGrad.
 
-    ``target=None``: the predicted classes. ``forgrad``: ``None`` (no filtering), a σ in cycles per
-    image, or ``"auto"`` = σ* of :func:`search_sigma` on ``calibration = (images, target or None)``,
-    images that are not the explained ones (held out), with Deletion/Insertion of ``steps`` steps.
-    ``mode``: the FORGrad pipeline (:func:`freqlens.attribution.forgrad_filter`), ``"magnitude"`` (as
-    published) or ``"signed"``; used for the filtered maps and the σ* search. ``settings``: keyword
-    arguments of the method (:func:`freqlens.attribution.registry.method_settings`, e.g. ``{"patch": 8}``).
+    Args:
+        model: the classifier (``B×C×H×W`` → ``B×K`` logits).
+        images: the images to explain, ``B×C×H×W``.
+        method: a name of :data:`freqlens.attribution.registry.METHODS` (aliases accepted).
+        target: the explained classes ``LongTensor[B]``; ``None``: the predicted classes.
+        forgrad: ``None`` (no filtering), a σ in cycles per image, or ``"auto"`` = σ* of
+            :func:`search_sigma` on ``calibration``.
+        shape: the FORGrad low-pass shape (``"box"``, ``"disk"`` or ``"gaussian"``).
+        mode: the FORGrad pipeline (:func:`freqlens.attribution.forgrad_filter`), ``"magnitude"`` (as
+            published) or ``"signed"``; used for the filtered maps and the σ* search.
+        calibration: ``(images, target or None)``, images that are not the explained ones (held out),
+            for ``forgrad="auto"``.
+        sigmas: the σ grid of the search (``None``: :func:`default_sigmas`).
+        steps: the Deletion/Insertion steps of the search.
+        batch_size: the most images per forward pass (``None``: all at once).
+        seed: seeds the explainer's generator (stochastic methods).
+        settings: keyword arguments of the method (:func:`freqlens.attribution.registry.method_settings`,
+            e.g. ``{"patch": 8}``).
+
+    Returns:
+        The :class:`Explanation` (with ``forgrad_maps``, ``sigma`` and, for ``"auto"``, ``search`` when
+            filtered).
+
+    Raises:
+        ValueError: ``forgrad="auto"`` without ``calibration``, an unknown method or FORGrad mode.
     """
     method = canonical_method(method)
     check_forgrad_mode(mode)

@@ -40,10 +40,15 @@ DEFAULT_METHODS = ("saliency", "integrated_gradients", "smoothgrad", "gradcam", 
 class Footprints:
     """Footprints of ``M`` methods on ``B`` images of size ``H×W``.
 
-    ``log_spectra``: ``[M, H, W]`` mean over images of ``log1p(power spectrum)`` (DC at the centre);
-    ``radial``: ``[M, R]`` radial profile of the mean power spectrum divided by its total power (sums
-    over all entries to 1 before the azimuthal mean, so profiles are comparable across methods);
-    ``measures``: name → ``[M, B]`` per-image values of :data:`HF_MEASURES`.
+    Attributes:
+        methods: the ``M`` method names (made unique with ``_2``, ``_3``, … suffixes).
+        families: per method its explainer family (``"gradient"`` for gradient-based ones).
+        log_spectra: ``[M, H, W]`` mean over images of ``log1p(power spectrum)`` (DC at the centre).
+        radial: ``[M, R]`` radial profile of the mean power spectrum divided by its total power (sums
+            over all entries to 1 before the azimuthal mean, so profiles are comparable across methods).
+        measures: name → ``[M, B]`` per-image values of :data:`HF_MEASURES`.
+        hf_cutoff: the radius of :func:`~freqlens.spectral.hf_power_ratio` (cycles per image).
+        normalized: whether each map was scaled to unit RMS before the spectra.
     """
 
     methods: list[str]
@@ -131,14 +136,29 @@ def method_footprints(
     progress: bool = False,
     normalize: bool = True,
 ) -> Footprints:
-    """Fourier footprint of each method on ``inputs`` (``B×C×H×W`` in [0, 1]); seed 001 Figs. 2–3.
+    """Fourier footprint of each method on ``inputs``; seed 001 Figs. 2–3.
 
-    ``methods``: names (:func:`~freqlens.attribution.registry.make_explainer`, built with
-    ``batch_size`` and ``generator``) or explainer objects (``attribute(inputs, target)``; name from a
-    ``name`` attribute or the class, family from ``family``, default ``"gradient"``). ``target=None``:
-    predicted classes. ``hf_cutoff``: radius for :func:`~freqlens.spectral.hf_power_ratio` (default
-    ``min(H, W) / 4``). ``normalize``: scale each channel-reduced map to unit RMS before the spectra
-    (all-zero maps stay zero). ``progress``: a tqdm bar (stderr) over the methods; off by default.
+    Args:
+        model: the classifier (``B×C×H×W`` → ``B×K`` logits).
+        inputs: images ``B×C×H×W`` in [0, 1].
+        target: the explained classes, ``LongTensor[B]`` or an int; ``None``: predicted classes.
+        methods: names (:func:`~freqlens.attribution.registry.make_explainer`, built with
+            ``batch_size`` and ``generator``) or explainer objects (``attribute(inputs, target)``; name
+            from a ``name`` attribute or the class, family from ``family``, default ``"gradient"``).
+        batch_size: the most images per forward pass (``None``: all at once).
+        generator: the random source of the stochastic methods built from names.
+        hf_cutoff: radius for :func:`~freqlens.spectral.hf_power_ratio` (default ``min(H, W) / 4``).
+        progress: a tqdm bar (stderr) over the methods; off by default.
+        normalize: scale each channel-reduced map to unit RMS before the spectra (all-zero maps stay
+            zero).
+
+    Returns:
+        The :class:`Footprints` of the methods, in the order given.
+
+    Raises:
+        ValueError: bad images, no method, a negative ``hf_cutoff``, or maps that are not finite
+            floating ``B×C×H×W`` tensors of the inputs' size.
+        TypeError: a method that is neither a name nor an explainer.
     """
     check_images(inputs)
     h, w = inputs.shape[-2:]

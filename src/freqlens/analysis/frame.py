@@ -81,7 +81,13 @@ class FrameRow:
 
 @dataclass(frozen=True)
 class FrequencyFrame:
-    """Result of :func:`frequency_frame`: one :class:`FrameRow` per model, and the settings used."""
+    """Result of :func:`frequency_frame`: one :class:`FrameRow` per model, and the settings used.
+
+    Attributes:
+        rows: one :class:`FrameRow` per model, in the order of the models.
+        settings: the settings used (``eps``, ``pgd_steps``, ``steps``, ``sigmas``, ``batch_size``,
+            ``n_resamples``, ``seed``, image counts, the FORGrad pipeline and the low-band cutoff).
+    """
 
     rows: list[FrameRow]
     settings: dict

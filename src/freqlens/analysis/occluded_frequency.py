@@ -87,11 +87,27 @@ def occluded_frequency(
     score: str = "logit",
     progress: bool = False,
 ) -> Tensor:
-    """Occluded Frequency scores of ``inputs`` (``B×C×H×W`` pixels) for class ``target``.
+    """Occluded Frequency scores of ``inputs`` for class ``target``.
 
-    Returns ``Tensor[B, H+W−1]`` (one score per band ``i + j``), or ``Tensor[B, H, W]`` (one score per
-    DCT coefficient, the same coefficient occluded in every channel) with ``per_coefficient=True``.
-    ``score`` is ``"logit"`` (as in the paper) or ``"probability"`` (softmax of the logits).
+    Args:
+        model: the classifier (``B×C×H×W`` → ``B×K`` logits; run in eval mode, flags restored).
+        inputs: images ``B×C×H×W`` (pixels).
+        target: the explained classes, ``LongTensor[B]``, an int, or ``None`` = the predicted class.
+        baseline: ``"zero"`` or ``"noise"`` (module doc).
+        batch_size: the most occluded copies per forward pass (``None``: all ``B × parts`` at once).
+        generator: the random source of the ``"noise"`` baseline.
+        per_coefficient: occlude single DCT coefficients (the same coefficient in every channel)
+            instead of bands.
+        score: ``"logit"`` (as in the paper) or ``"probability"`` (softmax of the logits); also
+            ``"prob"`` / ``"log_prob"`` (:data:`SCORES`).
+        progress: show a tqdm bar (stderr).
+
+    Returns:
+        ``Tensor[B, H+W−1]`` (one score per band ``i + j``), or ``Tensor[B, H, W]`` (one score per
+            DCT coefficient) with ``per_coefficient=True``.
+
+    Raises:
+        ValueError: bad images, an unknown ``baseline`` or ``score``.
     """
     check_images(inputs)
     if baseline not in BASELINES:
@@ -125,10 +141,21 @@ def occluded_frequency_by_class(
     target: Tensor | int | None = None,
     **kwargs,
 ) -> dict[int, Tensor]:
-    """Mean Occluded Frequency profile (``Tensor[H+W−1]``) per class of ``labels`` (``LongTensor[B]``).
+    """Mean Occluded Frequency profile per class of ``labels``.
 
-    Each image is explained for its own label unless ``target`` (classes or an int) is given; the
-    other keywords go to :func:`occluded_frequency`.
+    Args:
+        model: the classifier.
+        inputs: images ``B×C×H×W``.
+        labels: the classes ``LongTensor[B]`` the images are grouped by.
+        target: the explained classes (``LongTensor[B]`` or an int); ``None``: each image is explained
+            for its own label.
+        **kwargs: the other keywords of :func:`occluded_frequency` (``per_coefficient`` excluded).
+
+    Returns:
+        Class → mean profile ``Tensor[H+W−1]``.
+
+    Raises:
+        ValueError: ``labels`` not a ``LongTensor[B]`` of class indices, or ``per_coefficient`` given.
     """
     check_images(inputs)
     if not isinstance(labels, Tensor) or labels.dim() != 1 or labels.shape[0] != inputs.shape[0]:
@@ -144,10 +171,20 @@ def occluded_frequency_by_class(
 
 
 def ablate_bands(x: Tensor, bands: int | Iterable[int] | Tensor) -> Tensor:
-    """``x`` (``[..., H, W]``) with the DCT bands ``bands`` removed (their coefficients set to 0).
+    """``x`` with the DCT bands ``bands`` removed (their coefficients set to 0).
 
     Not clipped to ``[0, 1]`` (see module doc). Seed 003, Fig. 4: ``ablate_bands(x, range(k))`` removes
     the ``k`` lowest bands; ``ablate_bands(x, profile.topk(k).indices)`` the ``k`` most important.
+
+    Args:
+        x: a floating tensor ``[..., H, W]``.
+        bands: the anti-diagonal bands ``i + j`` to remove (0 = DC): one, several, or a tensor of them.
+
+    Returns:
+        The filtered ``x``, same shape.
+
+    Raises:
+        ValueError: ``x`` is not a floating tensor with at least 2 dimensions.
     """
     if not isinstance(x, Tensor) or x.dim() < 2 or not x.is_floating_point():
         raise ValueError("x must be a floating tensor [..., H, W]")
@@ -157,10 +194,19 @@ def ablate_bands(x: Tensor, bands: int | Iterable[int] | Tensor) -> Tensor:
 
 
 def low_band_share(profile: Tensor, cutoff: int) -> Tensor:
-    """Share of the positive attribution of ``profile`` (``[..., bands]``) held by the bands ``< cutoff``.
+    """Share of the positive attribution of ``profile`` held by the bands ``< cutoff``.
 
-    ``sum(max(O_b, 0), b < cutoff) / sum(max(O_b, 0))`` per profile, in ``[0, 1]``; 0 where no band has
-    a positive score.
+    ``sum(max(O_b, 0), b < cutoff) / sum(max(O_b, 0))`` per profile.
+
+    Args:
+        profile: band scores, a floating tensor ``[..., bands]``.
+        cutoff: the number of low bands (a non-negative integer).
+
+    Returns:
+        ``Tensor[...]`` in ``[0, 1]``; 0 where no band has a positive score.
+
+    Raises:
+        ValueError: a non-floating or 0-d ``profile``, or a negative / non-integer ``cutoff``.
     """
     if not isinstance(profile, Tensor) or profile.dim() < 1 or not profile.is_floating_point():
         raise ValueError("profile must be a floating tensor [..., bands]")

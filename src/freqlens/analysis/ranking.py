@@ -47,10 +47,18 @@ METRICS: dict[str, tuple[str, bool]] = {
 class MethodRow:
     """One row of Table 1: a method (``forgrad=False``) or its FORGrad* version at ``sigma``.
 
-    ``values[name]`` is a ``Tensor[B]`` of per-image values for every name of :data:`METRICS`.
-    ``forward`` / ``backward``: images through the model per evaluated image during the attribution
-    (the * row shares its method's passes; the low-pass needs none). ``seconds``: wall time per image
-    of the attribution (the * row adds the low-pass).
+    Attributes:
+        method: the method's name.
+        forgrad: ``True`` for the FORGrad* row.
+        values: ``values[name]`` is a ``Tensor[B]`` of per-image values for every name of
+            :data:`METRICS`.
+        forward: images through the model (forward) per evaluated image during the attribution (the *
+            row shares its method's passes; the low-pass needs none).
+        backward: the same for backward passes.
+        seconds: wall time per image of the attribution (the * row adds the low-pass).
+        sigma: the FORGrad cutoff of a * row (cycles per image); ``None`` for an original row.
+        search: the σ* search of a * row when σ was searched, else ``None``.
+        family: the explainer family (``"gradient"`` for gradient-based methods).
     """
 
     method: str
@@ -90,6 +98,13 @@ class Ranking:
     (``"magnitude"`` / ``"signed"``), ``None`` when FORGrad is off (original rows = the explainers' maps).
     ``sigma_source``: where σ came from: ``"calibration"``, ``"inputs"`` (searched), ``"fixed"`` or
     ``"given"`` (per method, e.g. reused searches); ``None`` when FORGrad is off.
+
+    Attributes:
+        rows: the original rows, in the input order of the methods.
+        forgrad_rows: the FORGrad* rows, same order (empty when FORGrad is off).
+        n_images: the number of evaluated images.
+        sigma_source: where σ came from (above).
+        mode: the FORGrad pipeline (above).
     """
 
     rows: list[MethodRow]
@@ -105,8 +120,19 @@ class Ranking:
 
     def order_by(self, metric: str, forgrad: bool = False) -> list[str]:
         """Method names ranked by one metric of :data:`METRICS` alone (seed 001 §5: "separate rankings for
-        each individual score"), best first: ascending for Deletion and the smoothness measures, descending
-        for the others; original rows, or the * rows with ``forgrad=True``. Ties keep the input order."""
+        each individual score").
+
+        Args:
+            metric: a name of :data:`METRICS`.
+            forgrad: rank the * rows instead of the original rows.
+
+        Returns:
+            The method names, best first: ascending for Deletion and the smoothness measures,
+                descending for the others. Ties keep the input order.
+
+        Raises:
+            ValueError: an unknown ``metric``.
+        """
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
         sign = -1.0 if METRICS[metric][1] else 1.0
@@ -471,9 +497,9 @@ def rank_methods(
 
     Returns:
         :class:`Ranking`. Cost: images through the model's forward / backward passes during the
-        attribution call only, per image (the target is resolved before, and the one-off 1-image
-        memory probe of automatic batching is run up front), e.g. Saliency 1 + 1, Integrated
-        Gradients ``steps`` + ``steps``, Occlusion ``1 + patches`` forwards.
+            attribution call only, per image (the target is resolved before, and the one-off 1-image
+            memory probe of automatic batching is run up front), e.g. Saliency 1 + 1, Integrated
+            Gradients ``steps`` + ``steps``, Occlusion ``1 + patches`` forwards.
     """
     inputs = check_images(inputs)
     setting = _forgrad_setting(forgrad)

@@ -60,9 +60,20 @@ def _optimise(model: nn.Module, features: FeatureFn, source: Tensor, start: Tens
 
 
 def other_image_indices(n: int, generator: torch.Generator | None = None) -> Tensor:
-    """For each of ``n`` images the index of another one (a random cyclic derangement: one cycle through
-    all ``n``, so no image is paired with itself when ``n > 1``); the start images of :func:`robust_dataset`
-    in Ilyas et al. (2019)."""
+    """For each of ``n`` images the index of another one: the start images of :func:`robust_dataset` in
+    Ilyas et al. (2019).
+
+    Args:
+        n: the number of images (≥ 1).
+        generator: the random source of the permutation (``None``: torch's global generator).
+
+    Returns:
+        ``LongTensor[n]``, a random cyclic derangement: one cycle through all ``n``, so no image is
+            paired with itself when ``n > 1``.
+
+    Raises:
+        ValueError: ``n < 1``.
+    """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     order = torch.randperm(n, generator=generator)

@@ -148,6 +148,19 @@ def default_sigmas(height: int, width: int, shape: str = "box", n: int = 16) -> 
     * ``"disk"``: ``n`` geometric values from 1 to the farthest corner radius;
     * ``"gaussian"`` (no finite identity): ``n − 1`` geometric values from 1 to ``max(H, W) / 2``,
       then ``inf`` (the identity).
+
+    Args:
+        height: the image height ``H`` in pixels.
+        width: the image width ``W`` in pixels.
+        shape: the low-pass shape, ``"box"``, ``"disk"`` or ``"gaussian"``.
+        n: the number of grid values (≥ 2; fewer for ``"box"`` after flooring and de-duplication).
+
+    Returns:
+        The increasing σ grid in cycles per image, its last value the identity (a single value when the
+            bound is ≤ 1).
+
+    Raises:
+        ValueError: ``n < 2`` or an unknown ``shape``.
     """
     if n < 2:
         raise ValueError(f"the default grid needs n >= 2 values, got {n}")
@@ -281,8 +294,8 @@ def search_sigma(
 
     Returns:
         :class:`SigmaSearch`. Ties in the criterion go to the **smaller** σ (the smoother map). The
-        unfiltered reference (σ = ∞) is taken from the grid when it holds a σ ≥ the Nyquist bound of
-        ``shape``, else computed once more from the same base maps.
+            unfiltered reference (σ = ∞) is taken from the grid when it holds a σ ≥ the Nyquist bound of
+            ``shape``, else computed once more from the same base maps.
     """
     criterion, bound, sigma_grid = _check_search(inputs, sigmas, shape, steps, score, mode, criterion, n_resamples,
                                                  confidence)

@@ -109,7 +109,20 @@ def find_batches_folder(root: Path) -> Path | None:
 def load_cifar10(
     split: str, root: str | os.PathLike, *, download: bool = False, progress: bool = False
 ) -> ImageDataset:
-    """CIFAR-10 ``split`` from ``root`` (containing ``cifar-10-batches-py/`` or being it)."""
+    """CIFAR-10 ``split`` from ``root`` (containing ``cifar-10-batches-py/`` or being it).
+
+    Args:
+        split: ``"train"`` (50,000 images) or ``"test"`` (10,000).
+        root: the data folder.
+        download: fetch the archive into ``root`` when batches are missing.
+        progress: show a download progress bar.
+
+    Returns:
+        The split as an :class:`ImageDataset` (``N×3×32×32`` uint8, named ``"cifar10"``).
+
+    Raises:
+        DataError: batches missing (without ``download``) or unreadable.
+    """
     root = Path(root).expanduser()
     folder = find_batches_folder(root)
     needed = CIFAR10_SPLIT_FILES[split]

@@ -20,6 +20,18 @@ class ImageDataset(Dataset):
     ``[0, len(classes))``; ``classes``: class names (index = label). ``dataset[i]`` is
     ``(uint8 C×H×W tensor, int)``; :meth:`float_images` gives a batch in ``[0, 1]`` (the convention of
     every freqlens model, attack and explainer).
+
+    Args:
+        images: contiguous ``uint8`` tensor ``N×C×H×W`` (``C ≥ 1``).
+        labels: ``N`` integer labels in ``[0, len(classes))`` (tensor, array or sequence; stored as
+            ``int64``).
+        classes: the distinct class names (index = label).
+        name: the dataset's name (e.g. ``"mnist"``).
+        split: the split's name (e.g. ``"train"``).
+
+    Raises:
+        DataError: a wrong dtype or shape, non-integer or out-of-range labels, a length mismatch, no
+            class or duplicate class names.
     """
 
     def __init__(
@@ -141,6 +153,16 @@ def normalization_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[list[f
     """Per-channel mean and standard deviation of a uint8 ``N×C×H×W`` tensor, in [0, 1] units.
 
     Streams over chunks of ``chunk`` images in float64 so a 50,000-image split needs no float copy.
+
+    Args:
+        images: ``uint8`` images ``N×C×H×W``.
+        chunk: images per chunk.
+
+    Returns:
+        ``(mean, std)``, ``C`` floats each (the std floored at ``1e-6``).
+
+    Raises:
+        DataError: ``images`` is not 4-D.
     """
     if images.dim() != 4:
         raise DataError(f"expected N×C×H×W images, got shape {tuple(images.shape)}")
@@ -158,8 +180,18 @@ def normalization_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[list[f
 
 
 def mean_image(images: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """The mean image x̄ (``C×H×W`` float32 in [0, 1]) of ``N×C×H×W`` images, ``uint8`` or float in [0, 1],
-    summed in float64 over chunks of ``chunk`` images (x̄ of VII, seed 000)."""
+    """The mean image x̄ of a batch (x̄ of VII, seed 000).
+
+    Args:
+        images: ``N×C×H×W`` images, ``uint8`` or float in [0, 1] (``N ≥ 1``).
+        chunk: images per chunk, summed in float64.
+
+    Returns:
+        x̄, ``C×H×W`` float32 in [0, 1].
+
+    Raises:
+        DataError: ``images`` is not a non-empty 4-D batch.
+    """
     if images.dim() != 4 or images.shape[0] == 0:
         raise DataError(f"expected a non-empty N×C×H×W batch of images, got shape {tuple(images.shape)}")
     total = torch.zeros(images.shape[1:], dtype=torch.float64)

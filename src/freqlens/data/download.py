@@ -68,7 +68,15 @@ def mirrors(name: str) -> list[str]:
 
 
 def file_hashes(path: str | os.PathLike, algorithms: Iterable[str] = ("md5", "sha256")) -> dict[str, str]:
-    """Hex digests of a file, computed in one streaming pass."""
+    """Hex digests of a file, computed in one streaming pass.
+
+    Args:
+        path: the file.
+        algorithms: :mod:`hashlib` algorithm names.
+
+    Returns:
+        Algorithm → hex digest.
+    """
     hashers = {a: hashlib.new(a) for a in algorithms}
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
@@ -133,6 +141,23 @@ def download_url(
     on a mismatch the ``.part`` is deleted and :class:`ChecksumError` raised. A ``dest`` that already
     exists and passes the checksum (or exists, when no checksum is given) is not downloaded again.
     Network and HTTP errors raise :class:`DataError` (a partial ``.part`` is kept for resuming).
+
+    Args:
+        url: the file's URL.
+        dest: the destination file (parent folders are created).
+        md5: the expected MD5 hex digest (``None``: not checked).
+        sha256: the expected SHA-256 hex digest (``None``: not checked).
+        resume: continue an existing ``dest.part`` (else it is discarded).
+        progress: show a tqdm bar (stderr) in bytes.
+        timeout: socket timeout in seconds.
+        verify: ``verify(path) -> problem | None``, an extra check (``None``: none).
+
+    Returns:
+        ``dest``.
+
+    Raises:
+        ChecksumError: the downloaded file fails the checksum (it is deleted).
+        DataError: a network or HTTP error, or an interrupted / incomplete download.
     """
     dest = Path(dest).expanduser()
     if dest.is_file() and _checksum_problem(dest, md5, sha256, verify) is None:
@@ -193,7 +218,21 @@ def download_url(
 
 
 def download_from_mirrors(filename: str, bases: list[str], dest: str | os.PathLike, **kwargs) -> Path:
-    """:func:`download_url` from the first base URL that works; errors of all mirrors in one message."""
+    """:func:`download_url` from the first base URL that works.
+
+    Args:
+        filename: the file's name, appended to each base URL.
+        bases: the base URLs, tried in order (each ending in ``/``).
+        dest: the destination file.
+        **kwargs: the keywords of :func:`download_url` (checksums, ``progress``, ...).
+
+    Returns:
+        ``dest``.
+
+    Raises:
+        ChecksumError: every mirror failed the checksum.
+        DataError: no mirror worked (the errors of all mirrors in one message).
+    """
     problems: list[DataError] = []
     for base in bases:
         try:
@@ -234,7 +273,19 @@ def _mnist_verifier(filename: str) -> Verifier:
 def download_mnist(
     root: str | os.PathLike, splits: Iterable[str] = ("train", "test"), *, progress: bool = False
 ) -> list[Path]:
-    """Download the official MNIST ``.gz`` files of ``splits`` into ``root`` (checked, skipped if present)."""
+    """Download the official MNIST ``.gz`` files of ``splits`` into ``root`` (checked, skipped if present).
+
+    Args:
+        root: the data folder.
+        splits: ``"train"`` and/or ``"test"``.
+        progress: show download progress bars.
+
+    Returns:
+        The paths of the images and labels files, per split.
+
+    Raises:
+        DataError: no mirror worked (:class:`ChecksumError` when all failed the checksum).
+    """
     root = Path(root).expanduser()
     paths = []
     for split in splits:
@@ -279,7 +330,19 @@ def _extract_cifar10(archive: Path, root: Path) -> Path:
 
 
 def download_cifar10(root: str | os.PathLike, *, progress: bool = False) -> Path:
-    """Download and extract the CIFAR-10 python batches into ``root/cifar-10-batches-py``."""
+    """Download and extract the CIFAR-10 python batches into ``root/cifar-10-batches-py``.
+
+    Args:
+        root: the data folder (created if missing).
+        progress: show a download progress bar.
+
+    Returns:
+        The extracted folder ``root/cifar-10-batches-py``.
+
+    Raises:
+        DataError: no mirror worked, or a corrupt archive (:class:`ChecksumError` on a checksum
+            mismatch).
+    """
     root = Path(root).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     filename, md5 = CIFAR10_ARCHIVE

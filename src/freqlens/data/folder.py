@@ -237,6 +237,18 @@ def load_directory(root: str | os.PathLike, split: str = "train", *, progress: b
 
     Image files larger than :func:`max_image_bytes` (default 64 MiB, ``$FREQLENS_MAX_IMAGE_BYTES``) or
     than :data:`MAX_IMAGE_PIXELS` pixels raise :class:`DataError` before they are read or decoded.
+
+    Args:
+        root: the image folder (holding one folder per split).
+        split: the split folder's name.
+        progress: show a tqdm bar (stderr) over the files.
+
+    Returns:
+        The split as an :class:`ImageDataset` (classes over all splits, module doc).
+
+    Raises:
+        DataError: no such split, no images, an oversized, unreadable or undecodable image, or images
+            of different sizes.
     """
     root = Path(root).expanduser()
     limit = max_image_bytes()
@@ -438,7 +450,17 @@ def _cache_stem(path: Path) -> str:
 def archive_cache_paths(
     path: str | os.PathLike, split: str, cache_dir: str | os.PathLike | None = None
 ) -> tuple[Path, Path]:
-    """``(index json, split tensor file)`` of the cache of ``path`` (keyed by abs path, size, mtime, split)."""
+    """The cache files of an archive's split.
+
+    Args:
+        path: the archive (it must exist: its size and mtime are part of the key).
+        split: the split's name.
+        cache_dir: the cache directory (``None``: :func:`default_cache_dir`).
+
+    Returns:
+        ``(index json, split tensor file)`` of the cache of ``path`` (keyed by abs path, size, mtime,
+            split).
+    """
     path = Path(path).expanduser()
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     stem = _cache_stem(path)
@@ -518,7 +540,23 @@ def load_archive(
     cache_dir: str | os.PathLike | None = None,
     progress: bool = False,
 ) -> ImageDataset:
-    """Load split ``split`` of an image-folder archive, from the cache when it is there."""
+    """Load split ``split`` of an image-folder archive, from the cache when it is there.
+
+    On a cache miss every split is decoded in one pass and cached (a cache that cannot be written or
+    read only gives a warning).
+
+    Args:
+        path: a ``.tar``/``.tar.gz``/``.tgz`` archive of ``<split>/<class>/*`` images.
+        split: the split's name.
+        cache_dir: the cache directory (``None``: :func:`default_cache_dir`).
+        progress: show a tqdm bar (stderr) while decoding.
+
+    Returns:
+        The split as an :class:`ImageDataset`.
+
+    Raises:
+        DataError: no such split, or a hostile or corrupt archive (module doc).
+    """
     path = Path(path).expanduser()
     name = _dataset_name(path)
     index_path, split_file = archive_cache_paths(path, split, cache_dir)
@@ -545,7 +583,21 @@ def load_image_folder(
     cache_dir: str | os.PathLike | None = None,
     progress: bool = False,
 ) -> ImageDataset:
-    """An image folder given as a directory or as a ``.tar``/``.tar.gz``/``.tgz`` archive."""
+    """An image folder given as a directory or as a ``.tar``/``.tar.gz``/``.tgz`` archive.
+
+    Args:
+        path: the directory (:func:`load_directory`) or archive (:func:`load_archive`).
+        split: the split's name.
+        cache_dir: the cache directory of archives (``None``: :func:`default_cache_dir`).
+        progress: show a tqdm bar (stderr).
+
+    Returns:
+        The split as an :class:`ImageDataset`.
+
+    Raises:
+        DataError: ``path`` does not exist or is neither a directory nor an archive, or the loader's
+            errors.
+    """
     path = Path(path).expanduser()
     if path.is_dir():
         return load_directory(path, split, progress=progress)

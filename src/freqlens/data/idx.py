@@ -24,7 +24,19 @@ _UBYTE = 0x08
 
 
 def read_bytes(path: str | os.PathLike, data: bytes | None = None) -> bytes:
-    """Contents of ``path`` (or of ``data`` read from it), gunzipped when it is gzip; DataError if corrupt."""
+    """Contents of ``path`` (or of ``data`` read from it), gunzipped when it is gzip.
+
+    Args:
+        path: the file (read unless ``data`` is given; its name is used in messages and its ``.gz``
+            suffix demands gzip content).
+        data: the file's raw bytes, already read (``None``: read ``path``).
+
+    Returns:
+        The uncompressed bytes.
+
+    Raises:
+        DataError: an unreadable file, a corrupt or truncated gzip, or a ``.gz`` file that is not gzip.
+    """
     path = Path(path)
     if data is None:
         try:
@@ -91,7 +103,19 @@ def parse_idx(data: bytes, *, expected_magic: int, source: str) -> np.ndarray:
 
 
 def read_idx(path: str | os.PathLike, *, expected_magic: int, data: bytes | None = None) -> np.ndarray:
-    """Read an idx file (``.gz`` or plain) from ``path`` (or from its raw bytes ``data``)."""
+    """Read an idx file (``.gz`` or plain) from ``path`` (or from its raw bytes ``data``).
+
+    Args:
+        path: the file (its name is used in messages).
+        expected_magic: :data:`IMAGES_MAGIC` or :data:`LABELS_MAGIC`.
+        data: the file's raw bytes, already read (``None``: read ``path``).
+
+    Returns:
+        A read-only ``uint8`` array of the header's shape (:func:`parse_idx`).
+
+    Raises:
+        DataError: an unreadable, corrupt or malformed file.
+    """
     return parse_idx(read_bytes(path, data), expected_magic=expected_magic, source=str(path))
 
 
@@ -105,5 +129,13 @@ def encode_idx(array: np.ndarray) -> bytes:
 
 
 def gzip_bytes(data: bytes, level: int = 9) -> bytes:
-    """Deterministic gzip (mtime 0, no file name) of ``data``."""
+    """Deterministic gzip (mtime 0, no file name) of ``data``.
+
+    Args:
+        data: the bytes to compress.
+        level: the compression level, 0–9.
+
+    Returns:
+        The gzip bytes.
+    """
     return gzip.compress(data, compresslevel=level, mtime=0)

@@ -37,17 +37,27 @@ def load_dataset(
 ) -> ImageDataset:
     """Load a whole dataset split into memory as an :class:`ImageDataset` (uint8 ``N×C×H×W``).
 
-    ``name_or_path``: ``"mnist"`` (idx files in ``root``), ``"cifar10"`` (python batches in ``root``),
-    ``"demo-mnist"`` (the MNIST sample shipped in the package: 2,000 train / 500 test digits),
-    ``"demo-cifar10"`` (the 1,000 CIFAR-10 test images shipped in the package; split ``test`` only),
-    ``"demo"`` (the sample named by :data:`DEMO_ALIAS`), or a path to an image folder
-    ``<root>/<split>/<class>/*.png|jpg|jpeg|bmp`` given as a directory or a ``.tar``/``.tar.gz``/``.tgz``
-    archive (decoded once, then read from the cache in ``cache_dir``, default ``$FREQLENS_CACHE`` or
-    ``~/.cache/freqlens``). ``root`` defaults to ``$FREQLENS_DATA/<name>`` or ``~/.cache/freqlens/data/<name>``;
-    ``download=True`` fetches missing MNIST / CIFAR-10 files from the official sources (checksummed).
-    ``progress``: tqdm bars on stderr for downloads and archive decoding (off by default, as everywhere
-    in the library; the commands turn them on unless ``--quiet``).
-    Every user error (unknown name, missing or corrupt file, bad split) is a :class:`DataError`.
+    Args:
+        name_or_path: ``"mnist"`` (idx files in ``root``), ``"cifar10"`` (python batches in ``root``),
+            ``"demo-mnist"`` (the MNIST sample shipped in the package: 2,000 train / 500 test digits),
+            ``"demo-cifar10"`` (the 1,000 CIFAR-10 test images shipped in the package; split ``test``
+            only), ``"demo"`` (the sample named by :data:`DEMO_ALIAS`), or a path to an image folder
+            ``<root>/<split>/<class>/*.png|jpg|jpeg|bmp`` given as a directory or a
+            ``.tar``/``.tar.gz``/``.tgz`` archive (decoded once, then read from the cache in
+            ``cache_dir``); a relative path is also looked up under ``root``.
+        split: the split's name (``"train"`` or ``"test"`` for the named datasets).
+        root: the data folder of a named dataset; defaults to ``$FREQLENS_DATA/<name>`` or
+            ``~/.cache/freqlens/data/<name>``.
+        download: fetch missing MNIST / CIFAR-10 files from the official sources (checksummed).
+        cache_dir: the cache of decoded archives, default ``$FREQLENS_CACHE`` or ``~/.cache/freqlens``.
+        progress: tqdm bars on stderr for downloads and archive decoding (off by default, as everywhere
+            in the library; the commands turn them on unless ``--quiet``).
+
+    Returns:
+        The split as an :class:`ImageDataset`.
+
+    Raises:
+        DataError: every user error (unknown name, missing or corrupt file, bad split).
     """
     if not isinstance(split, str) or not split:
         raise DataError(f"split must be a non-empty string, got {split!r}")

@@ -33,7 +33,23 @@ def dataset_from_idx(
     labels_data: bytes | None = None,
     classes: list[str] | None = None,
 ) -> ImageDataset:
-    """An ImageDataset from an idx3 image file and an idx1 label file (``N×1×H×W`` uint8)."""
+    """An ImageDataset from an idx3 image file and an idx1 label file (``N×1×H×W`` uint8).
+
+    Args:
+        images_path: the idx3 images file (``.gz`` or plain; named in messages).
+        labels_path: the idx1 labels file (``.gz`` or plain; named in messages).
+        name: the dataset's name.
+        split: the split's name.
+        images_data: the images file's raw bytes, already read (``None``: read ``images_path``).
+        labels_data: the labels file's raw bytes, already read (``None``: read ``labels_path``).
+        classes: the class names (``None``: the digits ``"0"``–``"9"``).
+
+    Returns:
+        The :class:`ImageDataset`.
+
+    Raises:
+        DataError: malformed files, a count mismatch, or a label out of range.
+    """
     images = read_idx(images_path, expected_magic=IMAGES_MAGIC, data=images_data)
     labels = read_idx(labels_path, expected_magic=LABELS_MAGIC, data=labels_data)
     if images.shape[0] != labels.shape[0]:
@@ -59,8 +75,21 @@ def _find(folders: list[Path], stem: str) -> Path | None:
 def load_mnist(
     split: str, root: str | os.PathLike, *, download: bool = False, progress: bool = False
 ) -> ImageDataset:
-    """MNIST ``split`` from ``root`` (the folder with the idx files; ``root/mnist`` and the torchvision
-    layout ``root/MNIST/raw`` are found too). ``download=True`` fetches missing files into ``root``."""
+    """MNIST ``split`` from ``root``.
+
+    Args:
+        split: ``"train"`` (60,000 images) or ``"test"`` (10,000).
+        root: the folder with the idx files (``root/mnist`` and the torchvision layout
+            ``root/MNIST/raw`` are found too).
+        download: fetch missing files into ``root``.
+        progress: show download progress bars.
+
+    Returns:
+        The split as an :class:`ImageDataset` (``N×1×28×28`` uint8, named ``"mnist"``).
+
+    Raises:
+        DataError: files missing (without ``download``) or malformed.
+    """
     root = Path(root).expanduser()
     folders = [root, root / "mnist", root / "MNIST" / "raw"]
     images_stem, labels_stem = _stems(split)

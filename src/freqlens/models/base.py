@@ -15,7 +15,18 @@ from freqlens.errors import ModelError
 
 
 def as_size(value: int | tuple[int, int] | list[int], what: str = "image_size") -> tuple[int, int]:
-    """``int`` or ``(H, W)`` -> ``(H, W)`` of positive ints; :class:`ModelError` otherwise."""
+    """``int`` or ``(H, W)`` -> ``(H, W)`` of positive ints.
+
+    Args:
+        value: a side length or ``(H, W)``.
+        what: the parameter's name, for messages.
+
+    Returns:
+        ``(H, W)``.
+
+    Raises:
+        ModelError: not a positive int nor a pair of them (bools refused).
+    """
     if isinstance(value, bool):
         raise ModelError(f"{what} must be an int or (H, W), got {value!r}")
     if isinstance(value, int):
@@ -38,6 +49,14 @@ class ZooNet(nn.Module):
 
     ``fixed_size`` networks (MLP, ViT) take exactly ``image_size``; the others take any
     ``H, W >= min_size`` (``image_size`` is then only recorded).
+
+    Args:
+        in_channels: input channels ``C`` (a positive int).
+        num_classes: output logits ``K`` (a positive int).
+        image_size: the input size, an int or ``(H, W)``.
+
+    Raises:
+        ModelError: a non-positive or non-int ``in_channels``, ``num_classes`` or ``image_size``.
     """
 
     arch: str = "zoo"

@@ -41,7 +41,18 @@ PAD_MODES = ("reflect", "replicate", "zeros")
 
 
 def check_filter_size(filter_size: object, where: str = "antialias") -> int:
-    """``filter_size`` as an int in :data:`FILTER_SIZES`; :class:`ModelError` otherwise (no bool)."""
+    """``filter_size`` as an int in :data:`FILTER_SIZES`.
+
+    Args:
+        filter_size: the value to check.
+        where: the caller's name, for messages.
+
+    Returns:
+        ``filter_size`` as an int.
+
+    Raises:
+        ModelError: not an int in :data:`FILTER_SIZES` (no bool).
+    """
     if isinstance(filter_size, bool) or not isinstance(filter_size, int) or filter_size not in FILTER_SIZES:
         raise ModelError(
             f"{where}: the filter size must be an int from {FILTER_SIZES[0]} to {FILTER_SIZES[-1]}, "
@@ -127,7 +138,14 @@ def _pool_size(size: int, kernel: int, stride: int, padding: int, dilation: int,
 class CeilModePad2d(nn.Module):
     """Replicate the last row / column of the input of the stride-1 twin of a ``ceil_mode`` pool so that it
     also evaluates the original's partial last window (replication leaves the maximum of a window that
-    holds the last pixel unchanged); nothing happens for sizes without a partial window."""
+    holds the last pixel unchanged); nothing happens for sizes without a partial window.
+
+    Args:
+        kernel_size: the original pool's kernel size (int or ``(kH, kW)``).
+        stride: the original pool's stride (int or pair).
+        padding: the original pool's padding (int or pair).
+        dilation: the original pool's dilation (int or pair).
+    """
 
     def __init__(self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int],
                  padding: int | tuple[int, int], dilation: int | tuple[int, int]) -> None:

@@ -39,7 +39,19 @@ def checkpoint_dict(model: nn.Module, **extra: Any) -> dict[str, Any]:
 
 
 def save_model(model: nn.Module, path: str | os.PathLike, **extra: Any) -> Path:
-    """Write :func:`checkpoint_dict` atomically to ``path`` (parents created); returns the path."""
+    """Write :func:`checkpoint_dict` atomically to ``path`` (parents created).
+
+    Args:
+        model: a model built by :func:`~freqlens.models.build`.
+        path: the checkpoint file.
+        **extra: extra keys of the checkpoint (optimizer state, epoch, ...; not the reserved ones).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: an ``extra`` key is reserved.
+    """
     return atomic_save_torch(path, checkpoint_dict(model, **extra))
 
 
@@ -81,8 +93,18 @@ def _check_archive(path: Path) -> None:
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """The checkpoint dict at ``path`` (``torch.load(weights_only=True)``), validated;
-    :class:`CheckpointError` naming the path when it is missing, truncated, corrupt or not ours."""
+    """The checkpoint dict at ``path`` (``torch.load(weights_only=True)``), validated.
+
+    Args:
+        path: the checkpoint file.
+        map_location: ``torch.load``'s ``map_location`` (where the tensors are loaded).
+
+    Returns:
+        The checkpoint dict (format version, ``"model"`` spec, ``"model_state"`` and the extras).
+
+    Raises:
+        CheckpointError: naming the path when it is missing, truncated, corrupt or not ours.
+    """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} not found")
@@ -159,13 +181,23 @@ def _load_weights(model: nn.Module, checkpoint: dict[str, Any], where: str, mode
 
 
 def load(checkpoint_path: str | os.PathLike, map_location: Any = "cpu") -> nn.Module:
-    """Rebuild the model saved at ``checkpoint_path`` from its spec, load its weights strictly and
-    return it in eval mode (on ``map_location`` when that is a device). ``"zoo:NAME"`` loads the
-    sha256-verified weights of a model shipped in the package (:func:`freqlens.models.zoo.load`).
+    """Rebuild the model saved at ``checkpoint_path`` from its spec and load its weights strictly.
 
     Nothing is allocated for the model before its arguments passed the bounds of
     :func:`~freqlens.models.build` and the checkpoint's tensors matched the shapes those arguments give;
-    weights holding NaN/inf are refused. All of these raise :class:`CheckpointError`."""
+    weights holding NaN/inf are refused.
+
+    Args:
+        checkpoint_path: the checkpoint file, or ``"zoo:NAME"`` for the sha256-verified weights of a
+            model shipped in the package (:func:`freqlens.models.zoo.load`).
+        map_location: ``torch.load``'s ``map_location``; the model is moved there when it is a device.
+
+    Returns:
+        The model in eval mode (on ``map_location`` when that is a device).
+
+    Raises:
+        CheckpointError: all of the refusals above, and a missing or damaged file.
+    """
     if isinstance(checkpoint_path, (str, os.PathLike)) and os.fspath(checkpoint_path).startswith("zoo:"):
         from freqlens.models.zoo import load as load_zoo_model
 
@@ -185,12 +217,20 @@ def load(checkpoint_path: str | os.PathLike, map_location: Any = "cpu") -> nn.Mo
 
 def load_state(model: nn.Module, checkpoint: str | os.PathLike | Mapping[str, Any],
                map_location: Any = "cpu") -> dict[str, Any]:
-    """Load the weights of ``checkpoint`` (a path or a checkpoint dict) into ``model`` and return the
-    checkpoint dict (for its extras: optimizer state, epoch, ...).
+    """Load the weights of ``checkpoint`` into ``model``.
 
-    :class:`CheckpointError` naming both architectures when the checkpoint holds another model
-    (other name or arguments) or when its state dict does not fit; naming the first tensor that holds
-    NaN/inf values.
+    Args:
+        model: the model to fill (built by :func:`~freqlens.models.build` or not).
+        checkpoint: a path or a checkpoint dict.
+        map_location: ``torch.load``'s ``map_location`` when ``checkpoint`` is a path.
+
+    Returns:
+        The checkpoint dict (for its extras: optimizer state, epoch, ...).
+
+    Raises:
+        CheckpointError: naming both architectures when the checkpoint holds another model (other name
+            or arguments) or when its state dict does not fit; naming the first tensor that holds
+            NaN/inf values.
     """
     checkpoint, where = _resolve(checkpoint, map_location)
     saved = checkpoint["model"]

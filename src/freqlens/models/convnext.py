@@ -12,7 +12,12 @@ from freqlens.models.base import LayerNorm2d, ZooNet
 
 
 class ConvNeXtBlock(nn.Module):
-    """``x + γ · PW2(GELU(PW1(LN(DW7×7(x)))))`` with a per-channel layer scale ``γ``."""
+    """``x + γ · PW2(GELU(PW1(LN(DW7×7(x)))))`` with a per-channel layer scale ``γ``.
+
+    Args:
+        dim: channels ``C`` (in and out; the pointwise MLP is ``C -> 4C -> C``).
+        layer_scale: the initial value of every entry of ``γ``.
+    """
 
     def __init__(self, dim: int, layer_scale: float) -> None:
         super().__init__()
@@ -34,6 +39,19 @@ class ConvNeXtTiny(ZooNet):
     of :class:`ConvNeXtBlock` separated by ``LN + 2×2 stride-2 conv`` downsampling, global average
     pool, LayerNorm, ``Linear``. Default dims (32, 64, 128), depths (2, 2, 2): 32 px -> 16, 8, 4.
     Takes any ``H, W >= stem_patch · 2**(stages - 1)`` (8 by default).
+
+    Args:
+        in_channels: input channels ``C``.
+        num_classes: output logits ``K``.
+        image_size: the nominal input size, an int or ``(H, W)`` (only recorded).
+        dims: channels per stage (positive ints).
+        depths: blocks per stage, as long as ``dims`` (positive ints).
+        stem_patch: the stem's patch size and stride (a positive int).
+        layer_scale: the initial layer scale ``γ`` of every block (> 0).
+
+    Raises:
+        ModelError: invalid sizes, ``dims`` / ``depths`` of different lengths or holding non-positive
+            values, a bad ``stem_patch`` or a non-positive ``layer_scale``.
     """
 
     arch = "convnext_tiny"

@@ -15,6 +15,15 @@ class FCNN(ZooNet):
     The last convolution is 1×1, so it commutes with the global average: the logits are
     ``classifier`` applied to the pooled ``B×4w`` map, which :meth:`forward_features` returns.
     Pools use ``ceil_mode`` so odd sizes lose no border pixel; any ``H, W >= 1`` works.
+
+    Args:
+        in_channels: input channels ``C``.
+        num_classes: output logits ``K``.
+        image_size: the nominal input size, an int or ``(H, W)`` (only recorded).
+        width: the base width ``w`` (a positive int).
+
+    Raises:
+        ModelError: invalid sizes or ``width``.
     """
 
     arch = "fcnn"

@@ -13,6 +13,14 @@ class LeNet(ZooNet):
     The first convolution is padded as for 28×28 MNIST digits (the classic 32×32 LeNet input); an
     adaptive average pool brings other sizes (32, 33, ...) to the 5×5 grid of the fully connected part.
     Takes any ``H, W >= 12``.
+
+    Args:
+        in_channels: input channels ``C``.
+        num_classes: output logits ``K``.
+        image_size: the nominal input size, an int or ``(H, W)`` (only recorded).
+
+    Raises:
+        ModelError: invalid sizes.
     """
 
     arch = "lenet"

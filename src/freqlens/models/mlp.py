@@ -14,6 +14,16 @@ class MLP(ZooNet):
     """``Flatten -> [Linear -> ReLU] * len(hidden) -> Linear``; three linear layers by default.
 
     Takes exactly ``in_channels×H×W`` inputs with ``(H, W) = image_size``.
+
+    Args:
+        in_channels: input channels ``C``.
+        num_classes: output logits ``K``.
+        image_size: the input size, an int or ``(H, W)`` (fixed: the first layer has
+            ``C·H·W`` inputs).
+        hidden: the widths of the hidden layers (a non-empty list of positive ints).
+
+    Raises:
+        ModelError: invalid sizes or ``hidden``.
     """
 
     arch = "mlp"

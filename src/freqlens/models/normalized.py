@@ -30,8 +30,18 @@ def _as_vector(values: Sequence[float] | Tensor, what: str) -> Tensor:
 
 class Normalized(nn.Module):
     """``model((x - mean[c]) / std[c])``: the wrapped ``model`` sees normalised inputs, callers pass
-    ``B×C×H×W`` pixels in [0, 1]. ``mean`` and ``std`` (one value per channel, ``std > 0``) are
-    buffers (saved in the state dict, moved by ``.to``). The wrapped network is :attr:`model`.
+    ``B×C×H×W`` pixels in [0, 1]. ``mean`` and ``std`` are buffers (saved in the state dict, moved by
+    ``.to``). The wrapped network is :attr:`model`.
+
+    Args:
+        model: the network to wrap.
+        mean: one value per channel (list, number or 0/1-d tensor of finite values).
+        std: one value per channel, ``std > 0``.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+        ModelError: ``mean`` / ``std`` empty, non-finite, of different lengths, not positive (``std``),
+            or not one per input channel of ``model``.
     """
 
     def __init__(self, model: nn.Module, mean: Sequence[float] | Tensor, std: Sequence[float] | Tensor) -> None:

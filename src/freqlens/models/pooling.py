@@ -39,7 +39,16 @@ def _unstrided(conv: nn.Conv2d) -> nn.Sequential:
 
 def record_in_spec(model: nn.Module, key: str, value: object) -> nn.Module:
     """Set ``kwargs[key] = value`` in the ``freqlens_spec`` of every module of ``model`` built by
-    :func:`freqlens.models.build` (so that a transformed copy rebuilds as such); returns ``model``."""
+    :func:`freqlens.models.build` (so that a transformed copy rebuilds as such).
+
+    Args:
+        model: the model (modified in place).
+        key: the spec argument's name (e.g. ``"pooling"``).
+        value: its value.
+
+    Returns:
+        ``model``.
+    """
     for module in model.modules():
         spec = getattr(module, "freqlens_spec", None)
         if isinstance(spec, dict) and isinstance(spec.get("kwargs"), dict):
@@ -49,8 +58,18 @@ def record_in_spec(model: nn.Module, key: str, value: object) -> nn.Module:
 
 def replace_modules(model: nn.Module, replacement: Callable[[nn.Module], nn.Module | None]) -> nn.Module:
     """Replace, in place, every submodule ``m`` of ``model`` (and ``model`` itself) for which
-    ``replacement(m)`` is not ``None`` by that result; returns the new root. The children of a replaced
-    module are not visited; a module shared at several places is replaced once, by one new module."""
+    ``replacement(m)`` is not ``None`` by that result.
+
+    The children of a replaced module are not visited; a module shared at several places is replaced
+    once, by one new module.
+
+    Args:
+        model: the root module.
+        replacement: ``replacement(m) -> new module | None`` (``None``: keep ``m`` and visit its children).
+
+    Returns:
+        The new root (``model`` unless ``model`` itself was replaced).
+    """
     replacements: dict[int, nn.Module | None] = {}
 
     def replaced(module: nn.Module) -> nn.Module | None:
@@ -83,6 +102,17 @@ def swap_pooling(model: nn.Module, mode: str = "avg") -> nn.Module:
     Output shapes are unchanged for every input size (odd ones included); ``model`` is left untouched.
     Pooling done with functional calls inside ``forward`` is not seen. A model built by
     :func:`freqlens.models.build` records ``pooling="avg"`` in its spec, so checkpoints rebuild it.
+
+    Args:
+        model: the network.
+        mode: a name of :data:`SWAP_MODES` (``"avg"``).
+
+    Returns:
+        The transformed copy.
+
+    Raises:
+        ValueError: an unknown ``mode``.
+        TypeError: ``model`` is not an ``nn.Module``.
     """
     if mode not in SWAP_MODES:
         raise ValueError(f"swap_pooling: unknown mode {mode!r}; expected one of {SWAP_MODES}")

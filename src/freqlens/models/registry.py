@@ -248,7 +248,18 @@ def _registered_spec(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def canonical_spec(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """``{"name", "kwargs"}`` with every argument of ``build(name, **kwargs)`` filled in (defaults
-    included) as plain Python; :class:`ModelError` for an unknown name or argument."""
+    included) as plain Python.
+
+    Args:
+        name: a model name (:func:`registered_names`; case and surrounding spaces ignored).
+        kwargs: the arguments of :func:`build` besides ``name``.
+
+    Returns:
+        The canonical spec ``{"name": lower-case name, "kwargs": {...}}``.
+
+    Raises:
+        ModelError: an unknown name or argument, or an invalid or out-of-bounds value.
+    """
     key = name.strip().lower() if isinstance(name, str) else None
     if key in _USER_FACTORIES:
         return _registered_spec(key, kwargs)
@@ -386,16 +397,6 @@ def build(
 ) -> nn.Module:
     """Build a zoo model for ``B×in_channels×H×W`` pixels in [0, 1].
 
-    Names: ``mlp, fcnn, lenet, vgg11, vgg16, resnet18, resnet_small, vit_tiny, convnext_tiny``, and those
-    added by :func:`register` (whose factory receives the arguments).
-    ``image_size`` (int or ``(H, W)``; default 28 for one channel, else 32) fixes the input size of
-    ``mlp`` and ``vit_tiny``; the conv nets take any size from their ``min_size`` up (>= 28 always).
-    ``mean``/``std`` wrap the network in :class:`Normalized`; ``pooling="avg"`` applies
-    :func:`swap_pooling`; ``antialias=N`` (an int from 1 to 7) makes the anti-aliased twin of
-    :func:`~freqlens.models.antialias` (Zhang 2019: blur with an N-tap binomial filter, then subsample, in
-    place of every strided convolution and max pool; applied before the pooling swap when both are given).
-    Architecture arguments (e.g. ``widths``, ``dim``) go in ``kwargs``.
-
     Arguments are bounded, and checked before anything is allocated (they may come from an untrusted
     checkpoint): ``in_channels`` <= :data:`MAX_IN_CHANNELS` (64), ``num_classes`` <= :data:`MAX_NUM_CLASSES`
     (100,000), each side of ``image_size`` <= :data:`MAX_IMAGE_SIZE` (4096), any other integer size
@@ -403,8 +404,26 @@ def build(
     (1024) in total, lists <= :data:`MAX_LIST_LENGTH` (64) items, no bool where a number is expected,
     and at most :data:`MAX_PARAMETERS` (2**29) parameter elements, counted by a build on the meta device.
 
-    The result carries ``model.freqlens_spec = {"name", "kwargs"}`` (all arguments, plain Python), from
-    which :func:`freqlens.models.load` rebuilds it.
+    Args:
+        name: ``mlp, fcnn, lenet, vgg11, vgg16, resnet18, resnet_small, vit_tiny, convnext_tiny``, or one
+            added by :func:`register` (whose factory receives the arguments).
+        in_channels: input channels ``C``.
+        num_classes: output logits ``K``.
+        image_size: int or ``(H, W)``; default 28 for one channel, else 32. Fixes the input size of
+            ``mlp`` and ``vit_tiny``; the conv nets take any size from their ``min_size`` up (>= 28
+            always).
+        mean: with ``std``, wraps the network in :class:`Normalized` (one value per channel).
+        std: see ``mean``.
+        pooling: ``"avg"`` applies :func:`swap_pooling`; ``None``: the architecture's own pooling.
+        antialias: ``N`` (an int from 1 to 7) makes the anti-aliased twin of
+            :func:`~freqlens.models.antialias` (Zhang 2019: blur with an N-tap binomial filter, then
+            subsample, in place of every strided convolution and max pool; applied before the pooling
+            swap when both are given).
+        **kwargs: architecture arguments (e.g. ``widths``, ``dim``).
+
+    Returns:
+        The model. It carries ``model.freqlens_spec = {"name", "kwargs"}`` (all arguments, plain
+            Python), from which :func:`freqlens.models.load` rebuilds it.
 
     Raises:
         ModelError: Unknown name, invalid or out-of-bounds arguments.
@@ -467,6 +486,16 @@ def features(model: nn.Module, x: Tensor) -> Tensor:
     :class:`Normalized` wrappers are applied then unwrapped; zoo models use their
     ``forward_features``; other models fall back to the input of their last ``nn.Linear`` module
     (in registration order), captured by a hook during a forward pass.
+
+    Args:
+        model: the classifier.
+        x: images ``B×C×H×W`` in [0, 1].
+
+    Returns:
+        The features ``B×D`` (flattened from the second dimension on in the fallback).
+
+    Raises:
+        ModelError: a model with neither ``forward_features`` nor a called ``nn.Linear``.
     """
     if isinstance(model, Normalized):
         return features(model.model, model.normalize(x))
@@ -494,7 +523,15 @@ def features(model: nn.Module, x: Tensor) -> Tensor:
 
 
 def num_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameter elements (shared parameters counted once)."""
+    """Number of parameter elements (shared parameters counted once).
+
+    Args:
+        model: the network.
+        trainable_only: count only the parameters with ``requires_grad``.
+
+    Returns:
+        The count.
+    """
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 

@@ -11,7 +11,13 @@ from freqlens.models.base import ZooNet, init_weights
 
 
 class BasicBlock(nn.Module):
-    """Two 3×3 conv-BN layers with an identity (or 1×1 conv-BN projection) shortcut."""
+    """Two 3×3 conv-BN layers with an identity (or 1×1 conv-BN projection) shortcut.
+
+    Args:
+        in_channels: input channels.
+        out_channels: output channels (a projection shortcut when they differ from ``in_channels``).
+        stride: the stride of the first convolution (and of the projection; ≠ 1 implies a projection).
+    """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__()
@@ -38,6 +44,17 @@ class ResNet(ZooNet):
 
     ``resnet18`` = widths (64, 128, 256, 512), blocks (2, 2, 2, 2) (11.2 M parameters);
     ``resnet_small`` = widths (32, 64, 128), blocks (1, 1, 2) (about 0.6 M). Takes any ``H, W >= 1``.
+
+    Args:
+        in_channels: input channels ``C``.
+        num_classes: output logits ``K``.
+        image_size: the nominal input size, an int or ``(H, W)`` (only recorded).
+        widths: channels per stage (positive ints).
+        blocks: blocks per stage, as long as ``widths`` (positive ints).
+
+    Raises:
+        ModelError: invalid sizes, or ``widths`` / ``blocks`` of different lengths or holding
+            non-positive values.
     """
 
     arch = "resnet"

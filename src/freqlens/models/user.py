@@ -187,6 +187,11 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
 def load_weights(model: nn.Module, state: Mapping[str, Tensor], where: str) -> None:
     """Load ``state`` into ``model`` strictly; a ``module.`` prefix (DataParallel) is removed when needed.
 
+    Args:
+        model: the model to fill.
+        state: a state dict of tensors.
+        where: how to name the weights in messages (e.g. ``"weights FILE"``).
+
     Raises:
         CheckpointError: ``weights FILE do not fit the model: missing keys ..., unexpected keys ...``.
     """

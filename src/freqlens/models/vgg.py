@@ -20,6 +20,16 @@ class VGG(ZooNet):
     """3×3 conv + BN + ReLU stacks and five 2×2 max pools (``ceil_mode``, so 28 px gives
     28-14-7-4-2-1 and 33 px loses no border), global average pool, ``Linear(8·width, classes)``.
     Takes any ``H, W >= 1``.
+
+    Args:
+        in_channels: input channels ``C``.
+        num_classes: output logits ``K``.
+        image_size: the nominal input size, an int or ``(H, W)`` (only recorded).
+        depth: the number of weight layers, a key of :data:`CONFIGS` (11, 13, 16 or 19).
+        width: the first stage's width (64 in the paper; a positive int).
+
+    Raises:
+        ModelError: invalid sizes, an unknown ``depth`` or a bad ``width``.
     """
 
     arch = "vgg"

@@ -13,7 +13,12 @@ from freqlens.models.base import ZooNet
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention on ``B×N×D`` tokens."""
+    """Multi-head self-attention on ``B×N×D`` tokens.
+
+    Args:
+        dim: the token dimension ``D`` (a multiple of ``heads``).
+        heads: the number of attention heads.
+    """
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
@@ -29,7 +34,14 @@ class Attention(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Pre-norm block: ``t + attn(LN(t))``, then ``t + MLP(LN(t))``."""
+    """Pre-norm block: ``t + attn(LN(t))``, then ``t + MLP(LN(t))``.
+
+    Args:
+        dim: the token dimension ``D``.
+        heads: the number of attention heads.
+        mlp_ratio: the MLP's hidden width ÷ ``D`` (rounded, at least 1 unit).
+        dropout: the dropout probability in the MLP.
+    """
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float, dropout: float) -> None:
         super().__init__()
@@ -53,6 +65,21 @@ class ViTTiny(ZooNet):
 
     Takes exactly ``image_size``; sizes that are not multiples of ``patch_size`` are zero-padded at the
     bottom/right to the next multiple (so a ViT built for 33×33 sees a 9×9 patch grid).
+
+    Args:
+        in_channels: input channels ``C``.
+        num_classes: output logits ``K``.
+        image_size: the input size, an int or ``(H, W)`` (fixed: it sets the position embeddings).
+        patch_size: the patch side in pixels (a positive int).
+        dim: the token dimension (a positive multiple of ``heads``).
+        depth: the number of transformer blocks.
+        heads: the number of attention heads.
+        mlp_ratio: the MLP's hidden width ÷ ``dim`` (> 0).
+        pool: ``"cls"`` (class token) or ``"mean"`` (mean token).
+        dropout: the dropout probability in the MLPs, in [0, 1).
+
+    Raises:
+        ModelError: invalid sizes or any argument out of its range.
     """
 
     arch = "vit_tiny"

@@ -51,8 +51,16 @@ MAGNITUDE_CMAP = "magma"
 
 
 def clip_limit(maps: torch.Tensor, percentile: float | None = 99.0) -> float:
-    """Colour limit of ``maps``: the ``percentile`` of |map| (robust to a few extreme pixels; ``None`` or
-    100: the largest |value|); 1.0 when that is 0 (an all-zero map), so dividing by it is always safe."""
+    """Colour limit of ``maps``: a percentile of |map|, robust to a few extreme pixels.
+
+    Args:
+        maps: any tensor of map values.
+        percentile: the percentile of |map|, in [0, 100] (``None`` or 100: the largest |value|).
+
+    Returns:
+        The limit; 1.0 when that is 0 (an all-zero map) or not finite, or ``maps`` is empty, so
+            dividing by it is always safe.
+    """
     values = maps.detach().abs().flatten().float()
     if not values.numel():
         return 1.0
@@ -74,10 +82,19 @@ def attribution_grid(
 ) -> Path:
     """Grid with the input images on top and one row per attribution method.
 
-    ``images``: ``B×C×H×W`` in [0, 1]; ``rows``: ``(label, B×H×W map)`` or ``(label, maps, kind)``.
-    ``kind="signed"`` (default) draws a diverging colour map centred at zero (red positive, blue
-    negative); ``kind="magnitude"`` draws non-negative values (e.g. a log power spectrum) with a
-    sequential colour map scaled per row.
+    Args:
+        images: ``B×C×H×W`` in [0, 1].
+        rows: ``(label, B×H×W map)`` or ``(label, maps, kind)``. ``kind="signed"`` (default) draws a
+            diverging colour map centred at zero (red positive, blue negative); ``kind="magnitude"``
+            draws non-negative values (e.g. a log power spectrum) with a sequential colour map scaled per
+            row.
+        path: the PNG file.
+        titles: one title per image column (``None``: none).
+        title: the figure's title.
+        max_columns: the most images shown (the first ones).
+
+    Returns:
+        The path written.
     """
     plt = _pyplot()
     count = min(images.shape[0], max_columns)
@@ -110,7 +127,17 @@ def attribution_grid(
 
 
 def training_curves(history: Sequence[dict], path: str | Path, *, title: str | None = None) -> Path:
-    """Loss and accuracy per epoch (train and validation) from a training ``history``."""
+    """Loss and accuracy per epoch (train and validation) from a training ``history``.
+
+    Args:
+        history: one dict per epoch with ``epoch``, ``train_loss``, ``train_accuracy`` and, when
+            validated, ``val_loss`` / ``val_accuracy``.
+        path: the PNG file.
+        title: the figure's title.
+
+    Returns:
+        The path written.
+    """
     plt = _pyplot()
     epochs = [entry["epoch"] for entry in history]
     fig, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(8, 3))
@@ -142,9 +169,23 @@ def line_plot(
     points: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None,
     hline: float | None = None,
 ) -> Path:
-    """One line per ``label -> (x, y)`` series, with markers, grid and legend; ``points``: labelled sets of
-    unconnected hollow markers drawn over the lines (e.g. the points a claim looks at); ``hline``: a dashed
-    horizontal reference line (e.g. a tolerance)."""
+    """One line per ``label -> (x, y)`` series, with markers, grid and legend.
+
+    Args:
+        series: ``label -> (x, y)``, one line each.
+        path: the PNG file.
+        xlabel: the x axis label.
+        ylabel: the y axis label.
+        title: the figure's title.
+        logx: a logarithmic x axis.
+        logy: a logarithmic y axis.
+        points: labelled sets of unconnected hollow markers drawn over the lines (e.g. the points a claim
+            looks at).
+        hline: the y of a dashed horizontal reference line (e.g. a tolerance).
+
+    Returns:
+        The path written.
+    """
     plt = _pyplot()
     fig, axis = plt.subplots(figsize=(6, 3.6))
     for label, (xs, ys) in series.items():
@@ -169,7 +210,18 @@ def heatmaps(
     panels: dict[str, torch.Tensor], path: str | Path, *, title: str | None = None, cmap: str = "viridis",
     colorbar_label: str = "",
 ) -> Path:
-    """One ``H×W`` heat map per panel (own colour scale and colour bar each)."""
+    """One ``H×W`` heat map per panel (own colour scale and colour bar each).
+
+    Args:
+        panels: ``label -> H×W`` values, one panel each.
+        path: the PNG file.
+        title: the figure's title.
+        cmap: the matplotlib colour map.
+        colorbar_label: the label of every colour bar.
+
+    Returns:
+        The path written.
+    """
     plt = _pyplot()
     count = len(panels)
     fig, axes = plt.subplots(1, count, figsize=(3.2 * count, 3), squeeze=False)
@@ -193,7 +245,18 @@ def grouped_bars(
     ylabel: str,
     title: str | None = None,
 ) -> Path:
-    """Grouped bar chart: one group per category, one bar per ``series`` label (NaN = no bar)."""
+    """Grouped bar chart: one group per category, one bar per ``series`` label (NaN = no bar).
+
+    Args:
+        categories: the group labels.
+        series: ``label -> one value per category``.
+        path: the PNG file.
+        ylabel: the y axis label.
+        title: the figure's title.
+
+    Returns:
+        The path written.
+    """
     plt = _pyplot()
     count, width = len(categories), 0.8 / max(len(series), 1)
     fig, axis = plt.subplots(figsize=(max(6.0, 0.55 * count * max(len(series), 1)), 3.8))
@@ -221,7 +284,19 @@ def line_grid(
     columns: int = 5,
 ) -> Path:
     """Small multiples: one subplot per panel (e.g. per class), one line per ``label -> (x, y)`` series
-    (same labels and colours in every panel, one shared legend)."""
+    (same labels and colours in every panel, one shared legend).
+
+    Args:
+        panels: ``panel title -> {label -> (x, y)}``.
+        path: the PNG file.
+        xlabel: the x axis label (bottom row).
+        ylabel: the y axis label (left column).
+        title: the figure's title.
+        columns: the most subplots per row.
+
+    Returns:
+        The path written.
+    """
     plt = _pyplot()
     count = len(panels)
     columns = max(1, min(columns, count))

@@ -73,7 +73,7 @@ def figure_path(study_dir: Path, file: str, where: str) -> Path | None:
 
     Returns:
         The resolved path of a PNG file inside the study folder, or ``None`` when no such file exists
-        (the report marks the figure missing).
+            (the report marks the figure missing).
 
     Raises:
         ReportError: The path leaves the study folder (absolute, ``..``, a symlink pointing out) or
@@ -269,8 +269,19 @@ def _models_table(studies: list[tuple[Path, dict]]) -> str:
 
 def write_report(out_dir: str | Path, title: str = "freqlens report", order: Sequence[str] = ()) -> Path:
     """Write ``out_dir/report.html`` from the study artefacts found under ``out_dir``: an overview
-    (claims that hold per study), then one section per study — the studies named in ``order`` first, in
-    that order, then the others by folder name."""
+    (claims that hold per study), then one section per study.
+
+    Args:
+        out_dir: the folder holding the studies (``*/results.json``).
+        title: the page's title.
+        order: study names shown first, in that order; the others follow by folder name.
+
+    Returns:
+        The path of ``report.html``.
+
+    Raises:
+        FreqlensError: no study results under ``out_dir``.
+    """
     out_dir = Path(out_dir)
     rank = {name: position for position, name in enumerate(order)}
     studies = sorted(find_studies(out_dir), key=lambda item: rank.get(item[1].get("study", item[0].name), len(rank)))

@@ -48,6 +48,13 @@ class FastFGSM:
     ``perturb(model, x, y, generator=None) -> x_adv`` (``B×C×H×W`` in [0, 1]); the random start is drawn
     from ``generator``; the model's input gradient is taken with :func:`torch.autograd.grad` in eval
     mode (:func:`freqlens.utils.scores.input_gradient`), so no parameter ``.grad`` is created.
+
+    Args:
+        eps: the L∞ budget ε (> 0; a value > 1 is refused as a likely ``8`` typed for ``8/255``).
+        alpha: the step size α (> 0; Wong et al. use ``1.25·ε``).
+
+    Raises:
+        TrainingConfigError: a non-positive or non-finite ``eps`` / ``alpha``, or ``eps > 1``.
     """
 
     def __init__(self, eps: float = 8 / 255, alpha: float = 10 / 255) -> None:
@@ -56,6 +63,17 @@ class FastFGSM:
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor,
                 generator: torch.Generator | None = None) -> Tensor:
+        """The fast-FGSM adversarial batch of ``x``.
+
+        Args:
+            model: the model being trained (its input gradient is taken in eval mode).
+            x: the clean batch ``B×C×H×W`` in [0, 1].
+            y: the labels ``LongTensor[B]`` (cross-entropy loss).
+            generator: the random source of the start ``δ₀`` (``None``: torch's global RNG).
+
+        Returns:
+            ``x_adv``, ``B×C×H×W`` in [0, 1], detached.
+        """
         x = x.detach()
         device = generator.device if generator is not None else x.device
         start = torch.rand(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
@@ -100,6 +118,14 @@ class PGDTraining:
 
     Use it when the model does not exist yet where the mode is made (e.g. ``trained_model`` in the
     studies): ``Adversarial(PGDTraining(8 / 255, 2 / 255, 7))`` = ``Adversarial.pgd(8 / 255, 2 / 255, 7)``.
+
+    Args:
+        eps: the L∞ budget ε (> 0, ≤ 1).
+        alpha: the step size (> 0).
+        steps: the number of PGD steps (an int ≥ 1).
+
+    Raises:
+        TrainingConfigError: a bad ``eps``, ``alpha`` or ``steps``.
     """
 
     def __init__(self, eps: float = 8 / 255, alpha: float = 2 / 255, steps: int = 7) -> None:
@@ -109,6 +135,17 @@ class PGDTraining:
         self.steps, self.norm = steps, "inf"
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The PGD adversarial batch of ``x`` against ``model``.
+
+        Args:
+            model: the model being trained.
+            x: the clean batch ``B×C×H×W`` in [0, 1].
+            y: the true labels ``LongTensor[B]`` (untargeted).
+            generator: the random source of the random start (``None``: torch's global RNG).
+
+        Returns:
+            ``x_adv``, ``B×C×H×W`` in [0, 1].
+        """
         from freqlens.attacks import PGD
 
         attack = PGD(model, eps=self.eps, alpha=self.alpha, steps=self.steps, norm="inf", random_start=True,
@@ -139,17 +176,48 @@ class Adversarial:
 
     @classmethod
     def fast(cls, eps: float = 8 / 255, alpha: float = 10 / 255) -> Adversarial:
-        """Fast FGSM adversarial training (Wong et al. 2020) with :class:`FastFGSM`."""
+        """Fast FGSM adversarial training (Wong et al. 2020) with :class:`FastFGSM`.
+
+        Args:
+            eps: the L∞ budget ε.
+            alpha: the step size α.
+
+        Returns:
+            The training mode.
+        """
         return cls(FastFGSM(eps=eps, alpha=alpha))
 
     @classmethod
     def pgd(cls, eps: float = 8 / 255, alpha: float = 2 / 255, steps: int = 7) -> Adversarial:
         """PGD adversarial training (Madry et al. 2018) with :class:`PGDTraining`, built on whatever model
-        is trained."""
+        is trained.
+
+        Args:
+            eps: the L∞ budget ε.
+            alpha: the step size.
+            steps: the number of PGD steps.
+
+        Returns:
+            The training mode.
+        """
         return cls(PGDTraining(eps=eps, alpha=alpha, steps=steps))
 
     def transform(self, model: nn.Module, x: Tensor, y: Tensor,
                   generator: torch.Generator | None = None) -> Tensor:
+        """The adversarial batch the optimiser step sees, computed with the model in eval mode.
+
+        Args:
+            model: the model being trained.
+            x: the clean batch ``B×C×H×W`` in [0, 1].
+            y: the labels ``LongTensor[B]``.
+            generator: the loop's generator, lent to an attack whose ``generator`` is ``None``.
+
+        Returns:
+            ``attack(x, y)``, same shape as ``x``.
+
+        Raises:
+            TrainingConfigError: the attack is bound to another model than ``model``.
+        """
         perturb = getattr(self.attack, "perturb", None)
         with evaluating(model):
             if callable(perturb):

@@ -46,6 +46,18 @@ def augment_batch(x: Tensor, kind: bool | str | None = "flip+crop", generator: t
     Flip: left-right mirror with probability 1/2 per image. Crop: shift by ``(dy, dx)`` uniform in
     ``[-padding, padding]²`` with zeros coming in. The random numbers are drawn on the CPU from
     ``generator`` (the same draws whatever the device of ``x``).
+
+    Args:
+        x: the batch ``B×C×H×W``.
+        kind: ``"flip"``, ``"crop"``, ``"flip+crop"`` (or ``True``); ``None``/``False`` returns ``x``.
+        generator: a CPU generator (``None``: torch's global RNG).
+        padding: the largest crop shift in pixels (0: no crop).
+
+    Returns:
+        The augmented batch, same shape (``x`` itself when ``kind`` is off).
+
+    Raises:
+        TrainingConfigError: an unknown ``kind``, or ``x`` is not 4-D.
     """
     kind = parse_augment(kind)
     if kind is None:

@@ -21,7 +21,12 @@ from freqlens.errors import DataError
 
 @dataclass(frozen=True)
 class TensorData:
-    """``images``: ``N×C×H×W`` ``uint8`` or ``float32`` in [0, 1]; ``labels``: ``int64`` ``N``."""
+    """A training set held as two tensors.
+
+    Attributes:
+        images: ``N×C×H×W`` ``uint8`` or ``float32`` in [0, 1].
+        labels: ``int64`` ``N``.
+    """
 
     images: Tensor
     labels: Tensor
@@ -34,7 +39,15 @@ class TensorData:
         return tuple(self.images.shape[1:])
 
     def batch(self, index: Tensor | slice, device: torch.device) -> tuple[Tensor, Tensor]:
-        """``(x, y)``: float ``B×C×H×W`` in [0, 1] and ``int64`` ``B`` labels on ``device``."""
+        """One batch on ``device``.
+
+        Args:
+            index: the items' indices (a ``LongTensor[B]`` or a slice).
+            device: where the batch goes.
+
+        Returns:
+            ``(x, y)``: float ``B×C×H×W`` in [0, 1] and ``int64`` ``B`` labels on ``device``.
+        """
         images = self.images[index].to(device, non_blocking=True)
         labels = self.labels[index].to(device, non_blocking=True)
         if images.dtype == torch.uint8:
@@ -85,9 +98,19 @@ def _stack(dataset: Sequence, what: str) -> tuple[Tensor, Tensor]:
 
 
 def as_tensor_data(dataset: Any, what: str = "dataset") -> TensorData:
-    """A :class:`TensorData` from an :class:`~freqlens.data.ImageDataset`, an ``(images, labels)`` pair of
-    tensors, or any map-style dataset of ``(image, label)`` items; :class:`DataError` when it is empty,
-    has the wrong shape or dtype, or float pixels outside [0, 1]."""
+    """A :class:`TensorData` (on the CPU) from any of the accepted dataset forms.
+
+    Args:
+        dataset: an :class:`~freqlens.data.ImageDataset`, an ``(images, labels)`` pair of tensors, or any
+            map-style dataset of ``(image, label)`` items.
+        what: how to name the dataset in messages.
+
+    Returns:
+        The :class:`TensorData` (float images as float32, labels as int64).
+
+    Raises:
+        DataError: when it is empty, has the wrong shape or dtype, or float pixels outside [0, 1].
+    """
     if isinstance(dataset, ImageDataset):
         images, labels = dataset.images, dataset.labels
     elif isinstance(dataset, (tuple, list)) and len(dataset) == 2 and all(isinstance(t, Tensor) for t in dataset):
@@ -130,8 +153,17 @@ def as_tensor_data(dataset: Any, what: str = "dataset") -> TensorData:
 
 
 def split_batches(order: Tensor, batch_size: int, max_batches: int | None = None) -> list[Tensor]:
-    """Consecutive chunks of ``batch_size`` indices of ``order``; a last chunk of a single index is merged
-    into the previous one (batch norm cannot train on one image); at most ``max_batches`` chunks."""
+    """Consecutive chunks of ``batch_size`` indices of ``order``.
+
+    Args:
+        order: the indices, in the order of the epoch.
+        batch_size: indices per chunk.
+        max_batches: the most chunks kept (the first ones; ``None``: all).
+
+    Returns:
+        The chunks; a last chunk of a single index is merged into the previous one (batch norm cannot
+            train on one image).
+    """
     chunks = list(torch.split(order, batch_size))
     if len(chunks) > 1 and chunks[-1].numel() == 1:
         chunks[-2:] = [torch.cat(chunks[-2:])]

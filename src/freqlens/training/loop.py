@@ -127,8 +127,8 @@ def train(model: nn.Module, train_set: Any, val_set: Any = None, mode: TrainingM
 
     Returns:
         The history, one dict per epoch: ``epoch`` (1-based), ``train_loss``, ``train_accuracy`` (on the
-        batches the optimiser saw, in train mode), ``val_loss``, ``val_accuracy``, ``val_vii`` (``None``
-        when not measured), ``seconds``, ``lr``, ``mode``.
+            batches the optimiser saw, in train mode), ``val_loss``, ``val_accuracy``, ``val_vii``
+            (``None`` when not measured), ``seconds``, ``lr``, ``mode``.
 
     Raises:
         ModelError: The images or labels do not fit the model (before training).

@@ -40,7 +40,17 @@ class TrainingMode(Protocol):
     def transform(
         self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator | None = None
     ) -> Tensor:
-        """``x_train`` (``B×C×H×W``, the batch the optimiser step sees) from the clean batch ``x``."""
+        """``x_train`` (``B×C×H×W``, the batch the optimiser step sees) from the clean batch ``x``.
+
+        Args:
+            model: the model being trained (in train mode, gradients enabled).
+            x: the clean batch ``B×C×H×W`` float in [0, 1].
+            y: the labels ``LongTensor[B]``.
+            generator: the loop's generator on the batch's device; all randomness comes from it.
+
+        Returns:
+            ``x_train``, the shape of ``x`` (treated as data).
+        """
         ...
 
 
@@ -52,6 +62,17 @@ class Standard:
     def transform(
         self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator | None = None
     ) -> Tensor:
+        """The clean batch, unchanged.
+
+        Args:
+            model: the model being trained (unused).
+            x: the clean batch ``B×C×H×W``.
+            y: the labels (unused).
+            generator: unused.
+
+        Returns:
+            ``x``.
+        """
         return x
 
     def describe(self) -> dict[str, Any]:

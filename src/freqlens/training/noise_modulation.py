@@ -77,17 +77,39 @@ NOISES: dict[str, Carrier] = {
 
 def sample_noise(noise: str, shape: tuple[int, ...] | torch.Size, generator: torch.Generator | None = None,
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
-    """A tensor of ``shape`` with i.i.d. values of the named noise (see :data:`NOISES`)."""
+    """A tensor of ``shape`` with i.i.d. values of the named noise (see :data:`NOISES`).
+
+    Args:
+        noise: a name of :data:`NOISES`.
+        shape: the tensor's shape.
+        generator: the random source (``None``: torch's global RNG).
+        device: the tensor's device.
+        dtype: the tensor's dtype.
+
+    Returns:
+        The noise tensor.
+
+    Raises:
+        TrainingConfigError: an unknown ``noise``.
+    """
     if noise not in NOISES:
         raise TrainingConfigError(f"unknown noise {noise!r}; choose one of {', '.join(NOISES)}")
     return NOISES[noise](torch.Size(shape), generator, torch.device(device), dtype)
 
 
 def modulate(x: Tensor, carrier: Tensor) -> Tensor:
-    """``x · N · c² / Σc²`` per sample (Definition 1); ``x`` and ``carrier`` are ``B×…`` of one shape.
+    """``x · N · c² / Σc²`` per sample (Definition 1).
 
-    Raises :class:`TrainingConfigError` if the shapes differ, the carrier is not finite, or one
-    sample's carrier is all zeros (the definition needs ``c ≠ 0``).
+    Args:
+        x: the batch ``B×…`` (``N`` values per sample).
+        carrier: the carrier ``c``, ``B×…`` of the shape of ``x``.
+
+    Returns:
+        The modulated batch, the shape of ``x``.
+
+    Raises:
+        TrainingConfigError: if the shapes differ, the carrier is not finite, or one sample's carrier is
+            all zeros (the definition needs ``c ≠ 0``).
     """
     if carrier.shape != x.shape:
         raise TrainingConfigError(f"the carrier has shape {tuple(carrier.shape)}, the batch {tuple(x.shape)}; "
@@ -125,6 +147,20 @@ class Modulational:
 
     def transform(self, model: nn.Module, x: Tensor, y: Tensor,
                   generator: torch.Generator | None = None) -> Tensor:
+        """``x`` modulated by a fresh carrier (:func:`modulate`).
+
+        Args:
+            model: the model being trained (unused).
+            x: the clean batch ``B×C×H×W`` float.
+            y: the labels (unused).
+            generator: passed to the carrier callable.
+
+        Returns:
+            The modulated batch, the shape of ``x``.
+
+        Raises:
+            TrainingConfigError: ``x`` is not a float batch, or a bad carrier.
+        """
         _check_batch(x)
         carrier = self.carrier(x.shape, generator, x.device, x.dtype)
         if not isinstance(carrier, Tensor):
@@ -141,9 +177,13 @@ class Modulational:
 class NoiseModulation:
     """Noise-modulation training (seed 000, Definition 2): carrier ``c = β + (1 − β)·δ``.
 
-    ``beta`` ∈ [0, 1]: the ratio of the constant component (seed: 0.5 for the best interpretability,
-    0.8 for a basically interpretable model with little accuracy loss; 1 = standard training).
-    ``noise``: one of :data:`NOISES` (default ``"gaussian"``, the seed's choice).
+    Args:
+        beta: ∈ [0, 1], the ratio of the constant component (seed: 0.5 for the best interpretability,
+            0.8 for a basically interpretable model with little accuracy loss; 1 = standard training).
+        noise: one of :data:`NOISES` (default ``"gaussian"``, the seed's choice).
+
+    Raises:
+        TrainingConfigError: ``beta`` outside [0, 1] or an unknown ``noise``.
     """
 
     name = "noise-modulation"
@@ -162,12 +202,36 @@ class NoiseModulation:
 
     def carrier(self, shape: torch.Size, generator: torch.Generator | None = None,
                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
-        """A fresh carrier ``β + (1 − β)·δ`` of ``shape``."""
+        """A fresh carrier ``β + (1 − β)·δ`` of ``shape``.
+
+        Args:
+            shape: the carrier's shape (the batch's).
+            generator: the random source of ``δ`` (``None``: torch's global RNG).
+            device: the carrier's device.
+            dtype: the carrier's dtype.
+
+        Returns:
+            The carrier.
+        """
         delta = sample_noise(self.noise, shape, generator, device, dtype)
         return self.beta + (1.0 - self.beta) * delta
 
     def transform(self, model: nn.Module, x: Tensor, y: Tensor,
                   generator: torch.Generator | None = None) -> Tensor:
+        """``x`` modulated by a fresh carrier (``x`` itself when ``β = 1``).
+
+        Args:
+            model: the model being trained (unused).
+            x: the clean batch ``B×C×H×W`` float.
+            y: the labels (unused).
+            generator: the random source of the carrier.
+
+        Returns:
+            The modulated batch, the shape of ``x``.
+
+        Raises:
+            TrainingConfigError: ``x`` is not a float batch.
+        """
         if self.beta == 1.0:
             return x  # c ≡ 1: standard training, exactly
         _check_batch(x)

@@ -130,7 +130,20 @@ def _check_name(name: Any) -> str:
 
 
 def entry_from_dict(record: Mapping[str, Any], where: str = "zoo manifest") -> ZooEntry:
-    """A :class:`ZooEntry` from a manifest object; :class:`CheckpointError` naming the bad key."""
+    """A :class:`ZooEntry` from a manifest object.
+
+    Args:
+        record: one object of the manifest's ``entries`` (keys besides the entry's fields go to
+            ``extra``).
+        where: how to name the manifest in messages.
+
+    Returns:
+        The :class:`ZooEntry`.
+
+    Raises:
+        CheckpointError: naming the bad key (missing, wrong type, non-finite), a bad name, sha256 or
+            size.
+    """
     if not isinstance(record, Mapping):
         raise CheckpointError(f"{where}: an entry is not a JSON object")
     label = f"{where}: entry {record.get('name')!r}"
@@ -168,7 +181,18 @@ def manifest_path(root: str | os.PathLike | None = None) -> Path:
 
 
 def weights_path(name: str, root: str | os.PathLike | None = None) -> Path:
-    """``<zoo dir>/weights/NAME.pt``."""
+    """``<zoo dir>/weights/NAME.pt``.
+
+    Args:
+        name: the entry's name (letters, digits, ``.``, ``_`` and ``-``).
+        root: the zoo folder (default ``$FREQLENS_ZOO_DIR`` or the package's, :func:`zoo_dir`).
+
+    Returns:
+        The weights file's path (it may not exist).
+
+    Raises:
+        CheckpointError: an invalid name.
+    """
     return zoo_dir(root) / WEIGHTS_DIR / f"{_check_name(name)}.pt"
 
 
@@ -203,7 +227,18 @@ def names(root: str | os.PathLike | None = None) -> list[str]:
 
 
 def entry(name: str, root: str | os.PathLike | None = None) -> ZooEntry:
-    """The entry called ``name``; :class:`CheckpointError` listing the known names otherwise."""
+    """The entry called ``name``.
+
+    Args:
+        name: the entry's name (without ``zoo:``).
+        root: the zoo folder (default ``$FREQLENS_ZOO_DIR`` or the package's, :func:`zoo_dir`).
+
+    Returns:
+        The :class:`ZooEntry`.
+
+    Raises:
+        CheckpointError: listing the known names when there is no such entry; or a bad manifest.
+    """
     known = entries(root)
     for item in known:
         if item.name == name:
@@ -301,8 +336,16 @@ def save_weights(name: str, state: Mapping[str, torch.Tensor],
                  root: str | os.PathLike | None = None) -> tuple[Path, str, int]:
     """Write the float16 copy of ``state`` to ``weights/NAME.pt`` atomically.
 
+    Args:
+        name: the entry's name (letters, digits, ``.``, ``_`` and ``-``).
+        state: the model's state dict.
+        root: the zoo folder (default ``$FREQLENS_ZOO_DIR`` or the package's, :func:`zoo_dir`).
+
     Returns:
         ``(path, sha256, size in bytes)`` of the written file.
+
+    Raises:
+        CheckpointError: an invalid name, or a value that is not finite in float16.
     """
     buffer = io.BytesIO()
     torch.save(float16_state(state), buffer)
@@ -314,6 +357,13 @@ def save_weights(name: str, state: Mapping[str, torch.Tensor],
 def write_entry(record: Mapping[str, Any], root: str | os.PathLike | None = None) -> ZooEntry:
     """Add ``record`` to the manifest, replacing the entry of the same name; entries sorted by name,
     the file rewritten atomically. The weights file must already be there with the recorded sha256.
+
+    Args:
+        record: the new entry, as a manifest object (:func:`entry_from_dict`).
+        root: the zoo folder (default ``$FREQLENS_ZOO_DIR`` or the package's, :func:`zoo_dir`).
+
+    Returns:
+        The added :class:`ZooEntry`.
 
     Raises:
         CheckpointError: the record is invalid, or the weights file does not match it.
