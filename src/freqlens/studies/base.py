@@ -29,6 +29,7 @@ __all__ = [
     "SCALES",
     "Claim",
     "StudyModel",
+    "StudyRun",
     "check_scale",
     "compare",
     "config_hash",
@@ -37,6 +38,7 @@ __all__ = [
     "seconds_per_step",
     "study_folders",
     "study_model",
+    "study_runner",
     "trained_model",
     "training_mean_image",
     "write_results",
@@ -177,6 +179,66 @@ def study_folders(out_dir: str | Path, study: str, cache_dir: str | Path | None 
     study_dir = out_dir / study
     study_dir.mkdir(parents=True, exist_ok=True)
     return out_dir, study_dir, Path(cache_dir) if cache_dir is not None else out_dir / "cache"
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyRun:
+    """What a study's body receives from the runner :func:`study_runner` builds.
+
+    Attributes:
+        config: the validated config (the given one, or the scale's preset).
+        out_dir: the output folder.
+        study_dir: ``out_dir/<STUDY>``, created.
+        cache_dir: where trained models are cached.
+        progress: whether to show tqdm bars.
+        started: ``time.perf_counter()`` when the run began (for the summary's total seconds).
+    """
+
+    config: Any
+    out_dir: Path
+    study_dir: Path
+    cache_dir: Path
+    progress: bool
+    started: float
+
+
+def study_runner(
+    study: str, title: str, config_class: Any, validate: Callable[[Any], None],
+    body: Callable[[StudyRun], tuple[str, dict[str, Any]]],
+) -> Callable[..., Path]:
+    """The public runner of a study, one definition for all (the protocol of
+    :data:`freqlens.studies.registry.RUNNER_ARGS`).
+
+    The runner takes the config (default ``config_class.for_scale(scale)``), validates it, creates the study
+    folder, starts the clock, calls ``body`` and writes ``results.json``: ``study``, ``title``, the
+    ``description`` the body returns, ``command`` and ``config`` first, then the body's keys.
+
+    Args:
+        study: the study's command-line name (``"noise-tunnel"``).
+        title: its title in the report.
+        config_class: its frozen config dataclass (with ``for_scale(scale)``).
+        validate: raises :class:`FreqlensError` for an invalid config, before any work.
+        body: ``StudyRun -> (description, results)``: the experiments, their figures, tables and claims.
+
+    Returns:
+        ``run(out_dir, config=None, scale="demo", *, cache_dir=None, progress=False, command=None) -> Path``
+        (the path of ``results.json``).
+    """
+
+    def run(out_dir: str | Path, config: Any = None, scale: str = "demo", *, cache_dir: str | Path | None = None,
+            progress: bool = False, command: str | None = None) -> Path:
+        config = config or config_class.for_scale(scale)
+        validate(config)
+        out_dir, study_dir, cache_dir = study_folders(out_dir, study, cache_dir)
+        description, results = body(StudyRun(config, out_dir, study_dir, cache_dir, progress, time.perf_counter()))
+        head = {"study": study, "title": title, "description": description,
+                "command": command or f"freqlens study {study} --out {out_dir}", "config": dataclasses.asdict(config)}
+        return write_results(study_dir, {**head, **results})
+
+    run.__doc__ = (f"Run the {study} study into ``out_dir/{study}`` and return the path of its ``results.json``; "
+                   f"``config`` defaults to ``{config_class.__name__}.for_scale(scale)``, the other arguments are "
+                   "those of every study runner (:data:`freqlens.studies.registry.RUNNER_ARGS`).")
+    return run
 
 
 def write_results(study_dir: str | Path, results: Mapping[str, Any]) -> Path:

@@ -24,7 +24,6 @@ Writes ``out_dir/forgrad/results.json`` and the PNG figures listed there.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import statistics
 import time
@@ -77,7 +76,7 @@ from freqlens.models import build, model_spec, swap_pooling
 from freqlens.models.registry import MODEL_NAMES
 from freqlens.report.figures import attribution_grid, grouped_bars, line_plot, save_footprint_figures
 from freqlens.spectral import nyquist_sigma
-from freqlens.studies.base import Claim, StudyModel, check_scale, study_folders, study_model, write_results
+from freqlens.studies.base import Claim, StudyModel, StudyRun, check_scale, study_model, study_runner
 from freqlens.utils.tensors import resolve_target
 
 STUDY = "forgrad"
@@ -531,11 +530,11 @@ def _recorders(model: torch.nn.Module, methods: list[str], config: ForgradConfig
 
 
 # ------------------------------------------------------------------------------------ experiments
-def _setup(config: ForgradConfig, out_dir: Path, cache_dir: str | Path | None, progress: bool) -> Setup:
-    """Validate ``config``, make the folders and draw the images of every seed (before any training)."""
+def _setup(run: StudyRun) -> Setup:
+    """The study's models, methods and pipelines, and the images of every seed (drawn before any training)."""
+    config = run.config
     models, methods = _validate(config)
-    _, study_dir, cache = study_folders(out_dir, STUDY, cache_dir)
-    test_set = load_dataset(config.dataset, split="test", progress=progress)
+    test_set = load_dataset(config.dataset, split="test", progress=run.progress)
     needed = config.n_images + config.n_calibration
     if needed > len(test_set):
         raise FreqlensError(f"n_images + n_calibration = {needed} but the test split has {len(test_set)} images")
@@ -549,8 +548,8 @@ def _setup(config: ForgradConfig, out_dir: Path, cache_dir: str | Path | None, p
     height, width = draws[0].images.shape[-2:]
     return Setup(config=config, models=models, methods=methods, modes=_modes(config), draws=draws,
                  sigma_method=canonical_method(config.sigma_method), nyquist=nyquist_sigma(height, width, "box"),
-                 sigma_grid=default_sigmas(height, width, "box", n=config.n_sigmas), study_dir=study_dir,
-                 cache_dir=cache, progress=progress)
+                 sigma_grid=default_sigmas(height, width, "box", n=config.n_sigmas), study_dir=run.study_dir,
+                 cache_dir=run.cache_dir, progress=run.progress)
 
 
 def _load_model(name: str, setup: Setup) -> StudyModel:
@@ -1214,34 +1213,13 @@ def _summary(pieces: list[ModelPieces], gains: list[Gain], setup: Setup, seconds
     }
 
 
-def run_forgrad(
-    out_dir: str | Path,
-    config: ForgradConfig | None = None,
-    scale: str = "demo",
-    *,
-    cache_dir: str | Path | None = None,
-    progress: bool = False,
-    command: str | None = None,
-) -> Path:
-    """Run the study into ``out_dir/forgrad`` and return the path of its ``results.json``.
-
-    Args:
-        out_dir: the output folder (the study writes ``out_dir/forgrad``).
-        config: defaults to ``ForgradConfig.for_scale(scale)``.
-        scale: ``demo``, ``cpu`` or ``paper`` (when ``config`` is not given).
-        cache_dir: where models trained for the study are cached (default ``out_dir/cache``).
-        progress: tqdm bars on stderr (off by default; ``freqlens study`` turns them on).
-        command: the command line recorded in ``results.json``.
-
-    Raises:
-        FreqlensError: an invalid config (before any training or image is explained).
-    """
-    started = time.perf_counter()
-    config = config or ForgradConfig.for_scale(scale)
-    setup = _setup(config, Path(out_dir), cache_dir, progress)
+def _run(run: StudyRun) -> tuple[str, dict[str, Any]]:
+    """The study's body (see :func:`freqlens.studies.base.study_runner`): description and results."""
+    config = run.config
+    setup = _setup(run)
     seconds: dict[str, float] = {}
     pieces: list[ModelPieces] = []
-    bar = tqdm(setup.models, desc="forgrad models", unit="model", disable=not progress)
+    bar = tqdm(setup.models, desc="forgrad models", unit="model", disable=not run.progress)
     for name in bar:
         bar.set_postfix_str(name)
         pieces.append(_model_pieces(name, setup, seconds, with_footprints=not pieces))
@@ -1254,13 +1232,8 @@ def run_forgrad(
     if footprints is None:  # the reference model always computes them
         raise RuntimeError("no footprints")
     claims = _claims(footprints, gains, tables, [p.linearization for p in pieces], pieces[0].layers, setup)
-    results: dict[str, Any] = {
-        "study": STUDY,
-        "title": TITLE,
-        "description": _description(setup, setup.sigma_grid),
-        "command": command or f"freqlens study {STUDY} --out {out_dir}",
-        "config": dataclasses.asdict(config),
-        "summary": _summary(pieces, gains, setup, seconds, started),
+    return _description(setup, setup.sigma_grid), {
+        "summary": _summary(pieces, gains, setup, seconds, run.started),
         "analysed_models": [p.found.analysed(p.name) for p in pieces],
         "figures": _figures(setup),
         "tables": _tables(tables, gains, [p.linearization for p in pieces], conventions, setup),
@@ -1274,4 +1247,8 @@ def run_forgrad(
         "markdown": {f"{t.model}, {t.mode}, seed {t.seed}": t.ranking.to_markdown() for t in tables},
         "claims": [claim.to_dict() for claim in claims],
     }
-    return write_results(setup.study_dir, results)
+
+
+#: ``run_forgrad(out_dir, config=None, scale="demo", *, cache_dir=None, progress=False, command=None)``;
+#: raises :class:`FreqlensError` for an invalid config (before any training or image is explained).
+run_forgrad = study_runner(STUDY, TITLE, ForgradConfig, _validate, _run)

@@ -42,7 +42,7 @@ from freqlens.data import ImageDataset, load_dataset, pick_indices
 from freqlens.errors import FreqlensError
 from freqlens.report.figures import attribution_grid, heatmaps, line_grid, line_plot, save_rct_figure
 from freqlens.spectral import dct2, dct_bands
-from freqlens.studies.base import Claim, StudyModel, check_scale, study_folders, study_model, write_results
+from freqlens.studies.base import Claim, StudyModel, StudyRun, check_scale, study_model, study_runner
 from freqlens.training import Adversarial, evaluate
 
 STUDY = "frequency-robustness"
@@ -634,49 +634,18 @@ def _summary(twins: Twins, attacks: AttackExperiment, cutoff: int, started: floa
     }
 
 
-def run_frequency_robustness(
-    out_dir: str | Path,
-    config: FrequencyRobustnessConfig | None = None,
-    scale: str = "demo",
-    *,
-    cache_dir: str | Path | None = None,
-    progress: bool = False,
-    command: str | None = None,
-) -> Path:
-    """Run the study into ``out_dir/frequency-robustness`` and return the path of its ``results.json``.
-
-    Args:
-        out_dir: The output folder (the study writes ``out_dir/frequency-robustness``).
-        config: Defaults to ``FrequencyRobustnessConfig.for_scale(scale)``.
-        scale: ``demo``, ``cpu`` or ``paper`` (when ``config`` is not given).
-        cache_dir: Where both models are cached when trained (default ``out_dir/cache``).
-        progress: tqdm bars on stderr (off by default; ``freqlens study`` turns them on).
-        command: The command line recorded in ``results.json``.
-
-    Returns:
-        The path of ``results.json``.
-
-    Raises:
-        FreqlensError: An invalid config, or one that does not fit the test split or its image size.
-    """
-    config = config or FrequencyRobustnessConfig.for_scale(scale)
-    _validate(config)
-    out_dir, study_dir, cache_dir = study_folders(out_dir, STUDY, cache_dir)
-    started = time.perf_counter()
+def _run(run: StudyRun) -> tuple[str, dict[str, Any]]:
+    """The study's body (see :func:`freqlens.studies.base.study_runner`): description and results."""
+    config, study_dir, progress = run.config, run.study_dir, run.progress
     data = _images(config, progress)
-    twins = _twins(config, data, cache_dir, progress)
+    twins = _twins(config, data, run.cache_dir, progress)
     attacks = _attack_experiment(config, data, twins, study_dir, progress)
     counterparts = _counterpart_experiment(config, data, twins, study_dir, progress)
     occluded = _occluded_experiment(config, data, twins, study_dir, progress)
     shift = _shift_experiment(config, data, twins, occluded, study_dir)
     experiments = (attacks, counterparts, occluded, shift)
     results = {
-        "study": STUDY,
-        "title": TITLE,
-        "description": _description(config, twins, data.cutoff),
-        "command": command or f"freqlens study {STUDY} --out {out_dir}",
-        "config": dataclasses.asdict(config),
-        "summary": _summary(twins, attacks, data.cutoff, started),
+        "summary": _summary(twins, attacks, data.cutoff, run.started),
         "analysed_models": [twins.natural.analysed("natural"), twins.robust.analysed("adversarially trained")],
         "figures": [figure for experiment in experiments for figure in experiment.figures()],
         "tables": [table for experiment in experiments for table in experiment.tables()],
@@ -685,4 +654,10 @@ def run_frequency_robustness(
     }
     for experiment in experiments:
         results.update(experiment.to_dict())
-    return write_results(study_dir, results)
+    return _description(config, twins, data.cutoff), results
+
+
+#: ``run_frequency_robustness(out_dir, config=None, scale="demo", *, cache_dir=None, progress=False,
+#: command=None)``; raises :class:`FreqlensError` for an invalid config, or one that does not fit the test
+#: split or its image size.
+run_frequency_robustness = study_runner(STUDY, TITLE, FrequencyRobustnessConfig, _validate, _run)

@@ -25,12 +25,12 @@ from freqlens.report.figures import attribution_grid, grouped_bars, line_plot
 from freqlens.studies.base import (
     Claim,
     StudyModel,
+    StudyRun,
     check_scale,
     seconds_per_step,
-    study_folders,
     study_model,
+    study_runner,
     training_mean_image,
-    write_results,
 )
 from freqlens.training import NOISES, Adversarial, NoiseModulation, Standard, describe_mode
 from freqlens.utils.scores import input_gradient
@@ -477,37 +477,10 @@ def _summary(comparison: Comparison, distinct: list[MeasuredModel], started: flo
     }
 
 
-def run_noise_modulation(
-    out_dir: str | Path,
-    config: NoiseModulationConfig | None = None,
-    scale: str = "demo",
-    *,
-    cache_dir: str | Path | None = None,
-    progress: bool = False,
-    command: str | None = None,
-) -> Path:
-    """Run the study into ``out_dir/noise-modulation`` and return the path of its ``results.json``.
-
-    Args:
-        out_dir: The output folder (the study writes ``out_dir/noise-modulation``).
-        config: Defaults to ``NoiseModulationConfig.for_scale(scale)``.
-        scale: ``demo``, ``cpu`` or ``paper`` (when ``config`` is not given).
-        cache_dir: Where trained models are cached (default ``out_dir/cache``): models shared by the
-            comparison, the β sweep and the carriers (and with other studies) are trained once.
-        progress: tqdm bars on stderr (off by default; ``freqlens study`` turns them on).
-        command: The command line recorded in ``results.json``.
-
-    Returns:
-        The path of ``results.json``.
-
-    Raises:
-        FreqlensError: An invalid config, or more images asked for than the test split has.
-    """
-    config = config or NoiseModulationConfig.for_scale(scale)
-    _validate(config)
-    out_dir, study_dir, cache_dir = study_folders(out_dir, STUDY, cache_dir)
-    started = time.perf_counter()
-    setup = _setup(config, study_dir, cache_dir, progress)
+def _run(run: StudyRun) -> tuple[str, dict[str, Any]]:
+    """The study's body (see :func:`freqlens.studies.base.study_runner`): description and results."""
+    config = run.config
+    setup = _setup(config, run.study_dir, run.cache_dir, run.progress)
     measured = _measured_models(setup)
     distinct = list({id(m): m for m in measured.values()}.values())  # one per distinct mode, first-asked order
     comparison = Comparison({label: measured[label] for label in MAIN})
@@ -517,13 +490,8 @@ def run_noise_modulation(
     experiments = (comparison, sweep, carriers, cost)
     for experiment in experiments:
         experiment.draw(setup)
-    results = {
-        "study": STUDY,
-        "title": TITLE,
-        "description": _description(setup),
-        "command": command or f"freqlens study {STUDY} --out {out_dir}",
-        "config": dataclasses.asdict(config),
-        "summary": _summary(comparison, distinct, started),
+    return _description(setup), {
+        "summary": _summary(comparison, distinct, run.started),
         "figures": [figure for experiment in experiments for figure in experiment.figures()],
         "tables": [experiment.table() for experiment in experiments],
         # the claims table's order: the cost claim follows the comparison it qualifies
@@ -533,4 +501,9 @@ def run_noise_modulation(
         "betas": setup.betas,
         "noises": setup.noises,
     }
-    return write_results(study_dir, results)
+
+
+#: ``run_noise_modulation(out_dir, config=None, scale="demo", *, cache_dir=None, progress=False, command=None)``;
+#: raises :class:`FreqlensError` for an invalid config or more images than the test split has. Models shared
+#: by the comparison, the β sweep and the carriers (and with other studies) are trained once.
+run_noise_modulation = study_runner(STUDY, TITLE, NoiseModulationConfig, _validate, _run)

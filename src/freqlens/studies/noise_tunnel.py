@@ -25,7 +25,7 @@ from freqlens.spectral import (
     power_spectrum,
     radial_profile,
 )
-from freqlens.studies.base import Claim, StudyModel, check_scale, study_folders, study_model, write_results
+from freqlens.studies.base import Claim, StudyModel, StudyRun, check_scale, study_model, study_runner
 from freqlens.training import evaluate
 
 STUDY = "noise-tunnel"
@@ -235,50 +235,19 @@ def _description(config: NoiseTunnelConfig, found: StudyModel) -> str:
     )
 
 
-def run_noise_tunnel(
-    out_dir: str | Path,
-    config: NoiseTunnelConfig | None = None,
-    scale: str = "demo",
-    *,
-    cache_dir: str | Path | None = None,
-    progress: bool = False,
-    command: str | None = None,
-) -> Path:
-    """Run the study into ``out_dir/noise-tunnel`` and return the path of its ``results.json``.
-
-    Args:
-        out_dir: The output folder (the study writes ``out_dir/noise-tunnel``).
-        config: Defaults to ``NoiseTunnelConfig.for_scale(scale)``.
-        scale: ``demo``, ``cpu`` or ``paper`` (when ``config`` is not given).
-        cache_dir: Where models trained for the study are cached (default ``out_dir/cache``).
-        progress: tqdm bars on stderr (off by default; ``freqlens study`` turns them on).
-        command: The command line recorded in ``results.json``.
-
-    Returns:
-        The path of ``results.json``.
-
-    Raises:
-        FreqlensError: An invalid config, or more images asked for than the test split has.
-    """
-    config = config or NoiseTunnelConfig.for_scale(scale)
-    _validate(config)
-    out_dir, study_dir, cache_dir = study_folders(out_dir, STUDY, cache_dir)
-    started = time.perf_counter()
-    explained = _explained(config, cache_dir, progress)
-    tunnel = _tunnel_maps(explained, config, progress)
-    _draw(tunnel, explained, config, study_dir)
+def _run(run: StudyRun) -> tuple[str, dict[str, Any]]:
+    """The study's body (see :func:`freqlens.studies.base.study_runner`): description and results."""
+    config = run.config
+    explained = _explained(config, run.cache_dir, run.progress)
+    tunnel = _tunnel_maps(explained, config, run.progress)
+    _draw(tunnel, explained, config, run.study_dir)
     found = explained.found
-    results = {
-        "study": STUDY,
-        "title": TITLE,
-        "description": _description(config, found),
-        "command": command or f"freqlens study {STUDY} --out {out_dir}",
-        "config": dataclasses.asdict(config),
+    return _description(config, found), {
         "summary": {
             "test accuracy": round(explained.accuracy, 4),
             "model": found.source,
             "model reused (zoo or cache)": found.reused,
-            "total seconds": round(time.perf_counter() - started, 2),
+            "total seconds": round(time.perf_counter() - run.started, 2),
         },
         "analysed_models": [found.analysed("explained")],
         "figures": FIGURES,
@@ -286,4 +255,8 @@ def run_noise_tunnel(
         "claims": [claim.to_dict() for claim in tunnel.claims()],
         "measures": {name: m.to_dict() for name, m in tunnel.measures.items()},
     }
-    return write_results(study_dir, results)
+
+
+#: ``run_noise_tunnel(out_dir, config=None, scale="demo", *, cache_dir=None, progress=False, command=None)``;
+#: raises :class:`FreqlensError` for an invalid config or more images than the test split has.
+run_noise_tunnel = study_runner(STUDY, TITLE, NoiseTunnelConfig, _validate, _run)

@@ -17,6 +17,18 @@ from typing import Any
 
 from freqlens.errors import FreqlensError
 
+RUNNER_ARGS = {
+    "out_dir": "the output folder: the study writes ``out_dir/<STUDY>/`` (results.json, PNGs)",
+    "config": "the study's frozen config dataclass; ``None``: ``<Config>.for_scale(scale)``",
+    "scale": "``demo``, ``cpu`` or ``paper``: the preset used when ``config`` is not given",
+    "cache_dir": "where models trained for the study are cached (default ``out_dir/cache``; shared by the "
+                 "studies, so a model several of them ask for is trained once)",
+    "progress": "tqdm bars on stderr (off by default; ``freqlens study`` turns them on unless ``--quiet``)",
+    "command": "the command line recorded in ``results.json`` (default ``freqlens study <STUDY> --out OUT``)",
+}
+"""The arguments of every study runner ``run_<module>(out_dir, config=None, scale="demo", *, cache_dir=None,
+progress=False, command=None) -> Path`` (the path of ``results.json``), documented once."""
+
 
 @dataclasses.dataclass(frozen=True)
 class StudySpec:
