@@ -127,15 +127,11 @@ def robust_correct(model: nn.Module, inputs: Tensor, labels: Tensor, attack: Cal
 
 def robust_accuracy(model: nn.Module, inputs: Tensor, labels: Tensor, attack: Callable[[Tensor, Tensor], Tensor],
                     batch_size: int | None = None, progress: bool = False) -> float:
-    """Share of images still correctly classified after ``attack`` (streamed in chunks).
+    """Share of images still correctly classified after ``attack`` (streamed in chunks): the mean of
+    :func:`robust_correct`.
 
     Args:
-        model: the classifier.
-        inputs: images ``B×C×H×W`` in [0, 1].
-        labels: the true classes ``LongTensor[B]``.
-        attack: an untargeted ``attack(x, y) -> x_adv``.
-        batch_size: images per chunk (``None``: all at once).
-        progress: show a tqdm bar over chunks.
+        model, inputs, labels, attack, batch_size, progress: as :func:`robust_correct`.
 
     Returns:
         The robust accuracy in [0, 1].

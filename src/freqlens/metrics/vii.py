@@ -103,11 +103,7 @@ def vii(
     """VII of seed 000 (Definition 3): the mean of :func:`vii_per_image` over the batch.
 
     Args:
-        model: classifier returning logits.
-        inputs: ``B×C×H×W`` images in [0, 1].
-        target: the labels ``y`` (``LongTensor[B]`` or int); ``None`` = the predicted class.
-        mean_image: ``C×H×W`` (or ``1×C×H×W`` / broadcastable) mean image ``x̄`` of the dataset.
-        batch_size: images per gradient pass (default: all).
+        model, inputs, target, mean_image, batch_size: as :func:`vii_per_image`.
 
     Returns:
         The VII, in ``[0, 1]``.
