@@ -144,12 +144,7 @@ def attack_summary(model: nn.Module, inputs: Tensor, labels: Tensor, attack: Cal
     """:meth:`AttackResult.summary` of :func:`run_attack`.
 
     Args:
-        model: the classifier.
-        inputs: images ``B×C×H×W`` in [0, 1].
-        labels: the true classes ``LongTensor[B]``.
-        attack: an untargeted ``attack(x, y) -> x_adv``.
-        batch_size: images per chunk (``None``: all at once).
-        progress: show a tqdm bar over chunks.
+        model, inputs, labels, attack, batch_size, progress: as :func:`robust_correct`.
 
     Returns:
         The summary dict (accuracies, success rate, perturbation norms, queries).

@@ -213,8 +213,7 @@ class FORGrad(WrapperExplainer):
         """Filtered maps of ``inputs``.
 
         Args:
-            inputs: ``B×C×H×W`` images.
-            target: ``LongTensor[B]``, an int, or ``None`` = the predicted class.
+            inputs, target: as :meth:`Explainer.attribute <freqlens.attribution.Explainer.attribute>`.
             generator: goes to a stochastic wrapped explainer (ignored otherwise).
 
         Returns:

@@ -143,14 +143,9 @@ class HSICAttribution(CellMaskExplainer):
             Thresholded Sobol designs of different seeds differ only by row order and bit flips, which
             HSIC ignores: with ``"sobol"`` the maps hardly depend on the generator.
         output_bandwidth: RBF width of the output kernel; ``None`` = median pairwise distance.
-        perturbation: ``"inpainting"`` (masked pixels go to ``baseline``) or ``"blur"``.
-        baseline: value of masked pixels for inpainting.
-        blur_sigma: Gaussian blur std in pixels for ``"blur"`` (``None`` = min(H, W)/16, the one blur of
-            :func:`freqlens.utils.perturb.gaussian_blur`).
-        score: ``"logit"`` (default), ``"prob"`` or ``"log_prob"``.
-        batch_size: max perturbed images per forward pass (``None``: automatic, see ``_batching``).
         generator: for the sampler (same seed, same maps).
-        progress: show a tqdm bar over the forward chunks.
+        perturbation, baseline, blur_sigma, score, batch_size, progress: as
+            :class:`~freqlens.attribution.sobol.CellMaskExplainer`.
     """
 
     name = "hsic"

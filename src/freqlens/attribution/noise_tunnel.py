@@ -105,8 +105,7 @@ class NoiseTunnel(WrapperExplainer):
         """The statistic of the maps of ``n`` noisy copies of ``inputs``.
 
         Args:
-            inputs: ``B×C×H×W`` images.
-            target: ``LongTensor[B]``, an int, or ``None`` = the predicted class.
+            inputs, target: as :meth:`Explainer.attribute <freqlens.attribution.Explainer.attribute>`.
             generator: the source of randomness of this call (``None``: the tunnel's own).
 
         Returns:
@@ -257,13 +256,7 @@ class VarGrad(NoiseTunnel):
     Biased (population, ÷ n) by default, so ``VarGrad = SmoothGrad² − SmoothGrad²``.
 
     Args:
-        explainer: any object with ``attribute(inputs, target)`` returning ``B×C'×H×W`` maps.
-        n: noisy samples per image.
-        noise_level: the noise std as a fraction of each image's range (when ``sigma`` is ``None``).
-        sigma: the noise std in absolute pixel units.
-        batch_size: max noisy images per call of a deterministic wrapped explainer (``None``: automatic).
-        generator: the default source of randomness.
-        progress: show a tqdm bar over the chunks.
+        explainer, n, noise_level, sigma, batch_size, generator, progress: as :class:`NoiseTunnel`.
         unbiased: divide by ``n − 1`` instead of ``n`` (needs ``n ≥ 2``).
 
     Raises:

@@ -109,7 +109,8 @@ class CellMaskExplainer(Explainer):
             input size (:meth:`designs_for_size`).
         perturbation: ``"inpainting"`` (masked pixels go to ``baseline``) or ``"blur"``.
         baseline: value of masked pixels for inpainting (number or broadcastable tensor).
-        blur_sigma: Gaussian blur std in pixels for ``"blur"`` (``None`` = min(H, W)/16).
+        blur_sigma: Gaussian blur std in pixels for ``"blur"`` (``None`` = min(H, W)/16, the one blur of
+            :func:`freqlens.utils.perturb.gaussian_blur`: the ``"blur"`` baseline).
         score: ``"logit"`` (default), ``"prob"`` or ``"log_prob"``.
         batch_size: max perturbed images per forward pass (``None``: automatic).
         generator: the random stream of the designs.
@@ -243,14 +244,8 @@ class SobolAttribution(CellMaskExplainer):
         model: classifier returning ``B×num_classes`` logits.
         grid: cells per side (``d = grid²`` variables).
         nb_design: ``N``, quasi-Monte-Carlo points per matrix (a power of two keeps Sobol balance).
-        perturbation: ``"inpainting"`` (masked pixels go to ``baseline``) or ``"blur"``.
-        baseline: value of masked pixels for inpainting (number or broadcastable tensor).
-        blur_sigma: Gaussian blur std in pixels for ``"blur"`` (``None`` = min(H, W)/16, the one blur of
-            :func:`freqlens.utils.perturb.gaussian_blur`).
-        score: ``"logit"`` (default), ``"prob"`` or ``"log_prob"``.
-        batch_size: max perturbed images per forward pass (``None``: automatic, see ``_batching``).
         generator: seeds the scrambling of the Sobol sequence (same seed, same maps).
-        progress: show a tqdm bar over the forward chunks.
+        perturbation, baseline, blur_sigma, score, batch_size, progress: as :class:`CellMaskExplainer`.
     """
 
     name = "sobol"

@@ -227,20 +227,9 @@ def insertion(
     value and errors as :func:`deletion`.
 
     Args:
-        model: classifier returning logits ``[N, classes]``; in eval mode during the call (restored).
-        inputs: ``B×C×H×W`` images in [0, 1].
-        target: ``LongTensor[B]``, an int, or ``None`` = the predicted class on ``inputs``.
-        attributions: ``B×C×H×W``, ``B×1×H×W`` or ``B×H×W`` maps, reduced by ``reduce`` and ranked in
-            decreasing order.
-        steps: the curve has ``steps + 1`` points ``k / steps``.
-        baseline: what unrevealed pixels are: a number, a tensor, ``"zeros"``, ``"mean"`` or ``"blur"``.
-        score: ``"prob"`` (default), ``"logit"`` or ``"log_prob"``.
-        batch_size: most perturbed images per forward pass (``None`` = ``B``); the result does not
-            depend on it.
-        reduce: the channel reduction of ``attributions`` (default ``"sum"``).
-        blur_sigma: std in pixels of the ``"blur"`` baseline (``None``: ``min(H, W) / 16``).
-        return_curves: also return the curves ``[B, steps + 1]``.
-        progress: show a tqdm bar on stderr.
+        model, inputs, target, attributions, steps, baseline, score, batch_size: as :func:`deletion`
+            (``baseline``: what the unrevealed pixels are).
+        reduce, blur_sigma, return_curves, progress: as :func:`deletion`.
 
     Returns:
         ``Tensor[B]`` (trapezoid AUC over ``[0, 1]``), or ``(auc, curves)``.

@@ -298,17 +298,8 @@ def linearization_curves(
     generator), plus in one pass the unfiltered residual (σ = ∞) and ``|f(x + ε) − f(x)|``.
 
     Args:
-        model: classifier returning logits ``[B, classes]`` (held in eval mode, flags restored).
-        inputs: ``B×C×H×W`` floating images.
-        target: classes (``LongTensor[B]``, an int, or ``None`` = predicted class); ``f`` = its logit.
-        sigmas: low-pass cutoffs in cycles per image; ``None`` / ``inf`` / ≥ Nyquist = unfiltered.
-        radii: L2 radii ``r ≥ 0`` of the perturbations ``ε``.
-        n_dirs: number of random directions (shared by all images, σ and r).
-        generator: torch generator for the directions (same generator state → same result).
-        batch_size: images per gradient pass and perturbed inputs per forward pass (default: the
-            number of images).
-        shape: filter shape of :func:`freqlens.spectral.lowpass` (``box``, ``disk``, ``gaussian``).
-        progress: show a tqdm bar on stderr.
+        model, inputs, target, sigmas, radii: as :func:`linearization_residual`.
+        n_dirs, generator, batch_size, shape, progress: as :func:`linearization_residual`.
 
     Returns:
         The curves; they expose the ratio filtered / unfiltered per radius and the radii where the model
