@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import hashlib
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +33,7 @@ from typing import Any, TypeVar
 import torch
 
 from freqlens.errors import FreqlensError
+from freqlens.utils.seeding import stream_seed  # re-exported: the commands seed their work units with it
 
 T = TypeVar("T")
 
@@ -241,13 +241,6 @@ def work_units(count: int, size: int) -> list[range]:
     if size < 1:
         raise ValueError(f"the unit size must be >= 1, got {size}")
     return [range(start, min(start + size, count)) for start in range(0, count, size)]
-
-
-def stream_seed(*parts: object) -> int:
-    """A 63-bit seed that is a function of ``parts`` only (e.g. ``("evaluate", seed, "unit", 3)``): one
-    random stream per work unit, whatever rank computes it."""
-    digest = hashlib.blake2b("/".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
 # ------------------------------------------------------------------------------------------ collectives

@@ -26,7 +26,8 @@ import torch
 from torch import Tensor, nn
 
 from freqlens.attribution.occlusion import count_for_size
-from freqlens.attribution.sobol import CellMaskExplainer, seed_from
+from freqlens.attribution.sobol import CellMaskExplainer
+from freqlens.utils.seeding import seed_from
 
 SAMPLERS = ("lhs", "sobol")
 

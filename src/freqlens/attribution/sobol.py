@@ -26,15 +26,10 @@ from torch import Tensor, nn
 from freqlens.attribution._batching import check_batch_size
 from freqlens.attribution.base import Call, Explainer, Family, PassCount, check_images, check_score
 from freqlens.utils.perturb import check_baseline, resolve_baseline, score_perturbations
+from freqlens.utils.seeding import seed_from
 from freqlens.utils.tensors import check_positive_int
 
 PERTURBATIONS = ("inpainting", "blur")
-
-
-def seed_from(generator: torch.Generator | None) -> int:
-    """A 63-bit seed drawn from ``generator`` (or from the global RNG when ``None``)."""
-    device = "cpu" if generator is None else generator.device
-    return int(torch.randint(0, 2**62, (1,), generator=generator, device=device).item())
 
 
 def _check_grid(grid: int, height: int, width: int) -> None:

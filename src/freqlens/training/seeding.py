@@ -3,7 +3,7 @@
 Every random draw of epoch ``e`` (shuffling, augmentation, the mode's noise, torch's global RNG for
 dropout) comes from a generator seeded from ``(seed, e, stream)`` alone, so an epoch does not depend on
 what ran before it and a resumed run draws what an uninterrupted one would. The seeds are
-:func:`freqlens.distributed.stream_seed` of ``("freqlens.train", seed, epoch, stream)``: one hash for every
+:func:`freqlens.utils.seeding.stream_seed` of ``("freqlens.train", seed, epoch, stream)``: one hash for every
 per-unit random stream of freqlens (the commands seed their work units with it too).
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import torch
 
-from freqlens import distributed
+from freqlens.utils.seeding import stream_seed
 
 __all__ = ["epoch_generator", "epoch_seed", "seeded_global_rng"]
 
@@ -30,7 +30,7 @@ def epoch_seed(seed: int, epoch: int, stream: str) -> int:
     Returns:
         A 63-bit seed, a function of ``(seed, epoch, stream)`` only.
     """
-    return distributed.stream_seed("freqlens.train", seed, epoch, stream)
+    return stream_seed("freqlens.train", seed, epoch, stream)
 
 
 def epoch_generator(seed: int, epoch: int, stream: str, device: torch.device | str = "cpu") -> torch.Generator:
