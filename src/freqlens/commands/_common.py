@@ -165,6 +165,28 @@ def add_image_run_flags(parser: argparse.ArgumentParser, *, n_images: int, n_ima
     add_quiet_flag(parser)
 
 
+def forgrad_arg(text: str) -> float | str | None:
+    """``--forgrad`` of every command: ``auto`` (σ* searched on held-out images), ``none`` (no FORGrad) or a
+    positive σ in cycles per image (fractions such as ``32/3`` accepted).
+
+    Args:
+        text: the flag's value.
+
+    Returns:
+        ``"auto"``, ``None`` or the σ.
+
+    Raises:
+        argparse.ArgumentTypeError: anything else.
+    """
+    value = text.strip().lower()
+    if value in ("auto", "none"):
+        return None if value == "none" else "auto"
+    sigma = number(text)
+    if not sigma > 0:
+        raise argparse.ArgumentTypeError(f"--forgrad takes auto, none or a positive σ, got {text!r}")
+    return sigma
+
+
 FORGRAD_MODE_HELP = ("FORGrad pipeline: magnitude (as published: |low-pass(|channel mean|)|, one map per image) or "
                      "signed (per-channel low-pass of the signed maps, seed 001 Prop. 3.1); the original maps they "
                      "are compared with use the same convention")

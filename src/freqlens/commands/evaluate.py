@@ -17,7 +17,7 @@ from freqlens.commands._common import (
     add_image_run_flags,
     add_shard_flag,
     distributed_command,
-    number,
+    forgrad_arg,
     positive_int,
     progress_enabled,
     shared_among_ranks,
@@ -31,16 +31,6 @@ from freqlens.commands._methods import (
 from freqlens.commands._model import model_from_args
 from freqlens.data.sampling import pick_images
 from freqlens.errors import FreqlensError
-
-
-def _forgrad_flag(text: str) -> float | str | None:
-    value = text.strip().lower()
-    if value in ("auto", "none"):
-        return None if value == "none" else "auto"
-    sigma = number(text)
-    if not sigma > 0:
-        raise argparse.ArgumentTypeError(f"--forgrad takes auto, none or a positive σ, got {text!r}")
-    return sigma
 
 
 def _explainers(spec: str, model, batch_size, generator, args: argparse.Namespace | None = None,
@@ -235,7 +225,7 @@ def add_parser(commands) -> None:
     add_image_run_flags(parser, n_images=32, n_images_help="evaluated images (a random set drawn from --seed)")
     parser.add_argument("--methods", default="all", help="all (every method that applies) or a comma list")
     add_method_args_flag(parser, several=True)
-    parser.add_argument("--forgrad", type=_forgrad_flag, default="auto", metavar="auto|none|SIGMA",
+    parser.add_argument("--forgrad", type=forgrad_arg, default="auto", metavar="auto|none|SIGMA",
                         help="σ* searched per method on held-out images (auto), none, or a fixed σ")
     parser.add_argument("--forgrad-mode", default="magnitude", choices=["magnitude", "signed"], help=FORGRAD_MODE_HELP)
     parser.add_argument("--calibration", type=positive_int, default=16,

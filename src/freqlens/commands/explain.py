@@ -16,7 +16,7 @@ from freqlens.commands._common import (
     add_image_run_flags,
     add_shard_flag,
     distributed_command,
-    number,
+    forgrad_arg,
     positive_int,
     progress_enabled,
     shared_among_ranks,
@@ -33,16 +33,6 @@ from freqlens.errors import FreqlensError
 
 if TYPE_CHECKING:
     from freqlens.analysis.sigma_search import SigmaSearch
-
-
-def _forgrad_value(text: str) -> float | str:
-    """``--forgrad``: ``auto`` or a positive σ (also a fraction such as ``32/3``)."""
-    if text.strip().lower() == "auto":
-        return "auto"
-    value = number(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"--forgrad takes a positive σ or 'auto', got {text!r}")
-    return value
 
 
 def _explain_units(model: Any, method: str, images: Any, labels: Any, sigma: float | None,
@@ -194,7 +184,7 @@ def add_parser(commands: Any) -> None:
     # the names of the registry; canonical_method() also takes their aliases (ig, gxi, ...) in any case
     explain.add_argument("--method", required=True, help=", ".join(METHOD_NAMES))
     add_method_args_flag(explain, several=False)
-    explain.add_argument("--forgrad", type=_forgrad_value, default=None, metavar="SIGMA|auto",
+    explain.add_argument("--forgrad", type=forgrad_arg, default=None, metavar="SIGMA|auto|none",
                          help="low-pass the maps at σ (cycles per image), or search σ* on held-out images")
     explain.add_argument("--shape", default="box", choices=["box", "disk", "gaussian"], help="FORGrad filter shape")
     explain.add_argument("--forgrad-mode", default="magnitude", choices=["magnitude", "signed"], help=FORGRAD_MODE_HELP)
