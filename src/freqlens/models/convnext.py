@@ -41,9 +41,8 @@ class ConvNeXtTiny(ZooNet):
     Takes any ``H, W >= stem_patch · 2**(stages - 1)`` (8 by default).
 
     Args:
-        in_channels: input channels ``C``.
-        num_classes: output logits ``K``.
-        image_size: the nominal input size, an int or ``(H, W)`` (only recorded).
+        in_channels, num_classes, image_size: as :class:`~freqlens.models.base.ZooNet` (``image_size`` is
+            only recorded).
         dims: channels per stage (positive ints).
         depths: blocks per stage, as long as ``dims`` (positive ints).
         stem_patch: the stem's patch size and stride (a positive int).

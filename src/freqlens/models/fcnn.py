@@ -17,9 +17,8 @@ class FCNN(ZooNet):
     Pools use ``ceil_mode`` so odd sizes lose no border pixel; any ``H, W >= 1`` works.
 
     Args:
-        in_channels: input channels ``C``.
-        num_classes: output logits ``K``.
-        image_size: the nominal input size, an int or ``(H, W)`` (only recorded).
+        in_channels, num_classes, image_size: as :class:`~freqlens.models.base.ZooNet` (``image_size`` is
+            only recorded).
         width: the base width ``w`` (a positive int).
 
     Raises:

@@ -15,9 +15,8 @@ class LeNet(ZooNet):
     Takes any ``H, W >= 12``.
 
     Args:
-        in_channels: input channels ``C``.
-        num_classes: output logits ``K``.
-        image_size: the nominal input size, an int or ``(H, W)`` (only recorded).
+        in_channels, num_classes, image_size: as :class:`~freqlens.models.base.ZooNet` (``image_size`` is
+            only recorded).
 
     Raises:
         ModelError: invalid sizes.

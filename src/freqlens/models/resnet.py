@@ -46,9 +46,8 @@ class ResNet(ZooNet):
     ``resnet_small`` = widths (32, 64, 128), blocks (1, 1, 2) (about 0.6 M). Takes any ``H, W >= 1``.
 
     Args:
-        in_channels: input channels ``C``.
-        num_classes: output logits ``K``.
-        image_size: the nominal input size, an int or ``(H, W)`` (only recorded).
+        in_channels, num_classes, image_size: as :class:`~freqlens.models.base.ZooNet` (``image_size`` is
+            only recorded).
         widths: channels per stage (positive ints).
         blocks: blocks per stage, as long as ``widths`` (positive ints).
 

@@ -22,9 +22,8 @@ class VGG(ZooNet):
     Takes any ``H, W >= 1``.
 
     Args:
-        in_channels: input channels ``C``.
-        num_classes: output logits ``K``.
-        image_size: the nominal input size, an int or ``(H, W)`` (only recorded).
+        in_channels, num_classes, image_size: as :class:`~freqlens.models.base.ZooNet` (``image_size`` is
+            only recorded).
         depth: the number of weight layers, a key of :data:`CONFIGS` (11, 13, 16 or 19).
         width: the first stage's width (64 in the paper; a positive int).
 
