@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from freqlens.attribution.base import Call, Explainer, Family, PassCount
+from freqlens.attribution.base import Explainer, Family, PassCount
 from freqlens.utils.tensors import check_images
 
 
@@ -51,11 +51,7 @@ class CentrePrior(Explainer):
         Returns:
             ``B×1×H×W`` in (0, 1] (maximum at the centre), dtype and device of ``inputs``.
         """
-        return self._attribute(Call(check_images(inputs), None, 1, None))
-
-    def _attribute(self, call: Call) -> Tensor:
-        inputs = call.inputs
-        batch, _, height, width = inputs.shape
+        batch, _, height, width = check_images(inputs).shape
         dtype = inputs.dtype if inputs.is_floating_point() else torch.float32
         rows = torch.arange(height, dtype=dtype, device=inputs.device) - (height - 1) / 2
         cols = torch.arange(width, dtype=dtype, device=inputs.device) - (width - 1) / 2

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from freqlens.utils.progress import progress_bar
 from freqlens.utils.scores import select_score
-from freqlens.utils.tensors import check_logits, eval_mode, predict, resolve_target
+from freqlens.utils.tensors import eval_mode, predict, resolve_target
 
 __all__ = [
     "BASELINES",
@@ -234,7 +234,7 @@ def score_perturbations(
             else:
                 masks = masks.to(dtype=inputs.dtype)
                 perturbed = torch.lerp(references[images], inputs[images], masks)
-            chunk_scores = select_score(check_logits(model(perturbed), flat.numel()), target[images], score)
+            chunk_scores = select_score(model(perturbed), target[images], score)
             scores[start:start + flat.numel()] = chunk_scores.to(scores.dtype)
             if on_chunk is not None:
                 on_chunk(images, chunk_scores, masks)

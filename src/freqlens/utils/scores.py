@@ -54,8 +54,8 @@ def select_score(logits: Tensor, target: Tensor, score: str = "logit") -> Tensor
     """The target's score per row of ``logits``.
 
     Args:
-        logits: ``B×K`` model output (checked: a finite ``B×K`` tensor); float16 / bfloat16 logits are
-            read in float32.
+        logits: ``B×K`` model output (checked: a finite ``B×K`` tensor with one row per target); float16
+            / bfloat16 logits are read in float32.
         target: ``LongTensor[B]`` of class indices (checked against ``K``).
         score: ``"logit"``, ``"prob"`` (softmax probability) or ``"log_prob"`` (its logarithm).
 
@@ -66,7 +66,7 @@ def select_score(logits: Tensor, target: Tensor, score: str = "logit") -> Tensor
         ValueError: an unknown ``score`` or a class index out of range.
         InputError: malformed logits.
     """
-    check_logits(logits)
+    check_logits(logits, target.shape[0])
     check_score(score)
     check_target_range(target, logits.shape[1])
     if logits.dtype in (torch.float16, torch.bfloat16):
