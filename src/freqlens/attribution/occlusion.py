@@ -68,7 +68,7 @@ def pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
         first, second = value  # type: ignore[misc]
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a positive int or a pair (h, w), got {value!r}") from None
-    return check_positive_int(first, name), check_positive_int(second, name)
+    return check_positive_int(name, first), check_positive_int(name, second)
 
 
 # ---------------------------------------------------------------------------------------------- Occlusion

@@ -93,8 +93,8 @@ class RISE(Explainer):
         progress: bool = False,
     ) -> None:
         super().__init__(model)
-        self.n_masks = None if n_masks is None else check_positive_int(n_masks, "n_masks")
-        self.grid = check_positive_int(grid, "grid")
+        self.n_masks = None if n_masks is None else check_positive_int("n_masks", n_masks)
+        self.grid = check_positive_int("grid", grid)
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
             raise ValueError(f"p must be a probability in (0, 1], got {p!r}")
         self.p = float(p)

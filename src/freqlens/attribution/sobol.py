@@ -136,8 +136,8 @@ class CellMaskExplainer(Explainer):
         progress: bool = False,
     ) -> None:
         super().__init__(model)
-        self.grid = check_positive_int(grid, "grid")
-        self.nb_design = None if nb_design is None else check_positive_int(nb_design, "nb_design")
+        self.grid = check_positive_int("grid", grid)
+        self.nb_design = None if nb_design is None else check_positive_int("nb_design", nb_design)
         if perturbation not in PERTURBATIONS:
             raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got {perturbation!r}")
         self.perturbation = perturbation

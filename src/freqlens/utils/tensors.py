@@ -195,12 +195,12 @@ def result_dtype(inputs: Tensor) -> torch.dtype:
     return torch.float64 if inputs.dtype == torch.float64 else torch.float32
 
 
-def check_positive_int(value: object, name: str) -> int:
+def check_positive_int(name: str, value: object) -> int:
     """Return ``value`` if it is a positive ``int`` (not a bool).
 
     Args:
-        value: the value to check.
         name: how the error message calls it.
+        value: the value to check.
 
     Returns:
         ``value`` as an int.
