@@ -165,6 +165,41 @@ def add_image_run_flags(parser: argparse.ArgumentParser, *, n_images: int, n_ima
     add_quiet_flag(parser)
 
 
+def images_needed(args: argparse.Namespace) -> int:
+    """Images a FORGrad command draws: ``--n-images``, plus ``--calibration`` held-out ones with ``--forgrad auto``.
+
+    Args:
+        args: the parsed flags of ``explain`` or ``evaluate``.
+
+    Returns:
+        The count.
+    """
+    return args.n_images + (args.calibration if args.forgrad == "auto" else 0)
+
+
+def dataset_from_args(args: argparse.Namespace, needed: int | None = None) -> Any:
+    """The dataset named by the flags of :func:`add_image_run_flags` (``--dataset``, ``--split``,
+    ``--data-dir``, ``--download``), loaded with a progress bar unless ``--quiet``.
+
+    Args:
+        args: the parsed flags.
+        needed: when given, the fewest images the split must hold.
+
+    Returns:
+        The :class:`freqlens.data.ImageDataset`.
+
+    Raises:
+        FreqlensError: the split holds fewer than ``needed`` images (and any error of loading it).
+    """
+    from freqlens.data import load_dataset
+
+    dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download,
+                           progress=progress_enabled(args))
+    if needed is not None and len(dataset) < needed:
+        raise FreqlensError(f"{args.dataset} ({args.split}) has {len(dataset)} images; {needed} are needed")
+    return dataset
+
+
 def forgrad_arg(text: str) -> float | str | None:
     """``--forgrad`` of every command: ``auto`` (σ* searched on held-out images), ``none`` (no FORGrad) or a
     positive σ in cycles per image (fractions such as ``32/3`` accepted).

@@ -20,6 +20,7 @@ import torch
 
 from freqlens.commands._common import (
     add_image_run_flags,
+    dataset_from_args,
     number,
     positive_int,
     progress_enabled,
@@ -47,7 +48,6 @@ def add_parser(commands: Any) -> None:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from freqlens.data import load_dataset
     from freqlens.utils import atomic_write_json
 
     device = resolve_device(args.device)
@@ -57,8 +57,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     if compare is not None and args.analysis != "attribution-shift":
         raise FreqlensError(f"--compare and --compare-model are for attribution-shift, not {args.analysis}")
     args.compare_loaded = compare
-    dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download,
-                           progress=progress_enabled(args))
+    dataset = dataset_from_args(args)
     if len(dataset) < args.n_images:
         raise FreqlensError(f"{args.dataset} ({args.split}) has {len(dataset)} images; --n-images is {args.n_images}")
     images, labels = pick_images(dataset, args.n_images, args.seed, device)

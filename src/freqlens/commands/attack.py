@@ -19,6 +19,7 @@ from freqlens.attacks import ATTACKS, make_attack
 from freqlens.commands._common import (
     add_image_run_flags,
     add_shard_flag,
+    dataset_from_args,
     distributed_command,
     number,
     positive_int,
@@ -97,14 +98,12 @@ def _check_label_range(model, images, labels, args: argparse.Namespace) -> None:
 def _attack(args: argparse.Namespace, device) -> int:
     """``freqlens attack``; under torchrun the work units are shared among the ranks and rank 0 writes."""
     from freqlens import distributed
-    from freqlens.data import load_dataset
 
     model, record = model_from_args(args, device)
     attack = make_attack(args.attack, model, eps=args.eps, steps=args.steps, alpha=args.alpha, c=args.c,
                          kappa=args.kappa, lr=args.lr, binary_search_steps=args.binary_search_steps, cutoff=args.cutoff, basis=args.basis, order=args.order,
                          restarts=args.restarts)  # the settings (and user errors) before any work
-    dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download,
-                           progress=progress_enabled(args))
+    dataset = dataset_from_args(args)
     count = min(args.n_images, len(dataset))
     images, labels = pick_images(dataset, count, args.seed, device)
     _check_label_range(model, images, labels, args)

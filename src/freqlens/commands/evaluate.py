@@ -16,8 +16,10 @@ from freqlens.commands._common import (
     FORGRAD_MODE_HELP,
     add_image_run_flags,
     add_shard_flag,
+    dataset_from_args,
     distributed_command,
     forgrad_arg,
+    images_needed,
     positive_int,
     progress_enabled,
     shared_among_ranks,
@@ -150,15 +152,11 @@ def _evaluate(args: argparse.Namespace, device) -> int:
     from freqlens import distributed
     from freqlens.analysis.forgrad_setting import forgrad_setting
     from freqlens.analysis.ranking import Ranking
-    from freqlens.data import load_dataset
 
     model, record = model_from_args(args, device)
     generator = torch.Generator(device=device).manual_seed(args.seed)
-    dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download,
-                           progress=progress_enabled(args))
-    needed = args.n_images + (args.calibration if args.forgrad == "auto" else 0)
-    if len(dataset) < needed:
-        raise FreqlensError(f"{args.dataset} ({args.split}) has {len(dataset)} images; {needed} are needed")
+    needed = images_needed(args)
+    dataset = dataset_from_args(args, needed)
     explainers, skipped, settings = _explainers(args.methods, model, args.batch_size, generator, args)
     if distributed.is_main():
         for note in skipped:

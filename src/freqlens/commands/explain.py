@@ -15,8 +15,10 @@ from freqlens.commands._common import (
     FORGRAD_MODE_HELP,
     add_image_run_flags,
     add_shard_flag,
+    dataset_from_args,
     distributed_command,
     forgrad_arg,
+    images_needed,
     positive_int,
     progress_enabled,
     shared_among_ranks,
@@ -84,7 +86,6 @@ def _explain(args: argparse.Namespace, device: Any) -> int:
     from freqlens.analysis.explain import Explanation
     from freqlens.analysis.forgrad_setting import forgrad_setting
     from freqlens.attribution.registry import canonical_method, make_explainer
-    from freqlens.data import load_dataset
 
     try:
         method = canonical_method(args.method)
@@ -92,11 +93,8 @@ def _explain(args: argparse.Namespace, device: Any) -> int:
         raise FreqlensError(str(error)) from None
     settings = method_settings_from_args(args, [method])[method]
     model, record = model_from_args(args, device)
-    dataset = load_dataset(args.dataset, split=args.split, root=args.data_dir, download=args.download,
-                           progress=progress_enabled(args))
-    needed = args.n_images + (args.calibration if args.forgrad == "auto" else 0)
-    if len(dataset) < needed:
-        raise FreqlensError(f"{args.dataset} ({args.split}) has {len(dataset)} images; {needed} are needed")
+    needed = images_needed(args)
+    dataset = dataset_from_args(args, needed)
     images, labels = pick_images(dataset, args.n_images, args.seed, device)
     check_model_runs(model, images, method)
     try:  # the passes it will take (on the explained and held-out images), before the long work
