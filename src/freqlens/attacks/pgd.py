@@ -3,12 +3,15 @@ low-frequency variant (seed 003): the perturbation restricted to the DCT bands `
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from freqlens.attacks.base import Attack, check_count, check_number, cross_entropy, input_gradient, rand
 from freqlens.spectral import band_mask, dct2, idct2
+from freqlens.utils.signatures import forwards_options
 
 __all__ = ["NORMS", "PGD", "LowFrequencyPGD"]
 
@@ -159,20 +162,9 @@ class LowFrequencyPGD(PGD):
         ValueError: as :class:`PGD`, or ``cutoff < 1``.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        eps: float = 8 / 255,
-        alpha: float = 2 / 255,
-        steps: int = 10,
-        norm: str = "inf",
-        cutoff: int = 8,
-        random_start: bool = True,
-        restarts: int = 1,
-        targeted: bool = False,
-        generator: torch.Generator | None = None,
-    ) -> None:
-        super().__init__(model, eps, alpha, steps, norm, random_start, restarts, targeted, generator)
+    @forwards_options(PGD.__init__)
+    def __init__(self, model: nn.Module, *, cutoff: int = 8, **options: Any) -> None:
+        super().__init__(model, **options)
         self.cutoff = check_count("cutoff", cutoff)
 
     def _lowpass(self, delta: Tensor) -> Tensor:

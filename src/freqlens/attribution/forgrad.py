@@ -16,12 +16,14 @@ masks on the centred spectrum, σ ≥ the Nyquist bound is the identity (an exac
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
 from torch import Tensor
 
 from freqlens.spectral import SHAPES, lowpass, lowpass_each, noise_floor_sigma
+from freqlens.utils.signatures import forwards_options
 from freqlens.utils.tensors import REDUCTIONS, reduce_channels
 
 from .base import WrapperExplainer, call_explainer
@@ -39,10 +41,23 @@ def check_forgrad_mode(mode: object) -> str:
     return str(mode)
 
 
-def _prefilter(maps: Tensor, mode: str, channel_reduction: str) -> Tensor:
-    """The map the low-pass filters: ``maps`` (signed) or ``|reduce_channels(maps)|`` as ``B×1×H×W``."""
+def _check_filter(sigma: object, shape: object, mode: object, channel_reduction: object
+                  ) -> tuple[float | str, str, str, str]:
+    """The checked settings of :func:`forgrad_filter` (``sigma`` as a float or ``"auto"``)."""
+    if sigma != "auto" and (isinstance(sigma, (bool, str)) or not isinstance(sigma, (int, float))
+                            or math.isnan(sigma) or sigma < 0):
+        raise ValueError(f"sigma must be a number >= 0 (cycles per image; inf = no filtering) or 'auto', "
+                         f"got {sigma!r}")
+    if shape not in SHAPES:
+        raise ValueError(f"unknown low-pass shape {shape!r}; expected one of {', '.join(SHAPES)}")
     if channel_reduction not in REDUCTIONS:
         raise ValueError(f"unknown channel reduction {channel_reduction!r}; expected one of {', '.join(REDUCTIONS)}")
+    checked_sigma = "auto" if sigma == "auto" else float(sigma)  # type: ignore[arg-type]
+    return checked_sigma, str(shape), check_forgrad_mode(mode), str(channel_reduction)
+
+
+def _prefilter(maps: Tensor, mode: str, channel_reduction: str) -> Tensor:
+    """The map the low-pass filters: ``maps`` (signed) or ``|reduce_channels(maps)|`` as ``B×1×H×W``."""
     if not isinstance(maps, Tensor) or maps.dim() not in (3, 4):
         got = tuple(maps.shape) if isinstance(maps, Tensor) else type(maps).__name__
         raise ValueError(f"maps must be B×C×H×W (or B×H×W), got {got}")
@@ -74,7 +89,7 @@ def auto_sigma(maps: Tensor, shape: str = "box", mode: str = "magnitude", channe
     Raises:
         ValueError: an unknown ``mode``, ``shape`` or ``channel_reduction``, or malformed ``maps``.
     """
-    check_forgrad_mode(mode)
+    _, shape, mode, channel_reduction = _check_filter("auto", shape, mode, channel_reduction)
     return noise_floor_sigma(_prefilter(maps, mode, channel_reduction).detach(), shape, z=z)
 
 
@@ -106,9 +121,7 @@ def forgrad_filter(
         ValueError: an unknown ``mode``, ``shape`` or ``channel_reduction``, a bad ``sigma``, or
             malformed ``maps``.
     """
-    check_forgrad_mode(mode)
-    if isinstance(sigma, str) and sigma != "auto":
-        raise ValueError(f"sigma must be a number >= 0 or 'auto', got {sigma!r}")
+    sigma, shape, mode, channel_reduction = _check_filter(sigma, shape, mode, channel_reduction)
     prefiltered = _prefilter(maps, mode, channel_reduction)
     if sigma == "auto":
         filtered = lowpass_each(prefiltered, noise_floor_sigma(prefiltered.detach(), shape), shape)
@@ -171,31 +184,18 @@ class FORGrad(WrapperExplainer):
         ValueError: a bad ``sigma``, or an unknown ``shape``, ``mode`` or ``channel_reduction``.
     """
 
-    def __init__(
-        self,
-        explainer: object,
-        sigma: float | str,
-        shape: str = "box",
-        mode: str = "magnitude",
-        *,
-        channel_reduction: str = "mean",
-    ) -> None:
+    @forwards_options(forgrad_filter, skip=("maps",))
+    def __init__(self, explainer: object, sigma: float | str, shape: str = "box", **options: str) -> None:
         super().__init__(explainer)
-        auto = sigma == "auto"
-        if not auto and (isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or math.isnan(sigma)
-                         or sigma < 0):
-            raise ValueError(f"sigma must be a number >= 0 (cycles per image; inf = no filtering) or 'auto', "
-                             f"got {sigma!r}")
-        if shape not in SHAPES:
-            raise ValueError(f"unknown low-pass shape {shape!r}; expected one of {', '.join(SHAPES)}")
-        if channel_reduction not in REDUCTIONS:
-            raise ValueError(f"unknown channel reduction {channel_reduction!r}; expected one of "
-                             f"{', '.join(REDUCTIONS)}")
-        self.sigma: float | str = "auto" if auto else float(sigma)
+        bound = inspect.signature(forgrad_filter).bind(None, sigma, shape, **options)  # TypeError: unknown one
+        bound.apply_defaults()
+        sigma, shape, mode, channel_reduction = _check_filter(**{k: v for k, v in bound.arguments.items()
+                                                                  if k != "maps"})
+        self.sigma: float | str = sigma
         #: with ``sigma="auto"``: the per-image σ of the last call (``Tensor[B]``), else ``None``
         self.last_sigma: Tensor | None = None
         self.shape = shape
-        self.mode = check_forgrad_mode(mode)
+        self.mode = mode
         self.channel_reduction = channel_reduction
 
     @property

@@ -22,12 +22,15 @@ default, at ImageNet size) from 64 px on, e.g. at 224 px.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
 from freqlens.attribution.occlusion import count_for_size
 from freqlens.attribution.sobol import CellMaskExplainer
 from freqlens.utils.seeding import seed_from
+from freqlens.utils.signatures import forwards_options
 
 SAMPLERS = ("lhs", "sobol")
 
@@ -152,6 +155,7 @@ class HSICAttribution(CellMaskExplainer):
     name = "hsic"
     bar_label = "HSIC"
 
+    @forwards_options(CellMaskExplainer.__init__)
     def __init__(
         self,
         model: nn.Module,
@@ -159,16 +163,9 @@ class HSICAttribution(CellMaskExplainer):
         nb_design: int | None = None,
         sampler: str = "lhs",
         output_bandwidth: float | None = None,
-        perturbation: str = "inpainting",
-        baseline: float | Tensor = 0.0,
-        blur_sigma: float | None = None,
-        score: str = "logit",
-        batch_size: int | None = None,
-        generator: torch.Generator | None = None,
-        progress: bool = False,
+        **options: Any,
     ) -> None:
-        super().__init__(model, grid, nb_design, perturbation, baseline, blur_sigma, score, batch_size, generator,
-                         progress)
+        super().__init__(model, grid, nb_design, **options)
         if self.nb_design is not None and self.nb_design < 2:
             raise ValueError(f"nb_design must be at least 2, got {nb_design}")
         if sampler not in SAMPLERS:

@@ -21,9 +21,12 @@ with its own ``batch_size``).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
+
+from freqlens.utils.signatures import forwards_options
 
 from ._batching import auto_batch_size, check_batch_size, segments
 from .base import (
@@ -265,18 +268,9 @@ class VarGrad(NoiseTunnel):
 
     name = "vargrad"
 
-    def __init__(
-        self,
-        explainer: object,
-        n: int = 50,
-        noise_level: float = 0.15,
-        sigma: float | None = None,
-        batch_size: int | None = None,
-        generator: torch.Generator | None = None,
-        progress: bool = False,
-        unbiased: bool = False,
-    ) -> None:
-        super().__init__(explainer, n, noise_level, sigma, batch_size, generator, progress)
+    @forwards_options(NoiseTunnel.__init__)
+    def __init__(self, explainer: object, n: int = 50, *, unbiased: bool = False, **options: Any) -> None:
+        super().__init__(explainer, n, **options)
         if unbiased and n < 2:
             raise ValueError("VarGrad(unbiased=True) needs n >= 2 samples")
         self.unbiased = bool(unbiased)

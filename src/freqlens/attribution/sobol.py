@@ -18,6 +18,7 @@ The ``grid×grid`` indices are upsampled bilinearly to ``H×W``: ``B×1×H×W`` 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,7 @@ from freqlens.attribution._batching import check_batch_size
 from freqlens.attribution.base import Call, Explainer, Family, PassCount, check_images, check_score
 from freqlens.utils.perturb import check_baseline, resolve_baseline, score_perturbations
 from freqlens.utils.seeding import seed_from
+from freqlens.utils.signatures import forwards_options
 from freqlens.utils.tensors import check_positive_int
 
 PERTURBATIONS = ("inpainting", "blur")
@@ -246,21 +248,9 @@ class SobolAttribution(CellMaskExplainer):
     name = "sobol"
     bar_label = "Sobol"
 
-    def __init__(
-        self,
-        model: nn.Module,
-        grid: int = 8,
-        nb_design: int = 32,
-        perturbation: str = "inpainting",
-        baseline: float | Tensor = 0.0,
-        blur_sigma: float | None = None,
-        score: str = "logit",
-        batch_size: int | None = None,
-        generator: torch.Generator | None = None,
-        progress: bool = False,
-    ) -> None:
-        super().__init__(model, grid, nb_design, perturbation, baseline, blur_sigma, score, batch_size, generator,
-                         progress)
+    @forwards_options(CellMaskExplainer.__init__)
+    def __init__(self, model: nn.Module, grid: int = 8, nb_design: int = 32, **options: Any) -> None:
+        super().__init__(model, grid, nb_design, **options)
 
     def perturbations(self, height: int, width: int) -> int:
         return self.designs_for_size(height, width) * (self.grid * self.grid + 2)

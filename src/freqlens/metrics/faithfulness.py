@@ -22,12 +22,14 @@ module's flag is restored afterwards) and no gradient is recorded. :func:`check_
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from freqlens.utils.perturb import Baseline, clean_scores, resolve_baseline, score_perturbations
 from freqlens.utils.scores import SCORES, check_score
+from freqlens.utils.signatures import forwards_options
 from freqlens.utils.tensors import (
     REDUCTIONS,
     check_model_and_images,
@@ -117,15 +119,18 @@ def _perturbation_curve(
     inputs: Tensor,
     target: Tensor | int | None,
     attributions: Tensor,
-    steps: int,
-    baseline: Baseline,
-    score: str,
-    batch_size: int | None,
-    reduce: str,
-    blur_sigma: float | None,
-    return_curves: bool,
-    progress: bool,
+    steps: int = 20,
+    baseline: Baseline = 0.0,
+    score: str = "prob",
+    batch_size: int | None = None,
+    *,
+    reduce: str = "sum",
+    blur_sigma: float | None = None,
+    return_curves: bool = False,
+    progress: bool = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
+    """The curve of :func:`deletion` (``mode="deletion"``) or :func:`insertion`; the settings and their
+    defaults of both are these."""
     inputs, chunk = check_model_and_images(model, inputs, batch_size)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
@@ -154,20 +159,9 @@ def _perturbation_curve(
     return (auc, curves) if return_curves else auc
 
 
+@forwards_options(_perturbation_curve, skip=("mode",))
 def deletion(
-    model: nn.Module,
-    inputs: Tensor,
-    target: Tensor | int | None,
-    attributions: Tensor,
-    steps: int = 20,
-    baseline: Baseline = 0.0,
-    score: str = "prob",
-    batch_size: int | None = None,
-    *,
-    reduce: str = "sum",
-    blur_sigma: float | None = None,
-    return_curves: bool = False,
-    progress: bool = False,
+    model: nn.Module, inputs: Tensor, target: Tensor | int | None, attributions: Tensor, **options: Any
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Deletion AUC (RISE, Petsiuk et al. 2018), one value per image — lower is better.
 
@@ -201,24 +195,12 @@ def deletion(
             match ``inputs``.
         InputError: images outside the pixel range or non-finite logits.
     """
-    return _perturbation_curve("deletion", model, inputs, target, attributions, steps, baseline, score,
-                               batch_size, reduce, blur_sigma, return_curves, progress)
+    return _perturbation_curve("deletion", model, inputs, target, attributions, **options)
 
 
+@forwards_options(_perturbation_curve, skip=("mode",))
 def insertion(
-    model: nn.Module,
-    inputs: Tensor,
-    target: Tensor | int | None,
-    attributions: Tensor,
-    steps: int = 20,
-    baseline: Baseline = 0.0,
-    score: str = "prob",
-    batch_size: int | None = None,
-    *,
-    reduce: str = "sum",
-    blur_sigma: float | None = None,
-    return_curves: bool = False,
-    progress: bool = False,
+    model: nn.Module, inputs: Tensor, target: Tensor | int | None, attributions: Tensor, **options: Any
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Insertion AUC (RISE, Petsiuk et al. 2018), one value per image — higher is better.
 
@@ -234,8 +216,7 @@ def insertion(
     Returns:
         ``Tensor[B]`` (trapezoid AUC over ``[0, 1]``), or ``(auc, curves)``.
     """
-    return _perturbation_curve("insertion", model, inputs, target, attributions, steps, baseline, score,
-                               batch_size, reduce, blur_sigma, return_curves, progress)
+    return _perturbation_curve("insertion", model, inputs, target, attributions, **options)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -29,6 +30,7 @@ from torch import Tensor, nn
 from freqlens.spectral import lowpass
 from freqlens.utils.progress import progress_counter
 from freqlens.utils.scores import input_gradient, select_score
+from freqlens.utils.signatures import forwards_options
 from freqlens.utils.tensors import (
     check_batch_size,
     check_images,
@@ -95,57 +97,6 @@ def _check_values(values: object, name: str, allow_none: bool) -> list[float]:
             raise ValueError(f"{name} must be >= 0 {bound}, got {value}")
         out.append(value)
     return out
-
-
-def linearization_residual(
-    model: nn.Module,
-    inputs: Tensor,
-    target: Tensor | int | None,
-    sigmas: Sequence[float | None] | Tensor | float | None,
-    radii: Sequence[float] | Tensor | float,
-    n_dirs: int = 100,
-    generator: torch.Generator | None = None,
-    batch_size: int | None = None,
-    shape: str = "box",
-    progress: bool = False,
-) -> Tensor:
-    """Mean linearization residual of the σ-filtered gradient.
-
-    Memory: the ``n_dirs`` directions (``n_dirs × C×H×W``) and ``len(sigmas) × B × n_dirs`` inner
-    products are kept; the ``B·n_dirs·len(radii)`` perturbed forward passes are streamed. See
-    :func:`linearization_curves` for the residual relative to the unfiltered gradient and to
-    ``|f(x + ε) − f(x)|``.
-
-    Args:
-        model: classifier returning logits ``[B, classes]`` (held in eval mode, flags restored).
-        inputs: ``B×C×H×W`` floating images.
-        target: classes (``LongTensor[B]``, an int, or ``None`` = predicted class); ``f`` = its logit.
-        sigmas: low-pass cutoffs in cycles per image; ``None`` / ``inf`` / ≥ Nyquist = unfiltered
-            (exactly: :func:`~freqlens.spectral.lowpass` is then the identity).
-        radii: L2 radii ``r ≥ 0`` of the perturbations ``ε``.
-        n_dirs: number of random directions (shared by all images, σ and r).
-        generator: torch generator for the directions (same generator state → same result).
-        batch_size: images per gradient pass and perturbed inputs per forward pass (default: the
-            number of images, so memory does not grow with ``n_dirs`` × ``len(radii)``).
-        shape: filter shape of :func:`freqlens.spectral.lowpass` (``box``, ``disk``, ``gaussian``).
-        progress: show a tqdm bar on stderr.
-
-    Returns:
-        ``Tensor[len(sigmas), len(radii)]``, float64 for float64 inputs, float32 otherwise, on the
-            inputs' device.
-
-    Raises:
-        TypeError: ``sigmas`` or ``radii`` do not hold numbers.
-        ValueError: empty, negative or NaN ``sigmas`` / ``radii`` (or an infinite radius), or a bad
-            ``n_dirs``.
-    """
-    model = check_model(model)
-    inputs = check_images(inputs)
-    sigma_list = _check_values(sigmas, "sigmas", allow_none=True)
-    radius_list = _check_values(radii, "radii", allow_none=False)
-    sums, _ = _residual_sums(model, inputs, target, sigma_list, radius_list, n_dirs, generator, batch_size, shape,
-                             progress)
-    return (sums / (inputs.shape[0] * n_dirs)).to(result_dtype(inputs))
 
 
 def _residual_sums(
@@ -319,3 +270,46 @@ def linearization_curves(
     means = (sums / count).cpu()
     return LinearizationCurves(sigmas=sigma_list, radii=radius_list, residual=means[:-1], unfiltered=means[-1],
                                change=(change / count).cpu(), shape=shape, n_images=inputs.shape[0], n_dirs=n_dirs)
+
+
+@forwards_options(linearization_curves)
+def linearization_residual(
+    model: nn.Module,
+    inputs: Tensor,
+    target: Tensor | int | None,
+    sigmas: Sequence[float | None] | Tensor | float | None,
+    radii: Sequence[float] | Tensor | float,
+    **options: Any,
+) -> Tensor:
+    """Mean linearization residual of the σ-filtered gradient.
+
+    Memory: the ``n_dirs`` directions (``n_dirs × C×H×W``) and ``len(sigmas) × B × n_dirs`` inner
+    products are kept; the ``B·n_dirs·len(radii)`` perturbed forward passes are streamed. See
+    :func:`linearization_curves` for the residual relative to the unfiltered gradient and to
+    ``|f(x + ε) − f(x)|``.
+
+    Args:
+        model: classifier returning logits ``[B, classes]`` (held in eval mode, flags restored).
+        inputs: ``B×C×H×W`` floating images.
+        target: classes (``LongTensor[B]``, an int, or ``None`` = predicted class); ``f`` = its logit.
+        sigmas: low-pass cutoffs in cycles per image; ``None`` / ``inf`` / ≥ Nyquist = unfiltered
+            (exactly: :func:`~freqlens.spectral.lowpass` is then the identity).
+        radii: L2 radii ``r ≥ 0`` of the perturbations ``ε``.
+        n_dirs: number of random directions (shared by all images, σ and r).
+        generator: torch generator for the directions (same generator state → same result).
+        batch_size: images per gradient pass and perturbed inputs per forward pass (default: the
+            number of images, so memory does not grow with ``n_dirs`` × ``len(radii)``).
+        shape: filter shape of :func:`freqlens.spectral.lowpass` (``box``, ``disk``, ``gaussian``).
+        progress: show a tqdm bar on stderr.
+
+    Returns:
+        ``Tensor[len(sigmas), len(radii)]``, float64 for float64 inputs, float32 otherwise, on the
+            inputs' device.
+
+    Raises:
+        TypeError: ``sigmas`` or ``radii`` do not hold numbers.
+        ValueError: empty, negative or NaN ``sigmas`` / ``radii`` (or an infinite radius), or a bad
+            ``n_dirs``.
+    """
+    curves = linearization_curves(model, inputs, target, sigmas, radii, **options)
+    return curves.residual.to(inputs.device, result_dtype(inputs))

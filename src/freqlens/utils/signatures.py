@@ -1,0 +1,65 @@
+"""Parameter lists written once: a callable that forwards ``**options`` to another one shows that one's
+parameters as its own.
+
+A variant (``SobolAttribution`` of ``CellMaskExplainer``, ``VarGrad`` of ``NoiseTunnel``,
+``LowFrequencyPGD`` of ``PGD``, ``FORGrad`` of :func:`~freqlens.attribution.forgrad_filter`) declares only
+the parameters it adds or whose default it changes, and passes the rest on with ``**options``.
+:func:`forwards_options` then gives it the complete signature, so that :func:`inspect.signature`,
+``help()``, the generated ``repr`` of explainers and the method registry (which reads settings from
+constructor signatures) all see one list, whose names, defaults and annotations are written in one place.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+__all__ = ["forwards_options"]
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+_NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def forwards_options(target: Callable[..., Any], *, skip: Iterable[str] = ()) -> Callable[[_Function], _Function]:
+    """Decorator: the decorated callable's ``**options`` are the remaining named parameters of ``target``.
+
+    The decorated callable's ``__signature__`` becomes: its own parameters up to its ``**options``
+    (positional ones first, its keyword-only ones last), with ``target``'s other named parameters in
+    between as keyword-only ones (``**options`` can only receive keywords), with their defaults and
+    annotations; ``target``'s own ``**kwargs``, if any, closes the list. Calls are not changed: the
+    decorated callable still receives ``**options`` and passes them to ``target`` itself.
+
+    Args:
+        target: the callable the options are forwarded to (for a constructor: the base class's
+            ``__init__``). Its signature is read through :func:`inspect.signature`, so a target that is
+            itself decorated contributes its complete list.
+        skip: names of ``target``'s parameters the decorated callable supplies itself (e.g. ``"maps"``
+            when a class wraps a function of the maps).
+
+    Returns:
+        The decorator; it returns the same callable, with ``__signature__`` set.
+
+    Raises:
+        TypeError: the decorated callable has no ``**options`` parameter.
+    """
+    skipped = set(skip) | {"self"}
+
+    def decorate(function: _Function) -> _Function:
+        own = list(inspect.signature(function).parameters.values())
+        if not own or own[-1].kind is not inspect.Parameter.VAR_KEYWORD:
+            raise TypeError(f"{function.__qualname__} has no **options to forward to {target.__qualname__}")
+        own = own[:-1]
+        names = {parameter.name for parameter in own} | skipped
+        forwarded = list(inspect.signature(target).parameters.values())
+        inherited = [parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY) for parameter in forwarded
+                     if parameter.name not in names and parameter.kind in _NAMED]
+        keyword_only = [parameter for parameter in own if parameter.kind is inspect.Parameter.KEYWORD_ONLY]
+        leading = [parameter for parameter in own if parameter.kind is not inspect.Parameter.KEYWORD_ONLY]
+        closing = [parameter for parameter in forwarded if parameter.kind is inspect.Parameter.VAR_KEYWORD]
+        signature = inspect.Signature([*leading, *inherited, *keyword_only, *closing],
+                                      return_annotation=inspect.signature(function).return_annotation)
+        function.__signature__ = signature  # type: ignore[attr-defined]
+        return function
+
+    return decorate
