@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import operator
 import time
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import tomllib
+from typing_extensions import Self
 
 from freqlens.data.sampling import pick_indices
 from freqlens.errors import FreqlensError
@@ -30,6 +32,7 @@ __all__ = [
     "Claim",
     "StudyModel",
     "StudyRun",
+    "StudyTraining",
     "check_scale",
     "compare",
     "config_hash",
@@ -47,6 +50,7 @@ __all__ = [
 SCALES = ("demo", "cpu", "paper")
 
 ConfigT = TypeVar("ConfigT")
+TrainingT = TypeVar("TrainingT", bound="StudyTraining")
 
 _COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -349,6 +353,81 @@ def study_model(
     return StudyModel(trained.model.eval(), str(trained.checkpoint),
                       max(float(entry["val_accuracy"]) for entry in history), None, len(history),
                       sum(float(entry["seconds"]) for entry in history) / len(history), trained.reused)
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyTraining:
+    """The first settings of every study config: the images studied, where the models come from and how
+    they are trained when the zoo does not provide them (a study config derives from this class).
+    """
+
+    dataset: str = "demo-cifar10"  # the images studied (its training split trains the study's own models)
+    zoo: str = "cifar10"  # the zoo's models trained on this dataset ("" = train them for the study)
+    retrain: bool = False  # train afresh (on `dataset`'s training split) even when the zoo has the models
+    epochs: int = 10  # when trained for the study
+    batch_size: int = 64
+    lr: float = 1e-3
+    n_train: int = 0  # first n_train training images, 0: all (image folders are sorted by class: prefer 0)
+    seed: int = 0  # of the models trained for the study (and of the study's draws unless it says otherwise)
+
+    #: Scale -> the settings that differ from the defaults (the defaults are the ``demo`` scale).
+    PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+
+    @classmethod
+    def for_scale(cls, scale: str) -> Self:
+        """The config of a scale: the defaults (``demo``) updated with :attr:`PRESETS` ``[scale]``.
+
+        Args:
+            scale: one of :data:`SCALES`.
+
+        Returns:
+            The config.
+
+        Raises:
+            FreqlensError: an unknown scale.
+        """
+        return cls(**cls.PRESETS.get(check_scale(scale), {}))
+
+    def check_fields(self, *, counts: Iterable[str] = (), sizes: Iterable[str] = (),
+                     rates: Iterable[str] = ()) -> None:
+        """Check numeric fields, naming the first one out of its range.
+
+        Args:
+            counts: fields that must be ``>= 1``.
+            sizes: fields that must be ``>= 0`` (e.g. ``n_train``, where ``0`` means all).
+            rates: fields that must be finite and ``> 0``.
+
+        Raises:
+            FreqlensError: a field out of its range.
+        """
+        for name in counts:
+            if getattr(self, name) < 1:
+                raise FreqlensError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in sizes:
+            if getattr(self, name) < 0:
+                raise FreqlensError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in rates:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise FreqlensError(f"{name} must be a positive finite number, got {value}")
+
+    def study_model(self, name: str, cache_dir: str | Path, *, mode: Any = None, epochs: int | None = None,
+                    progress: bool = False) -> StudyModel:
+        """The study's ``name`` model under these settings (:func:`study_model`).
+
+        Args:
+            name: the architecture (:func:`freqlens.models.build`).
+            cache_dir: the training cache.
+            mode: the training mode (``None``: standard training).
+            epochs: epochs when trained for the study (``None``: :attr:`epochs`).
+            progress: progress bars on stderr while training.
+
+        Returns:
+            The model with its origin and accuracy.
+        """
+        return study_model(name, self.dataset, self.epochs if epochs is None else epochs, self.seed, cache_dir,
+                           zoo=self.zoo, retrain=self.retrain, mode=mode, progress=progress,
+                           batch_size=self.batch_size, lr=self.lr, n_train=self.n_train or None)
 
 
 def _check_zoo_mode(name: str, recorded: Mapping[str, Any], mode: Any) -> None:

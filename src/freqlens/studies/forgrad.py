@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -76,7 +76,13 @@ from freqlens.models import build, model_spec, swap_pooling
 from freqlens.models.registry import MODEL_NAMES
 from freqlens.report.figures import attribution_grid, grouped_bars, line_plot, save_footprint_figures
 from freqlens.spectral import nyquist_sigma
-from freqlens.studies.base import Claim, StudyModel, StudyRun, check_scale, study_model, study_runner
+from freqlens.studies.base import (
+    Claim,
+    StudyModel,
+    StudyRun,
+    StudyTraining,
+    study_runner,
+)
 from freqlens.utils.tensors import resolve_target
 
 STUDY = "forgrad"
@@ -121,17 +127,13 @@ FACTORIES: dict[str, Factory] = {
 
 
 @dataclass(frozen=True)
-class ForgradConfig:
-    """Every number of the study in one place (defaults = the ``demo`` scale)."""
+class ForgradConfig(StudyTraining):
+    """Every number of the study in one place (defaults = the ``demo`` scale); the images explained and the
+    models' origin and training as :class:`~freqlens.studies.base.StudyTraining` (``seed``: of the models
+    trained for the study and of the random-init twin, Fig 5; the image draws follow ``seeds``)."""
 
+    epochs: int = 4  # when trained for the study (this study's default)
     models: str = "resnet_small"  # the first is the reference model of Figs 2, 3, 5 (seed 001: +vit_tiny,convnext_tiny)
-    dataset: str = "demo-cifar10"  # the images explained
-    zoo: str = "cifar10"  # the zoo's standard models trained on this dataset ("" = train them for the study)
-    retrain: bool = False  # train afresh (on `dataset`'s training split) even when the zoo has the models
-    epochs: int = 4  # when trained for the study
-    batch_size: int = 64
-    lr: float = 1e-3
-    n_train: int = 0  # first n_train training images, 0: all (image folders are sorted by class: prefer 0)
     methods: str = "saliency,gradient_input,smoothgrad,gradcam,occlusion,centre_prior"  # centre_prior: a control
     modes: str = "magnitude,signed"  # FORGrad pipelines of Tables 1–2 (magnitude: published; signed: Prop. 3.1)
     sigma_method: str = "gradient_input"  # the method of the σ sweep (seed 001 Fig 6: Gradient Input)
@@ -161,34 +163,25 @@ class ForgradConfig:
     random_gap: float = 0.1  # "no discrepancy trained vs random": relative gap of the mean layer HF at most this
     layer_measure: str = "hf_power"  # compression | hf_power | laplacian
     example_sigmas: str = "2,4,8"  # σ of the example FORGrad maps (Fig 6), with σ* and the unfiltered map
-    seed: int = 0  # of the models trained for the study (zoo=""/retrain) and of the random-init twin (Fig 5)
 
-    @classmethod
-    def for_scale(cls, scale: str) -> ForgradConfig:
-        """Preset of a scale: ``demo`` (the zoo's resnet_small on the shipped CIFAR-10 sample, 8 + 8 images,
-        one seed, about 40 s), ``cpu`` (the zoo's resnet_small, vit_tiny and convnext_tiny on the CIFAR-10
-        test split: σ* on 128 held-out images, 48 evaluated images per seed, three seeds, about 30 min of 2
-        cores: ``--set dataset=ARCHIVE``), ``paper`` (seed-like numbers, trained for
-        the study)."""
-        check_scale(scale)
-        if scale == "demo":
-            return cls()
-        if scale == "cpu":
-            # the zoo's trio; sized for at most 30 min of 2 cores (measured: see benchmarks/results/studies/
-            # forgrad-cpu/time.txt; 3 × 64 images and 6 σ took 31 min): σ* on 128 held-out images once per
-            # model and pipeline, 3 × 48 evaluated images
-            return cls(models="resnet_small,vit_tiny,convnext_tiny", dataset="cifar10", epochs=2, n_train=0,
-                       n_images=48, n_calibration=128, seeds="0,1,2", steps=10, mufidelity_samples=24,
-                       n_sigmas=5, ig_steps=16, n_samples=16, occlusion_patch=8, occlusion_stride=4,
-                       methods="saliency,gradient_input,integrated_gradients,smoothgrad,gradcam,occlusion,"
-                               "centre_prior",
-                       n_dirs=16)
-        return cls(models="resnet_small,vit_tiny,convnext_tiny", dataset="cifar10", zoo="", epochs=30, n_train=0,
-                   n_images=1000, n_calibration=1000, seeds="0,1,2", steps=20,
-                   mufidelity_samples=128, n_sigmas=16, ig_steps=50, n_samples=50, rise_masks=8000, n_dirs=100,
-                   occlusion_patch=4, occlusion_stride=2,
-                   methods="saliency,gradient_input,integrated_gradients,smoothgrad,vargrad,gradcam,gradcam_pp,"
-                           "occlusion,rise,centre_prior")
+    # demo: the zoo's resnet_small on the shipped CIFAR-10 sample, 8 + 8 images, one seed, about 40 s; cpu: the
+    # zoo's resnet_small, vit_tiny and convnext_tiny on the CIFAR-10 test split (--set dataset=ARCHIVE), sized
+    # for at most 30 min of 2 cores (measured: see benchmarks/results/studies/forgrad-cpu/time.txt; 3 × 64
+    # images and 6 σ took 31 min): σ* on 128 held-out images once per model and pipeline, 3 × 48 evaluated
+    # images; paper: seed-like numbers, trained for the study
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "cpu": {"models": "resnet_small,vit_tiny,convnext_tiny", "dataset": "cifar10", "epochs": 2, "n_train": 0,
+                "n_images": 48, "n_calibration": 128, "seeds": "0,1,2", "steps": 10, "mufidelity_samples": 24,
+                "n_sigmas": 5, "ig_steps": 16, "n_samples": 16, "occlusion_patch": 8, "occlusion_stride": 4,
+                "methods": "saliency,gradient_input,integrated_gradients,smoothgrad,gradcam,occlusion,centre_prior",
+                "n_dirs": 16},
+        "paper": {"models": "resnet_small,vit_tiny,convnext_tiny", "dataset": "cifar10", "zoo": "", "epochs": 30,
+                  "n_train": 0, "n_images": 1000, "n_calibration": 1000, "seeds": "0,1,2", "steps": 20,
+                  "mufidelity_samples": 128, "n_sigmas": 16, "ig_steps": 50, "n_samples": 50, "rise_masks": 8000,
+                  "n_dirs": 100, "occlusion_patch": 4, "occlusion_stride": 2,
+                  "methods": "saliency,gradient_input,integrated_gradients,smoothgrad,vargrad,gradcam,gradcam_pp,"
+                             "occlusion,rise,centre_prior"},
+    }
 
 
 # ------------------------------------------------------------------------------------ config checks
@@ -247,19 +240,14 @@ def _seeds(config: ForgradConfig) -> list[int]:
 
 def _check_numbers(config: ForgradConfig) -> None:
     """The scalar fields: counts >= 1, positive rates, a confidence in (0, 1)."""
-    for name in ("epochs", "batch_size", "n_images", "n_calibration", "steps", "mufidelity_samples", "ig_steps",
-                 "n_samples", "occlusion_patch", "occlusion_stride", "rise_masks", "n_dirs", "n_resamples"):
-        if getattr(config, name) < 1:
-            raise FreqlensError(f"{name} must be >= 1, got {getattr(config, name)}")
+    config.check_fields(
+        counts=("epochs", "batch_size", "n_images", "n_calibration", "steps", "mufidelity_samples", "ig_steps",
+                "n_samples", "occlusion_patch", "occlusion_stride", "rise_masks", "n_dirs", "n_resamples"),
+        sizes=("n_train",), rates=("lr", "noise_level", "align_ratio", "random_gap", "nonlinear_fraction"))
     if config.n_sigmas < 2:
         raise FreqlensError(f"n_sigmas must be >= 2, got {config.n_sigmas}")
-    if config.n_train < 0:
-        raise FreqlensError(f"n_train must be >= 0 (0 = all), got {config.n_train}")
     if config.occlusion_stride > config.occlusion_patch:
         raise FreqlensError("occlusion_stride must be <= occlusion_patch")
-    for name in ("lr", "noise_level", "align_ratio", "random_gap", "nonlinear_fraction"):
-        if not getattr(config, name) > 0:
-            raise FreqlensError(f"{name} must be > 0, got {getattr(config, name)}")
     if not 0 < config.confidence < 1:
         raise FreqlensError(f"confidence must lie in (0, 1), got {config.confidence}")
 
@@ -554,10 +542,7 @@ def _setup(run: StudyRun) -> Setup:
 
 def _load_model(name: str, setup: Setup) -> StudyModel:
     """The zoo's ``name`` model (or one trained and cached for the study, see :func:`study_model`)."""
-    config = setup.config
-    return study_model(name, config.dataset, config.epochs, config.seed, setup.cache_dir, zoo=config.zoo,
-                       retrain=config.retrain, progress=setup.progress, batch_size=config.batch_size, lr=config.lr,
-                       n_train=config.n_train or None)
+    return setup.config.study_model(name, setup.cache_dir, progress=setup.progress)
 
 
 def _prediction_rows(model: torch.nn.Module, draw: Draw, setup: Setup) -> PredictionRows:

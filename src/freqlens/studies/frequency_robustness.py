@@ -21,7 +21,7 @@ import dataclasses
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -42,7 +42,13 @@ from freqlens.data import ImageDataset, load_dataset, pick_indices
 from freqlens.errors import FreqlensError
 from freqlens.report.figures import attribution_grid, heatmaps, line_grid, line_plot, save_rct_figure
 from freqlens.spectral import dct2, dct_bands
-from freqlens.studies.base import Claim, StudyModel, StudyRun, check_scale, study_model, study_runner
+from freqlens.studies.base import (
+    Claim,
+    StudyModel,
+    StudyRun,
+    StudyTraining,
+    study_runner,
+)
 from freqlens.training import Adversarial, evaluate
 
 STUDY = "frequency-robustness"
@@ -53,18 +59,12 @@ SEED_ATTACKS = ("FGSM", "PGD", "CW", "SimBA-DCT")
 
 
 @dataclasses.dataclass(frozen=True)
-class FrequencyRobustnessConfig:
-    """Every number of the study in one place (defaults = the ``demo`` scale)."""
+class FrequencyRobustnessConfig(StudyTraining):
+    """Every number of the study in one place (defaults = the ``demo`` scale); the images analysed and the
+    models' origin and training as :class:`~freqlens.studies.base.StudyTraining` (``epochs``: of the
+    natural model)."""
 
     model: str = "lenet"
-    dataset: str = "demo-cifar10"  # the images analysed
-    zoo: str = "cifar10"  # models from the zoo trained on this dataset ("" = train them for the study)
-    retrain: bool = False  # train afresh (on `dataset`'s training split) even when the zoo has the models
-    n_train: int = 0  # 0: the whole training split
-    batch_size: int = 64
-    lr: float = 1e-3
-    epochs: int = 10  # natural model
-    seed: int = 0
     # adversarially trained twin: PGD-AT (Madry) with at_steps L∞ steps (the zoo's lenet-cifar10-pgd-at)
     at_epochs: int = 10
     at_eps: float = 8 / 255
@@ -92,36 +92,25 @@ class FrequencyRobustnessConfig:
     example: int = 0  # index (among the n_images) of the Fig 4 example
     eval_batch_size: int = 256  # max images per forward pass of the analyses (memory bound only)
 
-    @classmethod
-    def for_scale(cls, scale: str) -> FrequencyRobustnessConfig:
-        """Preset of a scale: ``demo`` (the zoo's CIFAR-10 lenet and its PGD-AT twin on the shipped sample,
-        seconds), ``cpu`` (the same models, more images and attack steps: ``--set dataset=ARCHIVE``),
-        ``paper`` (seed-like: resnet18 trained for the study)."""
-        check_scale(scale)
-        if scale == "demo":
-            return cls()
-        eps = 8 / 255
-        if scale == "cpu":
-            return cls(dataset="cifar10", n_images=200, pgd_steps=10, cw_steps=100, simba_queries=500, n_robust=32,
-                       robust_steps=200, robust_step_size=0.05)
-        return cls(model="resnet18", dataset="cifar10", zoo="", batch_size=128, lr=1e-3, epochs=30, at_epochs=30,
-                   at_eps=eps, at_alpha=2 / 255, at_steps=7, n_images=200, attack_eps=0.15, pgd_steps=20,
-                   cw_steps=1000, simba_queries=3000, n_robust=200, robust_steps=1000, robust_step_size=0.05)
+    # demo: the zoo's CIFAR-10 lenet and its PGD-AT twin on the shipped sample, seconds; cpu: the same models,
+    # more images and attack steps (--set dataset=ARCHIVE); paper: seed-like, resnet18 trained for the study
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "cpu": {"dataset": "cifar10", "n_images": 200, "pgd_steps": 10, "cw_steps": 100, "simba_queries": 500,
+                "n_robust": 32, "robust_steps": 200, "robust_step_size": 0.05},
+        "paper": {"model": "resnet18", "dataset": "cifar10", "zoo": "", "batch_size": 128, "lr": 1e-3, "epochs": 30,
+                  "at_epochs": 30, "at_eps": 8 / 255, "at_alpha": 2 / 255, "at_steps": 7, "n_images": 200,
+                  "attack_eps": 0.15, "pgd_steps": 20, "cw_steps": 1000, "simba_queries": 3000, "n_robust": 200,
+                  "robust_steps": 1000, "robust_step_size": 0.05},
+    }
 
 
 def _validate(config: FrequencyRobustnessConfig) -> None:
-    for name in ("epochs", "at_epochs", "batch_size", "at_steps", "n_images", "pgd_steps", "cw_steps", "cw_search_steps",
-                 "simba_queries", "lf_cutoff", "n_robust", "robust_steps", "nonrobust_steps", "ablate_k",
-                 "eval_batch_size"):
-        if getattr(config, name) < 1:
-            raise FreqlensError(f"{name} must be >= 1, got {getattr(config, name)}")
-    for name in ("n_train", "low_cutoff", "example"):
-        if getattr(config, name) < 0:
-            raise FreqlensError(f"{name} must be >= 0, got {getattr(config, name)}")
-    for name in ("lr", "at_eps", "at_alpha", "attack_eps", "cw_c", "simba_eps", "robust_step_size", "nonrobust_eps"):
-        value = getattr(config, name)
-        if not (math.isfinite(value) and value > 0):
-            raise FreqlensError(f"{name} must be a positive finite number, got {value}")
+    config.check_fields(
+        counts=("epochs", "at_epochs", "batch_size", "at_steps", "n_images", "pgd_steps", "cw_steps", "cw_search_steps",
+                "simba_queries", "lf_cutoff", "n_robust", "robust_steps", "nonrobust_steps", "ablate_k",
+                "eval_batch_size"),
+        sizes=("n_train", "low_cutoff", "example"),
+        rates=("lr", "at_eps", "at_alpha", "attack_eps", "cw_c", "simba_eps", "robust_step_size", "nonrobust_eps"))
     if config.n_robust < 2:
         raise FreqlensError(f"n_robust must be >= 2 (each inversion starts from another image), got {config.n_robust}")
     if config.n_robust > config.n_images:
@@ -470,12 +459,9 @@ def _images(config: FrequencyRobustnessConfig, progress: bool) -> Images:
 
 def _twins(config: FrequencyRobustnessConfig, data: Images, cache_dir: Path, progress: bool) -> Twins:
     """Both models (zoo, or trained and cached) and their accuracy on the whole test split."""
-    common = {"batch_size": config.batch_size, "lr": config.lr, "n_train": config.n_train or None,
-              "progress": progress, "zoo": config.zoo, "retrain": config.retrain}
-    natural = study_model(config.model, config.dataset, config.epochs, config.seed, cache_dir, **common)
+    natural = config.study_model(config.model, cache_dir, progress=progress)
     at_mode = Adversarial.pgd(config.at_eps, config.at_alpha, config.at_steps)
-    robust = study_model(config.model, config.dataset, config.at_epochs, config.seed, cache_dir, mode=at_mode,
-                         **common)
+    robust = config.study_model(config.model, cache_dir, mode=at_mode, epochs=config.at_epochs, progress=progress)
     twins = Twins(natural, robust, accuracy={})
     accuracy = {role: evaluate(model, data.test_set)["accuracy"] for role, model in twins.by_role().items()}
     return dataclasses.replace(twins, accuracy=accuracy)

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -26,9 +26,8 @@ from freqlens.studies.base import (
     Claim,
     StudyModel,
     StudyRun,
-    check_scale,
+    StudyTraining,
     seconds_per_step,
-    study_model,
     study_runner,
     training_mean_image,
 )
@@ -42,22 +41,15 @@ MAIN = ("standard", "noise modulation", "adversarial")
 
 
 @dataclasses.dataclass(frozen=True)
-class NoiseModulationConfig:
-    """Every number of the study in one place (defaults = the ``demo`` scale).
+class NoiseModulationConfig(StudyTraining):
+    """Every number of the study in one place (defaults = the ``demo`` scale); the images analysed (VII,
+    gradient grids) and the models' origin and training as :class:`~freqlens.studies.base.StudyTraining`.
 
     The standard model uses exactly the shared demo settings (lenet, 3 epochs, seed 0, batch 64,
     lr 1e-3, whole training split); every other model differs only by its training mode.
     """
 
     model: str = "lenet"
-    dataset: str = "demo-cifar10"  # the images analysed (VII, gradient grids)
-    zoo: str = "cifar10"  # models from the zoo trained on this dataset ("" = train them for the study)
-    retrain: bool = False  # train afresh (on `dataset`'s training split) even when the zoo has the models
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
-    n_train: int = 0  # 0: the whole training split
-    seed: int = 0
     beta: float = 0.5  # noise modulation of the main comparison (seed 000 §3.2: β = 0.5, Gaussian)
     noise: str = "gaussian"
     betas: str = "0.2,0.5,0.8,1.0"  # β sweep (Fig. 4); β = 1 is standard training
@@ -70,18 +62,14 @@ class NoiseModulationConfig:
     batch_images: int = 256  # images per gradient pass
     cost_steps: int = 8  # timed training steps per mode (median) for the cost comparison
 
-    @classmethod
-    def for_scale(cls, scale: str) -> NoiseModulationConfig:
-        """Preset of a scale: ``demo`` (the zoo's CIFAR-10 lenets on the 1,000 shipped test images,
-        seconds), ``cpu`` (the same models on the whole CIFAR-10 test split: ``--set dataset=ARCHIVE``),
-        ``paper`` (seed-like: resnet18 trained 50 epochs, PGD-7, a finer β sweep)."""
-        check_scale(scale)
-        if scale == "demo":
-            return cls()
-        if scale == "cpu":
-            return cls(dataset="cifar10", n_vii=0)
-        return cls(dataset="cifar10", zoo="", model="resnet18", epochs=50,
-                   betas="0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0", n_vii=0, n_images=10)
+    # demo: the zoo's CIFAR-10 lenets on the 1,000 shipped test images, seconds; cpu: the same models on the
+    # whole CIFAR-10 test split (--set dataset=ARCHIVE); paper: seed-like, resnet18 trained 50 epochs, PGD-7,
+    # a finer β sweep
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "cpu": {"dataset": "cifar10", "n_vii": 0},
+        "paper": {"dataset": "cifar10", "zoo": "", "model": "resnet18", "epochs": 50,
+                  "betas": "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0", "n_vii": 0, "n_images": 10},
+    }
 
 
 def parse_betas(text: str) -> list[float]:
@@ -105,15 +93,8 @@ def parse_noises(text: str) -> list[str]:
 
 
 def _validate(config: NoiseModulationConfig) -> None:
-    for name in ("epochs", "batch_size", "at_steps", "n_images", "batch_images", "cost_steps"):
-        if getattr(config, name) < 1:
-            raise FreqlensError(f"{name} must be >= 1, got {getattr(config, name)}")
-    for name in ("n_train", "n_vii"):
-        if getattr(config, name) < 0:
-            raise FreqlensError(f"{name} must be >= 0 (0 = all), got {getattr(config, name)}")
-    for name in ("lr", "at_eps", "at_alpha"):
-        if not getattr(config, name) > 0:
-            raise FreqlensError(f"{name} must be > 0, got {getattr(config, name)}")
+    config.check_fields(counts=("epochs", "batch_size", "at_steps", "n_images", "batch_images", "cost_steps"),
+                        sizes=("n_train", "n_vii"), rates=("lr", "at_eps", "at_alpha"))
     if not 0.0 <= config.beta < 1.0:
         raise FreqlensError(f"beta must be in [0, 1) (β = 1 is standard training), got {config.beta}")
     if config.noise not in NOISES:
@@ -419,9 +400,7 @@ def _setup(config: NoiseModulationConfig, study_dir: Path, cache_dir: Path, prog
 def _measure(label: str, mode: Any, setup: Setup) -> MeasuredModel:
     """The model of ``mode`` (zoo or cached training) with its VII, cost per step and grid gradients."""
     config = setup.config
-    found = study_model(config.model, config.dataset, config.epochs, config.seed, setup.cache_dir, zoo=config.zoo,
-                        retrain=config.retrain, mode=mode, progress=setup.progress, batch_size=config.batch_size,
-                        lr=config.lr, n_train=config.n_train or None)
+    found = config.study_model(config.model, setup.cache_dir, mode=mode, progress=setup.progress)
     model, step_batch = found.model, slice(0, min(config.batch_size, setup.n_vii))
     return MeasuredModel(
         label, describe_mode(mode), found,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -25,7 +25,13 @@ from freqlens.spectral import (
     power_spectrum,
     radial_profile,
 )
-from freqlens.studies.base import Claim, StudyModel, StudyRun, check_scale, study_model, study_runner
+from freqlens.studies.base import (
+    Claim,
+    StudyModel,
+    StudyRun,
+    StudyTraining,
+    study_runner,
+)
 from freqlens.training import evaluate
 
 STUDY = "noise-tunnel"
@@ -34,45 +40,29 @@ METHODS = ("IG", "SmoothGrad(IG)", "SmoothGrad²(IG)", "VarGrad(IG)")
 
 
 @dataclasses.dataclass(frozen=True)
-class NoiseTunnelConfig:
-    """Every number of the study in one place (defaults = the ``demo`` scale)."""
+class NoiseTunnelConfig(StudyTraining):
+    """Every number of the study in one place (defaults = the ``demo`` scale); the images explained and
+    the model's origin and training as :class:`~freqlens.studies.base.StudyTraining`."""
 
     model: str = "lenet"
-    dataset: str = "demo-cifar10"  # the images explained
-    zoo: str = "cifar10"  # the zoo's standard model trained on this dataset ("" = train it for the study)
-    retrain: bool = False  # train afresh (on `dataset`'s training split) even when the zoo has the model
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
-    n_train: int = 0  # 0: the whole training split
     n_images: int = 8
     n_samples: int = 16  # noisy copies per image (seed 004: 10)
     noise_level: float = 0.15  # σ as a fraction of each image's range
     ig_steps: int = 32
-    seed: int = 0
 
-    @classmethod
-    def for_scale(cls, scale: str) -> NoiseTunnelConfig:
-        """Preset of a scale: ``demo`` (the zoo's CIFAR-10 lenet on the shipped sample, seconds), ``cpu``
-        (the zoo's resnet_small, minutes: ``--set dataset=ARCHIVE``), ``paper`` (seed-like numbers)."""
-        check_scale(scale)
-        if scale == "demo":
-            return cls()
-        if scale == "cpu":
-            return cls(model="resnet_small", dataset="cifar10", epochs=15, batch_size=128, lr=0.1, n_images=32,
-                       n_samples=32, ig_steps=50)
-        return cls(model="resnet_small", dataset="cifar10", zoo="", epochs=10, batch_size=128, n_images=64,
-                   n_samples=10, ig_steps=50)
+    # demo: the zoo's CIFAR-10 lenet on the shipped sample, seconds; cpu: the zoo's resnet_small, minutes
+    # (--set dataset=ARCHIVE); paper: seed-like numbers
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "cpu": {"model": "resnet_small", "dataset": "cifar10", "epochs": 15, "batch_size": 128, "lr": 0.1,
+                "n_images": 32, "n_samples": 32, "ig_steps": 50},
+        "paper": {"model": "resnet_small", "dataset": "cifar10", "zoo": "", "epochs": 10, "batch_size": 128,
+                  "n_images": 64, "n_samples": 10, "ig_steps": 50},
+    }
 
 
 def _validate(config: NoiseTunnelConfig) -> None:
-    for name in ("epochs", "batch_size", "n_images", "n_samples", "ig_steps"):
-        if getattr(config, name) < 1:
-            raise FreqlensError(f"{name} must be >= 1, got {getattr(config, name)}")
-    if config.n_train < 0:
-        raise FreqlensError(f"n_train must be >= 0 (0 = all), got {config.n_train}")
-    if not config.noise_level > 0 or not config.lr > 0:
-        raise FreqlensError("noise_level and lr must be > 0")
+    config.check_fields(counts=("epochs", "batch_size", "n_images", "n_samples", "ig_steps"), sizes=("n_train",),
+                        rates=("noise_level", "lr"))
 
 
 def _normalised_power(maps: torch.Tensor) -> torch.Tensor:
@@ -174,9 +164,7 @@ FIGURES = [
 # --------------------------------------------------------------------------------- the experiment
 def _explained(config: NoiseTunnelConfig, cache_dir: Path, progress: bool) -> Explained:
     """The study's model (zoo or cached training), its test accuracy and the drawn test images."""
-    found = study_model(config.model, config.dataset, config.epochs, config.seed, cache_dir, zoo=config.zoo,
-                        retrain=config.retrain, progress=progress, batch_size=config.batch_size, lr=config.lr,
-                        n_train=config.n_train or None)
+    found = config.study_model(config.model, cache_dir, progress=progress)
     model = found.model
     test_set = load_dataset(config.dataset, split="test", progress=progress)
     if config.n_images > len(test_set):
