@@ -12,13 +12,14 @@ imports.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
 
-from freqlens.data.sampling import pick_images  # noqa: F401 (the old import path of the commands' draw)
+from freqlens.data.sampling import pick_images
 from freqlens.errors import FreqlensError
 
 Item = TypeVar("Item")
@@ -226,6 +227,72 @@ FORGRAD_MODE_HELP = ("FORGrad pipeline: magnitude (as published: |low-pass(|chan
                      "signed (per-channel low-pass of the signed maps, seed 001 Prop. 3.1); the original maps they "
                      "are compared with use the same convention")
 """The help of ``--forgrad-mode``, the same on every command."""
+
+
+def add_forgrad_flags(parser: argparse.ArgumentParser, *, default: str | None, forgrad_help: str,
+                      calibration: int, calibration_help: str) -> None:
+    """The FORGrad flags of ``explain`` and ``evaluate``: ``--forgrad`` (:func:`forgrad_arg`), ``--forgrad-mode``
+    and ``--calibration`` (the held-out images of ``--forgrad auto``).
+
+    Args:
+        parser: the sub-command's parser.
+        default: the default of ``--forgrad`` (``"auto"`` or ``None``).
+        forgrad_help: its help text.
+        calibration: the default of ``--calibration``.
+        calibration_help: its help text.
+    """
+    parser.add_argument("--forgrad", type=forgrad_arg, default=default, metavar="auto|none|SIGMA", help=forgrad_help)
+    parser.add_argument("--forgrad-mode", default="magnitude", choices=["magnitude", "signed"], help=FORGRAD_MODE_HELP)
+    parser.add_argument("--calibration", type=positive_int, default=calibration, help=calibration_help)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageDraw:
+    """The model and the images of a FORGrad command (``explain``, ``evaluate``), from its flags.
+
+    Attributes:
+        model: the model of ``--model`` (and its flags), on the device.
+        record: its description for the command's JSON.
+        images: the ``--n-images`` images of the ``--seed`` draw, on the device.
+        labels: their labels.
+        calibration: with ``--forgrad auto``, the ``--calibration`` held-out images of the same draw (disjoint
+            from ``images``), else ``None``.
+    """
+
+    model: Any
+    record: dict[str, Any]
+    images: Any
+    labels: Any
+    calibration: Any
+
+    @property
+    def needed(self) -> int:
+        """Images drawn in all (:func:`images_needed`)."""
+        return len(self.images) + (0 if self.calibration is None else len(self.calibration))
+
+
+def draw_images(args: argparse.Namespace, device: Any) -> ImageDraw:
+    """Load the model and the dataset of a FORGrad command's flags and draw its images.
+
+    Args:
+        args: the parsed flags of ``explain`` or ``evaluate``.
+        device: the torch device of the run.
+
+    Returns:
+        The model, its record, the images and, with ``--forgrad auto``, the held-out images.
+
+    Raises:
+        FreqlensError: the model or the dataset cannot be loaded, or the split holds too few images.
+    """
+    from freqlens.commands._model import model_from_args
+
+    model, record = model_from_args(args, device)
+    dataset = dataset_from_args(args, images_needed(args))
+    images, labels = pick_images(dataset, args.n_images, args.seed, device)
+    calibration = None
+    if args.forgrad == "auto":
+        calibration, _ = pick_images(dataset, args.calibration, args.seed, device, skip=args.n_images)
+    return ImageDraw(model, record, images, labels, calibration)
 
 
 def add_shard_flag(parser: argparse.ArgumentParser, default: int, what: str = "results") -> None:

@@ -13,13 +13,11 @@ import argparse
 import sys
 
 from freqlens.commands._common import (
-    FORGRAD_MODE_HELP,
+    add_forgrad_flags,
     add_image_run_flags,
     add_shard_flag,
-    dataset_from_args,
     distributed_command,
-    forgrad_arg,
-    images_needed,
+    draw_images,
     positive_int,
     progress_enabled,
     shared_among_ranks,
@@ -30,8 +28,6 @@ from freqlens.commands._methods import (
     check_model_runs,
     method_settings_from_args,
 )
-from freqlens.commands._model import model_from_args
-from freqlens.data.sampling import pick_images
 from freqlens.errors import FreqlensError
 
 
@@ -153,10 +149,9 @@ def _evaluate(args: argparse.Namespace, device) -> int:
     from freqlens.analysis.forgrad_setting import forgrad_setting
     from freqlens.analysis.ranking import Ranking
 
-    model, record = model_from_args(args, device)
+    draw = draw_images(args, device)  # with --forgrad auto, σ* per method on held-out images of the same draw
+    model, record, images = draw.model, draw.record, draw.images
     generator = torch.Generator(device=device).manual_seed(args.seed)
-    needed = images_needed(args)
-    dataset = dataset_from_args(args, needed)
     explainers, skipped, settings = _explainers(args.methods, model, args.batch_size, generator, args)
     if distributed.is_main():
         for note in skipped:
@@ -164,15 +159,11 @@ def _evaluate(args: argparse.Namespace, device) -> int:
     if not explainers:
         raise FreqlensError("no requested method applies to this model")
     names = [name for name, _ in explainers]
-    images, _ = pick_images(dataset, args.n_images, args.seed, device)
     check_model_runs(model, images, names[0])
     # the passes each method will take (on the evaluated and held-out images), before the long work
-    planned = {name: announce_passes(args, name, explainer, *images.shape[-2:], needed)
+    planned = {name: announce_passes(args, name, explainer, *images.shape[-2:], draw.needed)
                for name, explainer in explainers}
-    calibration = None  # --forgrad auto: σ* per method on other images of the same random draw
-    if args.forgrad == "auto":
-        calibration, _ = pick_images(dataset, args.calibration, args.seed, device, skip=args.n_images)
-    chosen = forgrad_setting(args.forgrad, names, model, calibration,
+    chosen = forgrad_setting(args.forgrad, names, model, draw.calibration,
                              seeds={name: _unit_seed(args.seed, "sigma", name) for name in names},
                              settings=settings, mode=args.forgrad_mode, steps=args.steps,
                              batch_size=args.batch_size, progress=progress_enabled(args),
@@ -223,11 +214,9 @@ def add_parser(commands) -> None:
     add_image_run_flags(parser, n_images=32, n_images_help="evaluated images (a random set drawn from --seed)")
     parser.add_argument("--methods", default="all", help="all (every method that applies) or a comma list")
     add_method_args_flag(parser, several=True)
-    parser.add_argument("--forgrad", type=forgrad_arg, default="auto", metavar="auto|none|SIGMA",
-                        help="σ* searched per method on held-out images (auto), none, or a fixed σ")
-    parser.add_argument("--forgrad-mode", default="magnitude", choices=["magnitude", "signed"], help=FORGRAD_MODE_HELP)
-    parser.add_argument("--calibration", type=positive_int, default=16,
-                        help="held-out images (disjoint from the evaluated ones) for --forgrad auto")
+    add_forgrad_flags(parser, default="auto", forgrad_help="σ* searched per method on held-out images (auto), none, "
+                      "or a fixed σ", calibration=16,
+                      calibration_help="held-out images (disjoint from the evaluated ones) for --forgrad auto")
     parser.add_argument("--steps", type=positive_int, default=20, help="Deletion/Insertion steps")
     parser.add_argument("--samples", type=positive_int, default=128, help="MuFidelity samples")
     add_shard_flag(parser, 8)

@@ -12,13 +12,11 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from freqlens.commands._common import (
-    FORGRAD_MODE_HELP,
+    add_forgrad_flags,
     add_image_run_flags,
     add_shard_flag,
-    dataset_from_args,
     distributed_command,
-    forgrad_arg,
-    images_needed,
+    draw_images,
     positive_int,
     progress_enabled,
     shared_among_ranks,
@@ -29,8 +27,6 @@ from freqlens.commands._methods import (
     check_model_runs,
     method_settings_from_args,
 )
-from freqlens.commands._model import model_from_args
-from freqlens.data.sampling import pick_images
 from freqlens.errors import FreqlensError
 
 if TYPE_CHECKING:
@@ -92,20 +88,15 @@ def _explain(args: argparse.Namespace, device: Any) -> int:
     except ValueError as error:
         raise FreqlensError(str(error)) from None
     settings = method_settings_from_args(args, [method])[method]
-    model, record = model_from_args(args, device)
-    needed = images_needed(args)
-    dataset = dataset_from_args(args, needed)
-    images, labels = pick_images(dataset, args.n_images, args.seed, device)
+    draw = draw_images(args, device)  # with --forgrad auto, σ* on held-out images of the same draw (rank 0)
+    model, record, images, labels = draw.model, draw.record, draw.images, draw.labels
     check_model_runs(model, images, method)
     try:  # the passes it will take (on the explained and held-out images), before the long work
         planned = announce_passes(args, method, make_explainer(method, model, batch_size=args.batch_size,
-                                                               settings=settings), *images.shape[-2:], needed)
+                                                               settings=settings), *images.shape[-2:], draw.needed)
     except ValueError as error:  # e.g. GradCAM on a model without convolutions, a bad --method-args value
         raise FreqlensError(f"{method}: {error}") from None
-    held_out = None  # --forgrad auto: σ* on other images of the same draw, searched by rank 0
-    if args.forgrad == "auto":
-        held_out, _ = pick_images(dataset, needed - args.n_images, args.seed, device, skip=args.n_images)
-    chosen = forgrad_setting(args.forgrad, [method], model, held_out,
+    chosen = forgrad_setting(args.forgrad, [method], model, draw.calibration,
                              seeds={method: distributed.stream_seed("freqlens.explain", args.seed, "sigma")},
                              settings={method: settings}, shape=args.shape, mode=args.forgrad_mode,
                              batch_size=args.batch_size, progress=progress_enabled(args),
@@ -182,12 +173,9 @@ def add_parser(commands: Any) -> None:
     # the names of the registry; canonical_method() also takes their aliases (ig, gxi, ...) in any case
     explain.add_argument("--method", required=True, help=", ".join(METHOD_NAMES))
     add_method_args_flag(explain, several=False)
-    explain.add_argument("--forgrad", type=forgrad_arg, default=None, metavar="SIGMA|auto|none",
-                         help="low-pass the maps at σ (cycles per image), or search σ* on held-out images")
+    add_forgrad_flags(explain, default=None, forgrad_help="low-pass the maps at σ (cycles per image), or search σ* "
+                      "on held-out images", calibration=32, calibration_help="held-out images for --forgrad auto")
     explain.add_argument("--shape", default="box", choices=["box", "disk", "gaussian"], help="FORGrad filter shape")
-    explain.add_argument("--forgrad-mode", default="magnitude", choices=["magnitude", "signed"], help=FORGRAD_MODE_HELP)
-    explain.add_argument("--calibration", type=positive_int, default=32,
-                         help="held-out images for --forgrad auto (default 32)")
     explain.add_argument("--target", default="predicted", choices=["predicted", "label"])
     explain.add_argument("--grid-size", type=positive_int, default=16, help="images per PNG grid")
     add_shard_flag(explain, 8, "the maps")
