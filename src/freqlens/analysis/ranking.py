@@ -287,13 +287,7 @@ def _forgrad_setting(forgrad: object) -> str | float | dict[str, float | SigmaSe
         return _per_method_sigmas(forgrad)
     if forgrad is True or (isinstance(forgrad, str) and forgrad.lower() == "auto"):
         return "auto"
-    try:
-        sigma = float(forgrad)
-    except (TypeError, ValueError):
-        raise ValueError(f"forgrad must be True, False, 'auto' or a positive σ, got {forgrad!r}") from None
-    if not sigma > 0:
-        raise ValueError(f"a fixed FORGrad σ must be positive, got {forgrad!r}")
-    return sigma
+    return _fixed_sigma(forgrad, "forgrad", "True, False, 'auto' or a positive σ")
 
 
 def _per_method_sigmas(forgrad: Mapping) -> dict[str, float | SigmaSearch]:
@@ -303,14 +297,19 @@ def _per_method_sigmas(forgrad: Mapping) -> dict[str, float | SigmaSearch]:
         if isinstance(value, SigmaSearch):
             out[str(label)] = value
             continue
-        try:
-            sigma = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"forgrad[{label!r}] must be a σ or a SigmaSearch, got {value!r}") from None
-        if not sigma > 0:
-            raise ValueError(f"forgrad[{label!r}]: a FORGrad σ must be positive, got {value!r}")
-        out[str(label)] = sigma
+        out[str(label)] = _fixed_sigma(value, f"forgrad[{label!r}]", "a positive σ or a SigmaSearch")
     return out
+
+
+def _fixed_sigma(value: object, name: str, expected: str) -> float:
+    """``value`` as a fixed FORGrad σ (a number > 0); ``ValueError`` naming ``name`` and ``expected``."""
+    try:
+        sigma = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be {expected}, got {value!r}") from None
+    if not sigma > 0:
+        raise ValueError(f"{name}: a fixed FORGrad σ must be positive, got {value!r}")
+    return sigma
 
 
 def _evaluate_maps(model: nn.Module, inputs: Tensor, target: Tensor, maps: Tensor, *, steps: int, grid: int,

@@ -9,6 +9,8 @@ expected versus the received shape, before any computation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import Tensor, nn
 
 from freqlens.errors import ModelError
@@ -136,6 +138,27 @@ class LayerNorm2d(nn.LayerNorm):
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def check_stages(arch: str, **lists: Sequence[int]) -> list[list[int]]:
+    """A network's per-stage settings (widths and depths): non-empty, equally long lists of positive ints.
+
+    Args:
+        arch: the architecture, named in the error.
+        **lists: setting name -> its values, one per stage.
+
+    Returns:
+        The settings as lists, in the order given.
+
+    Raises:
+        ModelError: an empty list, lists of different lengths, or a value that is not a positive int.
+    """
+    values = [list(items) for items in lists.values()]
+    positive = all(not isinstance(v, bool) and isinstance(v, int) and v >= 1 for items in values for v in items)
+    if not values[0] or len({len(items) for items in values}) != 1 or not positive:
+        shown = ", ".join(f"{name}={items!r}" for name, items in zip(lists, values))
+        raise ModelError(f"{arch}: {' and '.join(lists)} must be equally long lists of positive ints, got {shown}")
+    return values
 
 
 def init_weights(module: nn.Module) -> None:

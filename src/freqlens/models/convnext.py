@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from freqlens.errors import ModelError
-from freqlens.models.base import LayerNorm2d, ZooNet
+from freqlens.models.base import LayerNorm2d, ZooNet, check_stages
 
 
 class ConvNeXtBlock(nn.Module):
@@ -61,13 +61,7 @@ class ConvNeXtTiny(ZooNet):
         layer_scale: float = 1e-6,
     ) -> None:
         super().__init__(in_channels, num_classes, image_size)
-        dims, depths = list(dims), list(depths)
-        positive = all(not isinstance(v, bool) and isinstance(v, int) and v >= 1 for v in dims + depths)
-        if not dims or len(dims) != len(depths) or not positive:
-            raise ModelError(
-                f"convnext_tiny: dims and depths must be equally long lists of positive ints, got "
-                f"dims={dims!r}, depths={depths!r}"
-            )
+        dims, depths = check_stages("convnext_tiny", dims=dims, depths=depths)
         if isinstance(stem_patch, bool) or not isinstance(stem_patch, int) or stem_patch < 1:
             raise ModelError(f"convnext_tiny: stem_patch must be a positive int, got {stem_patch!r}")
         if not isinstance(layer_scale, (int, float)) or layer_scale <= 0:

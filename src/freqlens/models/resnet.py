@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from freqlens.errors import ModelError
-from freqlens.models.base import ZooNet, init_weights
+from freqlens.models.base import ZooNet, check_stages, init_weights
 
 
 class BasicBlock(nn.Module):
@@ -63,13 +62,7 @@ class ResNet(ZooNet):
         widths: Sequence[int] = (64, 128, 256, 512), blocks: Sequence[int] = (2, 2, 2, 2),
     ) -> None:
         super().__init__(in_channels, num_classes, image_size)
-        widths, blocks = list(widths), list(blocks)
-        positive = all(not isinstance(v, bool) and isinstance(v, int) and v >= 1 for v in widths + blocks)
-        if not widths or len(widths) != len(blocks) or not positive:
-            raise ModelError(
-                f"resnet: widths and blocks must be equally long lists of positive ints, got "
-                f"widths={widths!r}, blocks={blocks!r}"
-            )
+        widths, blocks = check_stages("resnet", widths=widths, blocks=blocks)
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0]),
             nn.ReLU(inplace=True),

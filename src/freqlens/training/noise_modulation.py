@@ -174,8 +174,10 @@ class Modulational:
         return f"Modulational(carrier={self.carrier!r})"
 
 
-class NoiseModulation:
-    """Noise-modulation training (seed 000, Definition 2): carrier ``c = β + (1 − β)·δ``.
+class NoiseModulation(Modulational):
+    """Noise-modulation training (seed 000, Definition 2): modulational training with the carrier
+    ``c = β + (1 − β)·δ`` (:meth:`carrier`); ``β = 1`` is standard training, exactly (the batch is returned
+    as it is).
 
     Args:
         beta: ∈ [0, 1], the ratio of the constant component (seed: 0.5 for the best interpretability,
@@ -189,6 +191,7 @@ class NoiseModulation:
     name = "noise-modulation"
 
     def __init__(self, beta: float = 0.5, noise: str = "gaussian") -> None:
+        # no Modulational.__init__: the carrier is the method carrier()
         try:
             beta = float(beta)
         except (TypeError, ValueError):
@@ -218,24 +221,9 @@ class NoiseModulation:
 
     def transform(self, model: nn.Module, x: Tensor, y: Tensor,
                   generator: torch.Generator | None = None) -> Tensor:
-        """``x`` modulated by a fresh carrier (``x`` itself when ``β = 1``).
-
-        Args:
-            model: the model being trained (unused).
-            x: the clean batch ``B×C×H×W`` float.
-            y: the labels (unused).
-            generator: the random source of the carrier.
-
-        Returns:
-            The modulated batch, the shape of ``x``.
-
-        Raises:
-            TrainingConfigError: ``x`` is not a float batch.
-        """
         if self.beta == 1.0:
             return x  # c ≡ 1: standard training, exactly
-        _check_batch(x)
-        return modulate(x, self.carrier(x.shape, generator, x.device, x.dtype))
+        return super().transform(model, x, y, generator)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "beta": self.beta, "noise": self.noise}

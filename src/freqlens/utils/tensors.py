@@ -44,17 +44,22 @@ def check_inputs(inputs: Tensor, name: str = "inputs") -> Tensor:
         TypeError: ``inputs`` is not a tensor.
         ValueError: not 4-D, not floating, an empty batch, or NaN / infinite values.
     """
-    if not isinstance(inputs, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(inputs).__name__}")
-    if inputs.dim() != 4:
-        raise ValueError(f"{name} must have shape B×C×H×W, got shape {tuple(inputs.shape)}")
-    if not inputs.is_floating_point():
-        raise ValueError(f"{name} must be a floating tensor with pixels in [0, 1], got dtype {inputs.dtype}")
+    _check_floating_4d(inputs, name, "a floating tensor with pixels in [0, 1]")
     if inputs.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch")
     if not bool(torch.isfinite(inputs).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
     return inputs
+
+
+def _check_floating_4d(value: object, name: str, expected: str) -> None:
+    """TypeError / ValueError unless ``value`` is a 4-D floating tensor (``expected`` says what it must be)."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dim() != 4:
+        raise ValueError(f"{name} must have shape B×C×H×W, got shape {tuple(value.shape)}")
+    if not value.is_floating_point():
+        raise ValueError(f"{name} must be {expected}, got dtype {value.dtype}")
 
 
 def _checked_bounds(bounds: Bounds) -> Bounds:
@@ -332,12 +337,7 @@ def reduce_channels(maps: Tensor, how: str = "sum") -> Tensor:
         TypeError: ``maps`` is not a tensor.
         ValueError: not 4-D, not floating, or an unknown ``how``.
     """
-    if not isinstance(maps, Tensor):
-        raise TypeError(f"maps must be a torch.Tensor, got {type(maps).__name__}")
-    if maps.dim() != 4:
-        raise ValueError(f"maps must have shape B×C×H×W, got shape {tuple(maps.shape)}")
-    if not maps.is_floating_point():
-        raise ValueError(f"maps must be a floating tensor, got dtype {maps.dtype}")
+    _check_floating_4d(maps, "maps", "a floating tensor")
     if how == "sum":
         return maps.sum(dim=1)
     if how == "mean":
