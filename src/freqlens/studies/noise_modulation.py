@@ -45,7 +45,7 @@ class NoiseModulationConfig(StudyTraining):
     """Every number of the study in one place (defaults = the ``demo`` scale); the images analysed (VII,
     gradient grids) and the models' origin and training as :class:`~freqlens.studies.base.StudyTraining`.
 
-    The standard model uses exactly the shared demo settings (lenet, 3 epochs, seed 0, batch 64,
+    The standard model uses exactly the shared demo settings (lenet, 10 epochs, seed 0, batch 64,
     lr 1e-3, whole training split); every other model differs only by its training mode.
     """
 
