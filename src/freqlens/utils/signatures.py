@@ -46,7 +46,8 @@ def forwards_options(target: Callable[..., Any], *, skip: Iterable[str] = ()) ->
     skipped = set(skip) | {"self"}
 
     def decorate(function: _Function) -> _Function:
-        own = list(inspect.signature(function).parameters.values())
+        own_signature = inspect.signature(function)
+        own = list(own_signature.parameters.values())
         if not own or own[-1].kind is not inspect.Parameter.VAR_KEYWORD:
             raise TypeError(f"{function.__qualname__} has no **options to forward to {target.__qualname__}")
         own = own[:-1]
@@ -57,9 +58,8 @@ def forwards_options(target: Callable[..., Any], *, skip: Iterable[str] = ()) ->
         keyword_only = [parameter for parameter in own if parameter.kind is inspect.Parameter.KEYWORD_ONLY]
         leading = [parameter for parameter in own if parameter.kind is not inspect.Parameter.KEYWORD_ONLY]
         closing = [parameter for parameter in forwarded if parameter.kind is inspect.Parameter.VAR_KEYWORD]
-        signature = inspect.Signature([*leading, *inherited, *keyword_only, *closing],
-                                      return_annotation=inspect.signature(function).return_annotation)
-        function.__signature__ = signature  # type: ignore[attr-defined]
+        function.__signature__ = own_signature.replace(  # type: ignore[attr-defined]
+            parameters=[*leading, *inherited, *keyword_only, *closing])
         return function
 
     return decorate
