@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from freqlens.attribution._batching import check_batch_size
 from freqlens.attribution.base import Call, Explainer, Family, PassCount, check_images, check_score
-from freqlens.utils.perturb import check_baseline, resolve_baseline, score_perturbations
+from freqlens.utils.perturb import check_baseline, check_blur_sigma, resolve_baseline, score_perturbations
 from freqlens.utils.seeding import seed_from
 from freqlens.utils.signatures import forwards_options
 from freqlens.utils.tensors import check_positive_int
@@ -144,10 +144,7 @@ class CellMaskExplainer(Explainer):
             raise ValueError(f"perturbation must be one of {PERTURBATIONS}, got {perturbation!r}")
         self.perturbation = perturbation
         self.baseline = check_baseline(baseline)
-        if blur_sigma is not None and (isinstance(blur_sigma, bool) or not isinstance(blur_sigma, (int, float))
-                                       or not (math.isfinite(blur_sigma) and blur_sigma > 0)):
-            raise ValueError(f"blur_sigma must be a positive number of pixels, got {blur_sigma!r}")
-        self.blur_sigma = blur_sigma
+        self.blur_sigma = check_blur_sigma(blur_sigma)
         self.score = check_score(score)
         self.batch_size = check_batch_size(batch_size)
         self.generator = generator

@@ -36,6 +36,7 @@ __all__ = [
     "BASELINES",
     "Baseline",
     "check_baseline",
+    "check_blur_sigma",
     "clean_scores",
     "default_blur_sigma",
     "gaussian_blur",
@@ -64,6 +65,24 @@ def default_blur_sigma(height: int, width: int) -> float:
     return min(height, width) / BLUR_FRACTION
 
 
+def check_blur_sigma(sigma: object) -> float | None:
+    """Return ``sigma`` if it is ``None`` (the default blur) or a positive finite number of pixels.
+
+    Args:
+        sigma: the std of a Gaussian blur, in pixels.
+
+    Returns:
+        ``sigma`` unchanged.
+
+    Raises:
+        ValueError: not ``None`` and not a positive finite number (bools refused).
+    """
+    if sigma is not None and (isinstance(sigma, bool) or not isinstance(sigma, (int, float))
+                              or not (sigma > 0 and math.isfinite(sigma))):
+        raise ValueError(f"blur_sigma must be a positive number of pixels, got {sigma!r}")
+    return sigma
+
+
 def gaussian_blur(images: Tensor, sigma: float, truncate: float = 4.0) -> Tensor:
     """Separable Gaussian blur of ``B×C×H×W`` images, each channel on its own.
 
@@ -79,8 +98,7 @@ def gaussian_blur(images: Tensor, sigma: float, truncate: float = 4.0) -> Tensor
     Raises:
         ValueError: ``sigma`` is not a positive finite number.
     """
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not (sigma > 0 and math.isfinite(sigma)):
-        raise ValueError(f"blur_sigma must be a positive number of pixels, got {sigma}")
+    check_blur_sigma(sigma)
     batch, channels, height, width = images.shape
     out = images.reshape(batch * channels, 1, height, width)
     for axis, size in ((2, height), (3, width)):
