@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from freqlens.attribution import GradientInput, IntegratedGradients, Saliency, SmoothGrad, count_passes
+from freqlens.attribution import (
+    GradientInput,
+    IntegratedGradients,
+    Saliency,
+    SmoothGrad,
+    count_passes,
+    input_gradients,
+)
 
 from .conftest import SmoothCNN, assert_close, make_images
 
@@ -32,6 +39,17 @@ def test_saliency_of_softmax_scores_on_linear_model(linear_model, linear_images,
     if score == "prob":
         expected = expected * probs[torch.arange(4), target].view(-1, 1, 1, 1)
     assert_close(Saliency(linear_model, score=score)(linear_images, target), expected, atol_scale=1e-5)
+
+
+@pytest.mark.parametrize("score", ["logit", "log_prob"])
+def test_input_gradients_is_the_signed_saliency_function(linear_model, linear_images, score):
+    target = torch.tensor([0, 3, 1, 4])
+    grads = input_gradients(linear_model, linear_images, target, score=score, batch_size=3)
+    assert_close(grads, Saliency(linear_model, score=score)(linear_images, target))
+    if score == "logit":
+        assert_close(grads, linear_model.weight_maps()[target])
+    with pytest.raises(TypeError):
+        input_gradients(linear_model, linear_images, target, abs=True)  # the signed gradient only
 
 
 def test_gradient_input_of_linear_model_sums_to_logit_minus_bias(linear_model, linear_images):

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from freqlens.utils.progress import progress_bar
 from freqlens.utils.scores import SCORES, check_score, check_target_range, select_score
 from freqlens.utils.tensors import (
+    check_batch_size,
     check_images,
     check_inputs,
     check_logits,
@@ -124,6 +125,15 @@ class Explainer(ABC):
     (:class:`Family`), ``name`` (its registry name, the default :attr:`label`), ``stochastic`` (draws
     random numbers: takes a ``generator``), ``predicts_target`` (reads the predicted class from its own
     clean pass, so ``target=None`` costs no extra pass).
+
+    Args:
+        model: the explained classifier (``B×C×H×W`` → ``B×K`` logits).
+        batch_size, progress, generator: the settings every explainer shares (:meth:`_set_run_settings`);
+            a subclass passes on those it takes.
+
+    Raises:
+        TypeError: ``model`` is not a ``torch.nn.Module``, or a bad ``generator``.
+        ValueError: a bad ``batch_size``.
     """
 
     per_channel: bool = True
@@ -135,10 +145,32 @@ class Explainer(ABC):
     generator: torch.Generator | None = None
     _label: str | None = None
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(
+        self, model: nn.Module, *, batch_size: int | None = None, progress: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"{type(self).__name__} expects a torch.nn.Module, got {type(model).__name__}")
         self.model = model
+        self._set_run_settings(batch_size, progress, generator)
+
+    def _set_run_settings(self, batch_size: int | None, progress: bool, generator: torch.Generator | None) -> None:
+        """Check and store the settings every explainer shares (one check each, for every explainer).
+
+        Args:
+            batch_size: the most images per pass (``None``: automatic); a positive int.
+            progress: show a tqdm bar.
+            generator: the random stream of a stochastic explainer (``None``: the global one).
+
+        Raises:
+            ValueError: ``batch_size`` is not a positive int or ``None``.
+            TypeError: ``generator`` is not a ``torch.Generator`` or ``None``.
+        """
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        self.batch_size = check_batch_size(batch_size)
+        self.progress = progress
+        self.generator = generator
 
     @property
     def label(self) -> str:
@@ -224,12 +256,21 @@ class WrapperExplainer(Explainer):
     """An explainer built around another one (noise tunnel, FORGrad): ``model``, ``per_channel``,
     ``family`` and ``stochastic`` follow the wrapped ``explainer`` (any object with ``attribute(inputs,
     target)``; one that declares ``stochastic = True`` also takes ``generator=``). Subclasses implement
-    :meth:`attribute` themselves (the wrapped explainer validates its inputs)."""
+    :meth:`attribute` themselves (the wrapped explainer validates its inputs).
 
-    def __init__(self, explainer: object) -> None:
+    Args:
+        explainer: the wrapped explainer.
+        batch_size, progress, generator: as :class:`Explainer`.
+    """
+
+    def __init__(
+        self, explainer: object, *, batch_size: int | None = None, progress: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
         if not callable(getattr(explainer, "attribute", None)):
             raise TypeError(f"{type(self).__name__} wraps an explainer with an attribute() method, got {explainer!r}")
         self.explainer = explainer
+        self._set_run_settings(batch_size, progress, generator)
 
     @property
     def model(self):

@@ -34,7 +34,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from freqlens.attribution._batching import check_batch_size
 from freqlens.attribution.base import (
     Call,
     Explainer,
@@ -235,13 +234,11 @@ class GradCAM(Explainer):
         self, model: nn.Module, layer: nn.Module | str | None = None, batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
-        super().__init__(model)
+        super().__init__(model, batch_size=batch_size, progress=progress)
         self._layer = None if layer is None else find_layer(model, layer)
         if layer is None:
             check_cam_model(model)  # fail early: no convolution, or a transformer
         self._auto: nn.Module | None = None
-        self.batch_size = check_batch_size(batch_size)
-        self.progress = progress
 
     @property
     def layer(self) -> nn.Module | None:

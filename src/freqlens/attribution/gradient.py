@@ -10,22 +10,21 @@ parameters' ``.grad`` are never touched; the model is in eval mode during the ca
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
 from freqlens.utils.scores import input_gradient
+from freqlens.utils.signatures import forwards_options
 
-from ._batching import check_batch_size, resolve_batch_size
 from .base import (
     Call,
     Explainer,
     PassCount,
-    check_images,
     check_score,
     chunks,
-    eval_mode,
     progress_bar,
-    resolve_target,
     select_score,
 )
 
@@ -60,36 +59,6 @@ def _gradient_chunks(model: nn.Module, inputs: Tensor, target: Tensor, score: st
     return out
 
 
-def input_gradients(
-    model: nn.Module,
-    inputs: Tensor,
-    target: Tensor | int | None = None,
-    score: str = "logit",
-    batch_size: int | None = None,
-    progress: bool = False,
-) -> Tensor:
-    """Gradients of the target scores with respect to ``inputs`` (``B×C×H×W`` → ``B×C×H×W``).
-
-    Args:
-        model: classifier returning ``B×K`` logits (eval mode during the call, flags restored).
-        inputs: ``B×C×H×W`` images in [0, 1].
-        target: ``LongTensor[B]``, an int, or ``None`` = the predicted class.
-        score: ``"logit"``, ``"prob"`` or ``"log_prob"`` of the target.
-        batch_size: most images per forward + backward pass (``None``: automatic, see ``_batching``).
-        progress: show a tqdm bar over the chunks.
-
-    Returns:
-        ``B×C×H×W`` gradients.
-    """
-    inputs = check_images(inputs)
-    check_score(score)
-    check_batch_size(batch_size)
-    with eval_mode(model):
-        chunk = resolve_batch_size(batch_size, model, inputs)
-        target = resolve_target(model, inputs, target, chunk)
-        return _gradient_chunks(model, inputs, target, score, chunk, progress)
-
-
 class Saliency(Explainer):
     """Input gradient ``∇ₓ f_t(x)`` (Simonyan et al. 2014); ``abs=True`` gives ``|∇ₓ f_t(x)|``.
 
@@ -109,11 +78,9 @@ class Saliency(Explainer):
         self, model: nn.Module, abs: bool = False, batch_size: int | None = None, score: str = "logit",
         progress: bool = False,
     ) -> None:
-        super().__init__(model)
+        super().__init__(model, batch_size=batch_size, progress=progress)
         self.abs = bool(abs)
         self.score = check_score(score)
-        self.batch_size = check_batch_size(batch_size)
-        self.progress = progress
 
     def _attribute(self, call: Call) -> Tensor:
         grads = _gradient_chunks(self.model, call.inputs, call.target, self.score, call.chunk, self.progress)
@@ -127,6 +94,23 @@ class Saliency(Explainer):
             width: image width in pixels (unused).
         """
         return PassCount(forward=1, backward=1)
+
+
+@forwards_options(Saliency.__init__, skip=("model", "abs"))
+def input_gradients(model: nn.Module, inputs: Tensor, target: Tensor | int | None = None, **options: Any) -> Tensor:
+    """Gradients of the target scores with respect to ``inputs`` (``B×C×H×W`` → ``B×C×H×W``): the function
+    form of :class:`Saliency` (signed).
+
+    Args:
+        model: classifier returning ``B×K`` logits (eval mode during the call, flags restored).
+        inputs: ``B×C×H×W`` images in [0, 1].
+        target: ``LongTensor[B]``, an int, or ``None`` = the predicted class.
+        batch_size, score, progress: as :class:`Saliency`.
+
+    Returns:
+        ``B×C×H×W`` gradients.
+    """
+    return Saliency(model, abs=False, **options).attribute(inputs, target)
 
 
 class GradientInput(Explainer):
@@ -147,10 +131,8 @@ class GradientInput(Explainer):
     def __init__(
         self, model: nn.Module, batch_size: int | None = None, score: str = "logit", progress: bool = False
     ) -> None:
-        super().__init__(model)
+        super().__init__(model, batch_size=batch_size, progress=progress)
         self.score = check_score(score)
-        self.batch_size = check_batch_size(batch_size)
-        self.progress = progress
 
     def _attribute(self, call: Call) -> Tensor:
         grads = _gradient_chunks(self.model, call.inputs, call.target, self.score, call.chunk, self.progress)

@@ -15,7 +15,7 @@ estimated with ``(n − 1)⁻² tr(K H L H)``, ``H = I − 11ᵀ/n``:
 
 The ``grid×grid`` scores are upsampled bilinearly: ``B×1×H×W`` maps.
 
-``nb_design=None`` (default) follows the image size (:func:`hsic_designs`): ``min(2000, max(500,
+``nb_design=None`` (default) follows the image size (:data:`hsic_designs`): ``min(2000, max(500,
 ⌊2000 · 32² / (H·W) + ½⌋))`` masks — 2,000 at 28 and 32 px (seed 001's Θ(2000), unchanged), 500 (Xplique's
 default, at ImageNet size) from 64 px on, e.g. at 224 px.
 """
@@ -27,29 +27,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from freqlens.attribution.occlusion import count_for_size
+from freqlens.attribution.occlusion import SizeScaledCount
 from freqlens.attribution.sobol import CellMaskExplainer
 from freqlens.utils.seeding import seed_from
 from freqlens.utils.signatures import forwards_options
 
 SAMPLERS = ("lhs", "sobol")
 
-#: Designs at 32×32 px and below (seed 001: Θ(2000) forwards), and the floor of large images (Xplique's default).
-HSIC_DESIGNS, HSIC_MIN_DESIGNS = 2000, 500
-
-
-def hsic_designs(height: int, width: int) -> int:
-    """The default number of HSIC designs for ``height×width`` images.
-
-    Args:
-        height: image height ``H`` in pixels.
-        width: image width ``W`` in pixels.
-
-    Returns:
-        ``min(2000, max(500, ⌊2000 · 32² / (H·W) + ½⌋))`` — 2,000 at 28 and 32 px, 500 at 64 px and
-            224 px.
-    """
-    return count_for_size(HSIC_DESIGNS, height, width, HSIC_MIN_DESIGNS)
+#: The default number of HSIC designs for ``height×width`` images (``hsic_designs(H, W)``): 2,000 at 28
+#: and 32 px (seed 001: Θ(2000) forwards), 500 (Xplique's default) at 64 px and 224 px.
+hsic_designs = SizeScaledCount(reference=2000, minimum=500)
 
 #: Upper bound on the elements of the ``b×n×n`` output-kernel block built at once.
 _KERNEL_ELEMENTS = 2**24
@@ -142,7 +129,7 @@ class HSICAttribution(CellMaskExplainer):
         model: classifier returning ``B×num_classes`` logits.
         grid: cells per side.
         nb_design: number of masks ``n`` (forwards per image; seed 001 reports Θ(2000)); ``None``
-            (default): :func:`hsic_designs` of the input size (2,000 at 32 px, 500 at 224 px).
+            (default): :data:`hsic_designs` of the input size (2,000 at 32 px, 500 at 224 px).
         sampler: ``"lhs"`` (Latin hypercube, the paper) or ``"sobol"`` (scrambled), thresholded at 1/2.
             Thresholded Sobol designs of different seeds differ only by row order and bit flips, which
             HSIC ignores: with ``"sobol"`` the maps hardly depend on the generator.
@@ -154,6 +141,7 @@ class HSICAttribution(CellMaskExplainer):
 
     name = "hsic"
     bar_label = "HSIC"
+    default_designs = hsic_designs
 
     @forwards_options(CellMaskExplainer.__init__)
     def __init__(
@@ -174,15 +162,6 @@ class HSICAttribution(CellMaskExplainer):
         if output_bandwidth is not None and not output_bandwidth > 0:
             raise ValueError(f"output_bandwidth must be positive, got {output_bandwidth!r}")
         self.output_bandwidth = output_bandwidth
-
-    def designs_for_size(self, height: int, width: int) -> int:
-        """``nb_design``, or :func:`hsic_designs` of the size when ``None``.
-
-        Args:
-            height: image height in pixels.
-            width: image width in pixels.
-        """
-        return hsic_designs(height, width) if self.nb_design is None else self.nb_design
 
     def designs(self, height: int, width: int, generator: torch.Generator | None = None) -> Tensor:
         return binary_designs(self.grid, self.designs_for_size(height, width), self.sampler, generator)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from freqlens.utils.perturb import Baseline, check_baseline, resolve_baseline
 
-from ._batching import check_batch_size, segments
+from ._batching import segments
 from .base import (
     Call,
     Explainer,
@@ -98,14 +98,12 @@ class IntegratedGradients(Explainer):
         score: str = "logit",
         progress: bool = False,
     ) -> None:
-        super().__init__(model)
+        super().__init__(model, batch_size=batch_size, progress=progress)
         self.alphas, self.weights = integration_points(steps, method)
         self.baseline = check_baseline(baseline)
         self.steps = steps
         self.method = method
         self.score = check_score(score)
-        self.batch_size = check_batch_size(batch_size)
-        self.progress = progress
 
     def attribute(
         self, inputs: Tensor, target: Tensor | int | None = None, baseline: Baseline | None = None, *,

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from freqlens.utils.signatures import forwards_options
 
-from ._batching import auto_batch_size, check_batch_size, segments
+from ._batching import auto_batch_size, segments
 from .base import (
     PassCount,
     WrapperExplainer,
@@ -90,17 +90,12 @@ class NoiseTunnel(WrapperExplainer):
         generator: torch.Generator | None = None,
         progress: bool = False,
     ) -> None:
-        super().__init__(explainer)
+        super().__init__(explainer, batch_size=batch_size, progress=progress, generator=generator)
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n (number of noisy samples) must be a positive integer, got {n!r}")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         self.n = n
         self.noise_level = _check_number(noise_level, "noise_level")
         self.sigma = None if sigma is None else _check_number(sigma, "sigma")
-        self.batch_size = check_batch_size(batch_size)
-        self.generator = generator
-        self.progress = progress
 
     def attribute(
         self, inputs: Tensor, target: Tensor | int | None = None, *, generator: torch.Generator | None = None

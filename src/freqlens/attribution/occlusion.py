@@ -10,17 +10,17 @@ per image whatever the size (4-px patches, stride 2 at 32 px; 28-px patches, str
 
 Baselines, clean scores and the streamed perturb-and-score loop are the perturbation core of
 :mod:`freqlens.utils.perturb`, shared with :mod:`.rise`, :mod:`.sobol`, :mod:`.hsic` and the faithfulness
-metrics; :func:`pair` and :func:`count_for_size` are shared with the other black-box explainers.
+metrics; :func:`pair`, :func:`count_for_size` and :class:`SizeScaledCount` are shared with the other black-box explainers.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from freqlens.attribution._batching import check_batch_size
 from freqlens.attribution.base import Call, Explainer, Family, PassCount, check_score
 from freqlens.utils.perturb import check_baseline, clean_scores, resolve_baseline, score_perturbations
 from freqlens.utils.tensors import check_positive_int
@@ -47,6 +47,24 @@ def count_for_size(reference: int, height: int, width: int, minimum: int, refere
     """
     scaled = math.floor(reference * reference_side * reference_side / (height * width) + 0.5)
     return int(min(reference, max(minimum, scaled)))
+
+
+@dataclass(frozen=True)
+class SizeScaledCount:
+    """The default sample count of a Monte-Carlo explainer: :func:`count_for_size` with fixed ``reference``
+    and ``minimum``, called as ``count(height, width)``.
+
+    Attributes:
+        reference: the count at 32×32 px and below.
+        minimum: the smallest count (that of large images).
+    """
+
+    reference: int
+    minimum: int
+
+    def __call__(self, height: int, width: int) -> int:
+        """``min(reference, max(minimum, ⌊reference · 32² / (H·W) + ½⌋))`` for ``height×width`` images."""
+        return count_for_size(self.reference, height, width, self.minimum)
 
 
 def pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
@@ -137,15 +155,13 @@ class Occlusion(Explainer):
         batch_size: int | None = None,
         progress: bool = False,
     ) -> None:
-        super().__init__(model)
+        super().__init__(model, batch_size=batch_size, progress=progress)
         self.patch = None if patch is None else pair(patch, "patch")
         self.stride = None if stride is None else pair(stride, "stride")
         if self.patch is not None and self.stride is not None:
             _check_window(self.patch, self.stride)
         self.baseline = check_baseline(baseline)
         self.score = check_score(score)
-        self.batch_size = check_batch_size(batch_size)
-        self.progress = progress
 
     def window(self, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """``(patch, stride)`` as ``(h, w)`` pairs on ``height×width`` images.

@@ -10,7 +10,7 @@ estimate of ``E[f_c(x ⊙ M) · M] / p``::
 (normalised by ``n_masks · p``, the expected mask sum, as in the paper; not by the observed sum of
 masks). ``f_c`` is the softmax probability of the target class by default (the paper), or its logit.
 
-Defaults that follow the image size: ``n_masks=None`` is :func:`rise_masks` of the input, ``8000 ·
+Defaults that follow the image size: ``n_masks=None`` is :data:`rise_masks` of the input, ``8000 ·
 32² / (H·W)`` clamped to [500, 8000] (8,000 masks up to 32×32 px, as seed 001; 2,000 at 64 px; 500 from
 128 px on, e.g. at 224 px instead of 8,000), so the cost per image stays bounded; the grid is already
 relative to the image (``grid`` cells per side whatever ``H``: the paper's ``s = 7`` at 224 px).
@@ -24,28 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from freqlens.attribution._batching import check_batch_size
 from freqlens.attribution.base import Call, Explainer, Family, PassCount, accumulation_dtype, check_score
-from freqlens.attribution.occlusion import count_for_size
+from freqlens.attribution.occlusion import SizeScaledCount
 from freqlens.utils.perturb import check_baseline, resolve_baseline, score_perturbations
 from freqlens.utils.tensors import check_positive_int
 
-#: Masks at 32×32 px and below (seed 001: 8,000 forwards per image), and the floor of large images.
-RISE_MASKS, RISE_MIN_MASKS = 8000, 500
-
-
-def rise_masks(height: int, width: int) -> int:
-    """The default number of RISE masks for ``height×width`` images.
-
-    Args:
-        height: image height ``H`` in pixels.
-        width: image width ``W`` in pixels.
-
-    Returns:
-        ``min(8000, max(500, ⌊8000 · 32² / (H·W) + ½⌋))`` — 8,000 at 28 and 32 px (unchanged),
-            2,000 at 64 px, 500 at 128 px and 224 px.
-    """
-    return count_for_size(RISE_MASKS, height, width, RISE_MIN_MASKS)
+#: The default number of RISE masks for ``height×width`` images (``rise_masks(H, W)``): 8,000 at 28 and
+#: 32 px (seed 001: 8,000 forwards per image), 2,000 at 64 px, 500 at 128 px and 224 px.
+rise_masks = SizeScaledCount(reference=8000, minimum=500)
 
 
 def _generator_device(generator: torch.Generator | None, fallback: torch.device) -> torch.device:
@@ -60,7 +46,7 @@ class RISE(Explainer):
 
     Args:
         model: classifier returning ``B×num_classes`` logits.
-        n_masks: number of random masks; ``None`` (default): :func:`rise_masks` of the input size,
+        n_masks: number of random masks; ``None`` (default): :data:`rise_masks` of the input size,
             ``min(8000, max(500, ⌊8000 · 32² / (H·W) + ½⌋))`` (seed 001 uses 8,000 at 32 px; 500 at 224 px).
         grid: side ``s`` of the low-resolution binary grid (paper: 7).
         p: probability that a grid cell is kept.
@@ -92,7 +78,7 @@ class RISE(Explainer):
         generator: torch.Generator | None = None,
         progress: bool = False,
     ) -> None:
-        super().__init__(model)
+        super().__init__(model, batch_size=batch_size, progress=progress, generator=generator)
         self.n_masks = None if n_masks is None else check_positive_int("n_masks", n_masks)
         self.grid = check_positive_int("grid", grid)
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
@@ -100,16 +86,12 @@ class RISE(Explainer):
         self.p = float(p)
         self.score = check_score(score)
         self.baseline = check_baseline(baseline)
-        self.batch_size = check_batch_size(batch_size)
-        self.generator = generator
-        self.progress = progress
 
     def masks_for_size(self, height: int, width: int) -> int:
-        """The number of masks on ``height×width`` images: ``n_masks``, or :func:`rise_masks` when ``None``.
+        """The number of masks on ``height×width`` images: ``n_masks``, or :data:`rise_masks` when ``None``.
 
         Args:
-            height: image height in pixels.
-            width: image width in pixels.
+            height, width: the image size in pixels.
         """
         return rise_masks(height, width) if self.n_masks is None else self.n_masks
 

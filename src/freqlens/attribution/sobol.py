@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from freqlens.attribution._batching import check_batch_size
 from freqlens.attribution.base import Call, Explainer, Family, PassCount, check_images, check_score
+from freqlens.attribution.occlusion import SizeScaledCount
 from freqlens.utils.perturb import check_baseline, check_blur_sigma, resolve_baseline, score_perturbations
 from freqlens.utils.seeding import seed_from
 from freqlens.utils.signatures import forwards_options
@@ -123,6 +123,8 @@ class CellMaskExplainer(Explainer):
     stochastic = True
     #: label of the progress bar
     bar_label = "cells"
+    #: the number of designs when ``nb_design`` is ``None`` (``None``: the subclass needs an explicit one)
+    default_designs: SizeScaledCount | None = None
 
     def __init__(
         self,
@@ -137,7 +139,7 @@ class CellMaskExplainer(Explainer):
         generator: torch.Generator | None = None,
         progress: bool = False,
     ) -> None:
-        super().__init__(model)
+        super().__init__(model, batch_size=batch_size, progress=progress, generator=generator)
         self.grid = check_positive_int("grid", grid)
         self.nb_design = None if nb_design is None else check_positive_int("nb_design", nb_design)
         if perturbation not in PERTURBATIONS:
@@ -146,23 +148,22 @@ class CellMaskExplainer(Explainer):
         self.baseline = check_baseline(baseline)
         self.blur_sigma = check_blur_sigma(blur_sigma)
         self.score = check_score(score)
-        self.batch_size = check_batch_size(batch_size)
-        self.generator = generator
-        self.progress = progress
 
     def designs_for_size(self, height: int, width: int) -> int:
-        """``N`` on ``height×width`` images: ``nb_design`` (subclasses resolve ``None``).
+        """``N`` on ``height×width`` images: ``nb_design``, or when ``None`` the class's
+        :attr:`default_designs` of the size.
 
         Args:
-            height: image height in pixels.
-            width: image width in pixels.
+            height, width: the image size in pixels.
 
         Raises:
-            ValueError: ``nb_design`` is ``None`` and the subclass does not resolve it.
+            ValueError: ``nb_design`` is ``None`` and the class has no ``default_designs``.
         """
-        if self.nb_design is None:
+        if self.nb_design is not None:
+            return self.nb_design
+        if self.default_designs is None:
             raise ValueError(f"{type(self).__name__} needs an explicit nb_design")
-        return self.nb_design
+        return self.default_designs(height, width)
 
     def perturbations(self, height: int, width: int) -> int:
         """Perturbed images per explained image (rows of :meth:`designs`).
