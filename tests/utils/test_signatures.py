@@ -12,7 +12,7 @@ from freqlens.attribution import FORGrad, HSICAttribution, Saliency, SobolAttrib
 from freqlens.attribution.noise_tunnel import NoiseTunnel
 from freqlens.attribution.registry import make_explainer, method_settings
 from freqlens.attribution.sobol import CellMaskExplainer
-from freqlens.metrics import deletion, insertion, linearization_curves, linearization_residual
+from freqlens.metrics import deletion, insertion, linearization_curves, linearization_residual, vii, vii_per_image
 from freqlens.utils.signatures import forwards_options
 
 KEYWORD_ONLY = inspect.Parameter.KEYWORD_ONLY
@@ -52,6 +52,26 @@ def test_skip_and_a_target_with_its_own_kwargs():
     assert parameters["more"].kind is inspect.Parameter.VAR_KEYWORD
 
 
+def test_args_stand_for_the_targets_required_positional_parameters():
+    def target(model: object, inputs: int, target: int | None, extra: float, steps: int = 3, *, tag: str = "t") -> str:
+        return f"{inputs} {target} {extra} {steps} {tag}"
+
+    @forwards_options(target)
+    def variant(model: object, *args: object, **options: object) -> str:
+        return target(model, *args, **options).upper()
+
+    parameters = inspect.signature(variant).parameters
+    assert list(parameters) == ["model", "inputs", "target", "extra", "steps", "tag"]
+    assert [parameters[name].kind for name in ("inputs", "target", "extra")] == [
+        inspect.Parameter.POSITIONAL_OR_KEYWORD] * 3
+    assert parameters["steps"].kind is KEYWORD_ONLY and parameters["steps"].default == 3
+    assert parameters["target"].annotation == "int | None"
+    assert variant(None, 1, 2, 0.5, steps=4, tag="x") == "1 2 0.5 4 X"
+    assert inspect.signature(variant).bind(None, 1, 2, 0.5)  # the shown signature accepts the real call
+    with pytest.raises(TypeError):
+        inspect.signature(variant).bind(None, 1, 2, 0.5, 4)  # a defaulted setting is keyword-only
+
+
 def test_a_callable_without_options_is_refused():
     with pytest.raises(TypeError, match="no \\*\\*options"):
         forwards_options(_target)(lambda a, b: None)
@@ -66,6 +86,7 @@ def test_a_callable_without_options_is_refused():
     (deletion, None, ()),
     (insertion, None, ()),
     (linearization_residual, linearization_curves, ()),
+    (vii, vii_per_image, ()),
 ])
 def test_every_variant_shows_the_complete_parameter_list(variant, target, skip):
     """No ``**options`` left in the signature, and every parameter of the target is in it once."""

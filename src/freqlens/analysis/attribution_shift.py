@@ -4,9 +4,11 @@ profile of each class under both models, and the share of (positive) attribution
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-import torch
 from torch import Tensor, nn
+
+from freqlens.utils.signatures import forwards_options
 
 from .occluded_frequency import low_band_share, occluded_frequency
 
@@ -48,17 +50,9 @@ class AttributionShift:
         }
 
 
-def attribution_shift(
-    natural: nn.Module,
-    robust: nn.Module,
-    inputs: Tensor,
-    labels: Tensor,
-    cutoff: int | None = None,
-    baseline: str = "zero",
-    batch_size: int | None = None,
-    generator: torch.Generator | None = None,
-    progress: bool = False,
-) -> AttributionShift:
+@forwards_options(occluded_frequency, skip=("model", "inputs", "target", "per_coefficient"))
+def attribution_shift(natural: nn.Module, robust: nn.Module, inputs: Tensor, labels: Tensor, cutoff: int | None = None,
+                      **options: Any) -> AttributionShift:
     """Occluded Frequency of ``inputs`` for their ``labels`` under both models, averaged per class.
 
     Args:
@@ -68,10 +62,8 @@ def attribution_shift(
         labels: the classes ``LongTensor[B]``; each image is explained for its own label.
         cutoff: splits low (bands ``< cutoff``) from high bands for the low-band share, in
             ``[1, H+W−2]`` (``None``: ``(H+W−1)//4``).
-        baseline: the Occluded-Frequency baseline, ``"zero"`` or ``"noise"``.
-        batch_size: the most occluded copies per forward pass (``None``: all at once).
-        generator: the random source of the ``"noise"`` baseline.
-        progress: tqdm bars (stderr) of :func:`occluded_frequency`.
+        baseline, batch_size, generator, score, progress: as :func:`occluded_frequency` (called once per
+            model, on the bands).
 
     Returns:
         The per-class profiles and low-band shares of both models, as :class:`AttributionShift`.
@@ -85,8 +77,7 @@ def attribution_shift(
         raise ValueError(f"cutoff must lie in [1, {bands - 1}], got {cutoff}")
     profiles = {}
     for key, model in (("natural", natural), ("robust", robust)):
-        scores = occluded_frequency(model, inputs, labels, baseline=baseline, batch_size=batch_size,
-                                    generator=generator, progress=progress)
+        scores = occluded_frequency(model, inputs, labels, per_coefficient=False, **options)
         profiles[key] = {int(c): scores[labels == c].mean(dim=0) for c in labels.unique().tolist()}
     return AttributionShift(
         cutoff=cutoff,

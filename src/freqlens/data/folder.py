@@ -40,7 +40,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -51,6 +51,7 @@ from freqlens.data.dataset import ImageDataset
 from freqlens.errors import DataError
 from freqlens.utils import atomic_save_torch, atomic_write_json
 from freqlens.utils.env import env_positive_int
+from freqlens.utils.signatures import forwards_options
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
@@ -576,20 +577,14 @@ def load_archive(
     return datasets[split]
 
 
-def load_image_folder(
-    path: str | os.PathLike,
-    split: str = "train",
-    *,
-    cache_dir: str | os.PathLike | None = None,
-    progress: bool = False,
-) -> ImageDataset:
+@forwards_options(load_archive, skip=("path", "split"))
+def load_image_folder(path: str | os.PathLike, split: str = "train", **options: Any) -> ImageDataset:
     """An image folder given as a directory or as a ``.tar``/``.tar.gz``/``.tgz`` archive.
 
     Args:
         path: the directory (:func:`load_directory`) or archive (:func:`load_archive`).
         split: the split's name.
-        cache_dir: the cache directory of archives (``None``: :func:`default_cache_dir`).
-        progress: show a tqdm bar (stderr).
+        cache_dir, progress: as :func:`load_archive` (a directory is read as it is: not cached).
 
     Returns:
         The split as an :class:`ImageDataset`.
@@ -600,9 +595,10 @@ def load_image_folder(
     """
     path = Path(path).expanduser()
     if path.is_dir():
-        return load_directory(path, split, progress=progress)
+        options.pop("cache_dir", None)
+        return load_directory(path, split, **options)
     if path.is_file() and is_archive(path):
-        return load_archive(path, split, cache_dir=cache_dir, progress=progress)
+        return load_archive(path, split, **options)
     if path.exists():
         raise DataError(f"{path}: not an image folder nor a .tar/.tar.gz/.tgz archive ({LAYOUT_HINT})")
     raise DataError(f"{path}: no such file or directory")

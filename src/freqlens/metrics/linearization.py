@@ -273,14 +273,7 @@ def linearization_curves(
 
 
 @forwards_options(linearization_curves)
-def linearization_residual(
-    model: nn.Module,
-    inputs: Tensor,
-    target: Tensor | int | None,
-    sigmas: Sequence[float | None] | Tensor | float | None,
-    radii: Sequence[float] | Tensor | float,
-    **options: Any,
-) -> Tensor:
+def linearization_residual(model: nn.Module, inputs: Tensor, *args: Any, **options: Any) -> Tensor:
     """Mean linearization residual of the σ-filtered gradient.
 
     Memory: the ``n_dirs`` directions (``n_dirs × C×H×W``) and ``len(sigmas) × B × n_dirs`` inner
@@ -311,5 +304,5 @@ def linearization_residual(
         ValueError: empty, negative or NaN ``sigmas`` / ``radii`` (or an infinite radius), or a bad
             ``n_dirs``.
     """
-    curves = linearization_curves(model, inputs, target, sigmas, radii, **options)
+    curves = linearization_curves(model, inputs, *args, **options)
     return curves.residual.to(inputs.device, result_dtype(inputs))

@@ -7,11 +7,14 @@ means input-gradients that look more like the input.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from freqlens.utils.scores import check_target_range, input_gradient
+from freqlens.utils.signatures import forwards_options
 from freqlens.utils.tensors import (
     check_logits,
     check_model_and_images,
@@ -93,13 +96,8 @@ def vii_per_image(
     return values
 
 
-def vii(
-    model: nn.Module,
-    inputs: Tensor,
-    target: Tensor | int | None,
-    mean_image: Tensor,
-    batch_size: int | None = None,
-) -> float:
+@forwards_options(vii_per_image)
+def vii(*args: Any, **options: Any) -> float:
     """VII of seed 000 (Definition 3): the mean of :func:`vii_per_image` over the batch.
 
     Args:
@@ -108,4 +106,4 @@ def vii(
     Returns:
         The VII, in ``[0, 1]``.
     """
-    return float(vii_per_image(model, inputs, target, mean_image, batch_size).mean())
+    return float(vii_per_image(*args, **options).mean())

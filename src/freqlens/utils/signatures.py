@@ -19,6 +19,7 @@ __all__ = ["forwards_options"]
 
 _Function = TypeVar("_Function", bound=Callable[..., Any])
 _NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
 def forwards_options(target: Callable[..., Any], *, skip: Iterable[str] = ()) -> Callable[[_Function], _Function]:
@@ -27,15 +28,19 @@ def forwards_options(target: Callable[..., Any], *, skip: Iterable[str] = ()) ->
     The decorated callable's ``__signature__`` becomes: its own parameters up to its ``**options``
     (positional ones first, its keyword-only ones last), with ``target``'s other named parameters in
     between as keyword-only ones (``**options`` can only receive keywords), with their defaults and
-    annotations; ``target``'s own ``**kwargs``, if any, closes the list. Calls are not changed: the
-    decorated callable still receives ``**options`` and passes them to ``target`` itself.
+    annotations; ``target``'s own ``**kwargs``, if any, closes the list. A decorated callable that also
+    takes ``*args`` (e.g. ``def vii(*args, **options): return vii_per_image(*args, **options).mean()``)
+    shows in its place ``target``'s positional parameters without a default, positional as in ``target``.
+    Calls are not changed: the decorated callable still receives ``*args`` / ``**options`` and passes them
+    to ``target`` itself.
 
     Args:
         target: the callable the options are forwarded to (for a constructor: the base class's
             ``__init__``). Its signature is read through :func:`inspect.signature`, so a target that is
             itself decorated contributes its complete list.
         skip: names of ``target``'s parameters the decorated callable supplies itself (e.g. ``"maps"``
-            when a class wraps a function of the maps).
+            when a class wraps a function of the maps); it passes them by keyword, so that a caller who
+            gives one too gets the ``TypeError`` of a repeated keyword.
 
     Returns:
         The decorator; it returns the same callable, with ``__signature__`` set.
@@ -50,13 +55,18 @@ def forwards_options(target: Callable[..., Any], *, skip: Iterable[str] = ()) ->
         own = list(own_signature.parameters.values())
         if not own or own[-1].kind is not inspect.Parameter.VAR_KEYWORD:
             raise TypeError(f"{function.__qualname__} has no **options to forward to {target.__qualname__}")
-        own = own[:-1]
+        variadic = any(parameter.kind is inspect.Parameter.VAR_POSITIONAL for parameter in own)
+        own = [parameter for parameter in own[:-1] if parameter.kind is not inspect.Parameter.VAR_POSITIONAL]
         names = {parameter.name for parameter in own} | skipped
         forwarded = list(inspect.signature(target).parameters.values())
+        positional = [parameter for parameter in forwarded if variadic and parameter.name not in names
+                      and parameter.kind in _POSITIONAL and parameter.default is inspect.Parameter.empty]
+        names |= {parameter.name for parameter in positional}
         inherited = [parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY) for parameter in forwarded
                      if parameter.name not in names and parameter.kind in _NAMED]
         keyword_only = [parameter for parameter in own if parameter.kind is inspect.Parameter.KEYWORD_ONLY]
         leading = [parameter for parameter in own if parameter.kind is not inspect.Parameter.KEYWORD_ONLY]
+        leading += positional
         closing = [parameter for parameter in forwarded if parameter.kind is inspect.Parameter.VAR_KEYWORD]
         function.__signature__ = own_signature.replace(  # type: ignore[attr-defined]
             parameters=[*leading, *inherited, *keyword_only, *closing])
