@@ -133,6 +133,26 @@ class ZooNet(nn.Module):
         return f"in_channels={self.in_channels}, num_classes={self.num_classes}, size={size}"
 
 
+class PooledConvNet(ZooNet):
+    """A zoo network whose features are the global average of a convolutional trunk's last map.
+
+    Subclasses build their layers, call :meth:`_finish` with their classifier, and implement
+    :meth:`_trunk` (``B×C×H×W`` -> ``B×D×h×w``); the features are ``pool(_trunk(x))`` flattened to ``B×D``.
+    """
+
+    def _finish(self, classifier: nn.Module) -> None:
+        """Add the global average pool and ``classifier``, then initialise the weights (:func:`init_weights`)."""
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = classifier
+        init_weights(self)
+
+    def _trunk(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _features(self, x: Tensor) -> Tensor:
+        return self.pool(self._trunk(x)).flatten(1)
+
+
 class LayerNorm2d(nn.LayerNorm):
     """LayerNorm over the channels of a ``B×C×H×W`` map (ConvNeXt's channels-first norm)."""
 

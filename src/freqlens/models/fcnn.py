@@ -5,10 +5,10 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from freqlens.errors import ModelError
-from freqlens.models.base import ZooNet, init_weights
+from freqlens.models.base import PooledConvNet
 
 
-class FCNN(ZooNet):
+class FCNN(PooledConvNet):
     """Five 3×3 convolutions (widths w, w, 2w, 2w, 4w; two 2×2 max pools) and a 1×1 convolution to
     ``num_classes`` channels, followed by global average pooling.
 
@@ -44,12 +44,10 @@ class FCNN(ZooNet):
             *conv(w, 2 * w), *conv(2 * w, 2 * w), nn.MaxPool2d(2, ceil_mode=True),
             *conv(2 * w, 4 * w),
         )
-        self.classifier = nn.Conv2d(4 * w, num_classes, 1)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        init_weights(self)
+        self._finish(nn.Conv2d(4 * w, num_classes, 1))
 
-    def _features(self, x: Tensor) -> Tensor:
-        return self.pool(self.body(x)).flatten(1)
+    def _trunk(self, x: Tensor) -> Tensor:
+        return self.body(x)
 
     def _logits(self, x: Tensor) -> Tensor:
         # Convolution first, then the global average (the class activation maps are spatial).

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from freqlens.models.base import ZooNet, check_stages, init_weights
+from freqlens.models.base import PooledConvNet, check_stages
 
 
 class BasicBlock(nn.Module):
@@ -37,7 +37,7 @@ class BasicBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-class ResNet(ZooNet):
+class ResNet(PooledConvNet):
     """``conv3×3 -> BN -> ReLU``, then one stage of :class:`BasicBlock` per entry of ``widths``
     (stride 1 for the first stage, 2 after), global average pool, ``Linear``.
 
@@ -75,9 +75,7 @@ class ResNet(ZooNet):
             stages.append(nn.Sequential(*stage))
             channels = width
         self.stages = nn.Sequential(*stages)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(channels, num_classes)
-        init_weights(self)
+        self._finish(nn.Linear(channels, num_classes))
 
-    def _features(self, x: Tensor) -> Tensor:
-        return self.pool(self.stages(self.stem(x))).flatten(1)
+    def _trunk(self, x: Tensor) -> Tensor:
+        return self.stages(self.stem(x))

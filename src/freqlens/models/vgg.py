@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from freqlens.errors import ModelError
-from freqlens.models.base import ZooNet, init_weights
+from freqlens.models.base import PooledConvNet
 
 #: Widths in units of ``width`` (64 in the paper); "M" is a 2×2 max pool.
 CONFIGS: dict[int, list[int | str]] = {
@@ -16,7 +16,7 @@ CONFIGS: dict[int, list[int | str]] = {
 }
 
 
-class VGG(ZooNet):
+class VGG(PooledConvNet):
     """3×3 conv + BN + ReLU stacks and five 2×2 max pools (``ceil_mode``, so 28 px gives
     28-14-7-4-2-1 and 33 px loses no border), global average pool, ``Linear(8·width, classes)``.
     Takes any ``H, W >= 1``.
@@ -54,9 +54,7 @@ class VGG(ZooNet):
                            nn.ReLU(inplace=True)]
                 channels = out
         self.body = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(channels, num_classes)
-        init_weights(self)
+        self._finish(nn.Linear(channels, num_classes))
 
-    def _features(self, x: Tensor) -> Tensor:
-        return self.pool(self.body(x)).flatten(1)
+    def _trunk(self, x: Tensor) -> Tensor:
+        return self.body(x)
