@@ -1,5 +1,7 @@
-"""The method flags shared by ``explain`` and ``evaluate``: ``--method-args`` (the explainers' settings on
-the command line) and the planned-passes line printed before the work starts.
+"""What ``explain`` and ``evaluate`` share as commands that run attribution methods on drawn images: their
+flags (:func:`add_method_run_flags`, with ``--method-args``: the explainers' settings on the command line)
+and the preparation before the long work (:func:`prepare_method_run`: the model runs on the images, the
+planned-passes line of each method, FORGrad's σ).
 
 ``--method-args KEY=VALUE ...`` reads values with :func:`freqlens.utils.keyvalue.parse_key_values` (the
 parser of ``--model-args``); :func:`freqlens.attribution.registry.split_settings` sends a bare ``key`` to
@@ -11,9 +13,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
+from freqlens.commands._common import (
+    ImageDraw,
+    add_forgrad_flags,
+    add_image_run_flags,
+    add_shard_flag,
+    progress_enabled,
+    shared_among_ranks,
+)
 from freqlens.errors import FreqlensError
+
+if TYPE_CHECKING:
+    from freqlens.analysis.forgrad_setting import ForgradSetting
 
 METHOD_ARGS_HELP = {
     False: "settings of the method, e.g. patch=8 stride=4 (occlusion), n_masks=2000 (rise), steps=32 (ig), "
@@ -30,6 +44,28 @@ def add_method_args_flag(parser: argparse.ArgumentParser, *, several: bool) -> N
     several methods (``METHOD.KEY`` scopes a setting)."""
     parser.add_argument("--method-args", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help=METHOD_ARGS_HELP[several])
+
+
+def add_method_run_flags(parser: argparse.ArgumentParser, *, several: bool, n_images: int,
+                         n_images_help: str | None = None, forgrad: str | None, forgrad_help: str, calibration: int,
+                         calibration_help: str, shard_what: str = "results") -> None:
+    """The flags of a command that runs attribution methods on drawn images, defined once: those of
+    :func:`~freqlens.commands._common.add_image_run_flags`, ``--method-args`` (:func:`add_method_args_flag`),
+    the FORGrad flags (:func:`~freqlens.commands._common.add_forgrad_flags`) and ``--shard-size`` (8 images).
+
+    Args:
+        parser: the sub-command's parser.
+        several: the command runs several methods (``evaluate``) rather than one (``explain``).
+        n_images, n_images_help: the default and help of ``--n-images``.
+        forgrad, forgrad_help: the default (``"auto"`` or ``None``) and help of ``--forgrad``.
+        calibration, calibration_help: the default and help of ``--calibration``.
+        shard_what: what depends on ``--shard-size`` (its help text).
+    """
+    add_image_run_flags(parser, n_images=n_images, n_images_help=n_images_help)
+    add_method_args_flag(parser, several=several)
+    add_forgrad_flags(parser, default=forgrad, forgrad_help=forgrad_help, calibration=calibration,
+                      calibration_help=calibration_help)
+    add_shard_flag(parser, 8, shard_what)
 
 
 def method_settings_from_args(args: argparse.Namespace, methods: list[str]) -> dict[str, dict[str, Any]]:
@@ -84,8 +120,6 @@ def announce_passes(args: argparse.Namespace, name: str, explainer: object, heig
                     images: int) -> dict | None:
     """Print the planned passes of one method on stderr (``freqlens: occlusion: 226 forward passes per
     image, 3,616 in all``), unless ``--quiet`` (or not rank 0); return the record for the JSON output."""
-    from freqlens.commands._common import progress_enabled
-
     planned = planned_line(name, explainer, height, width, images)
     if planned is None:
         return None
@@ -93,3 +127,41 @@ def announce_passes(args: argparse.Namespace, name: str, explainer: object, heig
     if progress_enabled(args):
         print(f"freqlens: {text}", file=sys.stderr)
     return record
+
+
+def prepare_method_run(args: argparse.Namespace, draw: ImageDraw, explainers: Sequence[tuple[str, object]], *,
+                       seeds: dict[str, int], settings: dict[str, dict], **forgrad_options: Any,
+                       ) -> tuple[dict[str, dict | None], ForgradSetting]:
+    """Before the long work of ``explain`` / ``evaluate``: check that the model runs on the drawn images, print
+    each method's planned passes (on the drawn and the held-out images) and choose FORGrad's σ per method
+    (``--forgrad``; the σ* searches of ``auto`` shared among the ranks).
+
+    Args:
+        args: the command's flags.
+        draw: the model and images (:func:`~freqlens.commands._common.draw_images`).
+        explainers: ``(method, explainer)`` pairs, in order.
+        seeds: method -> seed of its σ* search.
+        settings: method -> its ``--method-args`` settings.
+        **forgrad_options: more settings of :func:`~freqlens.analysis.forgrad_setting.forgrad_setting`
+            (``shape``, ``steps``).
+
+    Returns:
+        Method -> its planned-passes record (``None`` when it does not say), and the FORGrad setting.
+
+    Raises:
+        FreqlensError: the model fails on the images, or a method cannot plan its passes (``METHOD: ...``).
+    """
+    from freqlens.analysis.forgrad_setting import forgrad_setting
+
+    names = [name for name, _ in explainers]
+    check_model_runs(draw.model, draw.images, names[0])
+    planned = {}
+    for name, explainer in explainers:
+        try:
+            planned[name] = announce_passes(args, name, explainer, *draw.images.shape[-2:], draw.needed)
+        except ValueError as error:
+            raise FreqlensError(f"{name}: {error}") from None
+    chosen = forgrad_setting(args.forgrad, names, draw.model, draw.calibration, seeds=seeds, settings=settings,
+                             mode=args.forgrad_mode, batch_size=args.batch_size, progress=progress_enabled(args),
+                             share=shared_among_ranks, **forgrad_options)
+    return planned, chosen

@@ -12,22 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from freqlens.commands._common import (
-    add_forgrad_flags,
-    add_image_run_flags,
-    add_shard_flag,
-    distributed_command,
-    draw_images,
-    positive_int,
-    progress_enabled,
-    shared_among_ranks,
-)
-from freqlens.commands._methods import (
-    add_method_args_flag,
-    announce_passes,
-    check_model_runs,
-    method_settings_from_args,
-)
+from freqlens.commands._common import distributed_command, draw_images, positive_int, progress_enabled
+from freqlens.commands._methods import add_method_run_flags, method_settings_from_args, prepare_method_run
 from freqlens.errors import FreqlensError
 
 
@@ -146,7 +132,6 @@ def _evaluate(args: argparse.Namespace, device) -> int:
     import torch
 
     from freqlens import distributed
-    from freqlens.analysis.forgrad_setting import forgrad_setting
     from freqlens.analysis.ranking import Ranking
 
     draw = draw_images(args, device)  # with --forgrad auto, σ* per method on held-out images of the same draw
@@ -159,15 +144,10 @@ def _evaluate(args: argparse.Namespace, device) -> int:
     if not explainers:
         raise FreqlensError("no requested method applies to this model")
     names = [name for name, _ in explainers]
-    check_model_runs(model, images, names[0])
-    # the passes each method will take (on the evaluated and held-out images), before the long work
-    planned = {name: announce_passes(args, name, explainer, *images.shape[-2:], draw.needed)
-               for name, explainer in explainers}
-    chosen = forgrad_setting(args.forgrad, names, model, draw.calibration,
-                             seeds={name: _unit_seed(args.seed, "sigma", name) for name in names},
-                             settings=settings, mode=args.forgrad_mode, steps=args.steps,
-                             batch_size=args.batch_size, progress=progress_enabled(args),
-                             share=shared_among_ranks)
+    # the passes each method will take (on the evaluated and held-out images), before the long work; σ per method
+    planned, chosen = prepare_method_run(args, draw, explainers, seeds={name: _unit_seed(args.seed, "sigma", name)
+                                                                        for name in names},
+                                         settings=settings, steps=args.steps)
     searches, sigma, source = chosen.searches, chosen.sigmas, chosen.source
     units = _evaluate_units(names, model, images, sigma, args, settings)
     sizes = [unit["size"] for unit in units]
@@ -211,13 +191,11 @@ def add_parser(commands) -> None:
     parser = commands.add_parser(
         "evaluate", help="faithfulness table + ranking of methods (and FORGrad*): OUT/results.json, OUT/table.md"
     )
-    add_image_run_flags(parser, n_images=32, n_images_help="evaluated images (a random set drawn from --seed)")
+    add_method_run_flags(parser, several=True, n_images=32, n_images_help="evaluated images (a random set drawn from "
+                         "--seed)", forgrad="auto", forgrad_help="σ* searched per method on held-out images (auto), "
+                         "none, or a fixed σ", calibration=16,
+                         calibration_help="held-out images (disjoint from the evaluated ones) for --forgrad auto")
     parser.add_argument("--methods", default="all", help="all (every method that applies) or a comma list")
-    add_method_args_flag(parser, several=True)
-    add_forgrad_flags(parser, default="auto", forgrad_help="σ* searched per method on held-out images (auto), none, "
-                      "or a fixed σ", calibration=16,
-                      calibration_help="held-out images (disjoint from the evaluated ones) for --forgrad auto")
     parser.add_argument("--steps", type=positive_int, default=20, help="Deletion/Insertion steps")
     parser.add_argument("--samples", type=positive_int, default=128, help="MuFidelity samples")
-    add_shard_flag(parser, 8)
     parser.set_defaults(run=distributed_command(_evaluate))

@@ -11,22 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from freqlens.commands._common import (
-    add_forgrad_flags,
-    add_image_run_flags,
-    add_shard_flag,
-    distributed_command,
-    draw_images,
-    positive_int,
-    progress_enabled,
-    shared_among_ranks,
-)
-from freqlens.commands._methods import (
-    add_method_args_flag,
-    announce_passes,
-    check_model_runs,
-    method_settings_from_args,
-)
+from freqlens.commands._common import distributed_command, draw_images, positive_int, progress_enabled
+from freqlens.commands._methods import add_method_run_flags, method_settings_from_args, prepare_method_run
 from freqlens.errors import FreqlensError
 
 if TYPE_CHECKING:
@@ -80,7 +66,6 @@ def _explain(args: argparse.Namespace, device: Any) -> int:
     """``freqlens explain``; under torchrun the work units are shared among the ranks and rank 0 writes."""
     from freqlens import distributed
     from freqlens.analysis.explain import Explanation
-    from freqlens.analysis.forgrad_setting import forgrad_setting
     from freqlens.attribution.registry import canonical_method, make_explainer
 
     try:
@@ -90,17 +75,14 @@ def _explain(args: argparse.Namespace, device: Any) -> int:
     settings = method_settings_from_args(args, [method])[method]
     draw = draw_images(args, device)  # with --forgrad auto, σ* on held-out images of the same draw (rank 0)
     model, record, images, labels = draw.model, draw.record, draw.images, draw.labels
-    check_model_runs(model, images, method)
-    try:  # the passes it will take (on the explained and held-out images), before the long work
-        planned = announce_passes(args, method, make_explainer(method, model, batch_size=args.batch_size,
-                                                               settings=settings), *images.shape[-2:], draw.needed)
+    try:
+        explainer = make_explainer(method, model, batch_size=args.batch_size, settings=settings)
     except ValueError as error:  # e.g. GradCAM on a model without convolutions, a bad --method-args value
         raise FreqlensError(f"{method}: {error}") from None
-    chosen = forgrad_setting(args.forgrad, [method], model, draw.calibration,
-                             seeds={method: distributed.stream_seed("freqlens.explain", args.seed, "sigma")},
-                             settings={method: settings}, shape=args.shape, mode=args.forgrad_mode,
-                             batch_size=args.batch_size, progress=progress_enabled(args),
-                             share=shared_among_ranks)
+    # the passes it will take (on the explained and held-out images), before the long work; σ of --forgrad
+    planned, chosen = prepare_method_run(
+        args, draw, [(method, explainer)], seeds={method: distributed.stream_seed("freqlens.explain", args.seed, "sigma")},
+        settings={method: settings}, shape=args.shape)
     sigma = None if chosen.sigmas is None else chosen.sigmas[method]
     target, maps, forgrad_maps = _explain_units(model, method, images, labels, sigma, args, settings)
     result = Explanation(method=method, images=images.cpu(), target=target, maps=maps, forgrad_maps=forgrad_maps,
@@ -109,7 +91,7 @@ def _explain(args: argparse.Namespace, device: Any) -> int:
     # rank 0 writes; a failure there stops every rank at once (instead of the others timing out)
     distributed.run_everywhere(
         lambda: _write_explanation(args, method, images.cpu(), labels.cpu(), result, search, record,
-                                   settings=settings, planned=planned)
+                                   settings=settings, planned=planned[method])
         if distributed.is_main() else None, catch=(FreqlensError, OSError))
     return 0
 
@@ -169,14 +151,12 @@ def add_parser(commands: Any) -> None:
     from freqlens.attribution.registry import METHOD_NAMES
 
     explain = commands.add_parser("explain", help="attribution maps (+ FORGrad) of N images: OUT/maps.pt, grids")
-    add_image_run_flags(explain, n_images=16)
+    add_method_run_flags(explain, several=False, n_images=16, forgrad=None,
+                         forgrad_help="low-pass the maps at σ (cycles per image), or search σ* on held-out images",
+                         calibration=32, calibration_help="held-out images for --forgrad auto", shard_what="the maps")
     # the names of the registry; canonical_method() also takes their aliases (ig, gxi, ...) in any case
     explain.add_argument("--method", required=True, help=", ".join(METHOD_NAMES))
-    add_method_args_flag(explain, several=False)
-    add_forgrad_flags(explain, default=None, forgrad_help="low-pass the maps at σ (cycles per image), or search σ* "
-                      "on held-out images", calibration=32, calibration_help="held-out images for --forgrad auto")
     explain.add_argument("--shape", default="box", choices=["box", "disk", "gaussian"], help="FORGrad filter shape")
     explain.add_argument("--target", default="predicted", choices=["predicted", "label"])
     explain.add_argument("--grid-size", type=positive_int, default=16, help="images per PNG grid")
-    add_shard_flag(explain, 8, "the maps")
     explain.set_defaults(run=distributed_command(_explain))
