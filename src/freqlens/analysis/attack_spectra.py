@@ -145,14 +145,11 @@ def attack_spectra(
     """Run each attack and measure the DCT footprint of its perturbations.
 
     Args:
-        model: the classifier (``B×C×H×W`` images in [0, 1] → ``B×K`` logits).
-        inputs: images ``B×C×H×W`` in [0, 1].
-        labels: the true classes ``[B]``.
+        model, inputs, labels, batch_size, progress: as :func:`~freqlens.attacks.evaluation.run_attack`, which
+            runs each attack.
         attacks: name → attack, ``attack(x, y) -> x_adv``, untargeted (e.g. :mod:`freqlens.attacks`
             objects).
-        batch_size: images per chunk (``None``: all at once).
         high_band: the band split of :func:`high_low_ratio` (``None``: ``(H + W − 1) // 2``).
-        progress: show a tqdm bar over chunks.
 
     Returns:
         Per attack the adversarial images, the RCT map, its high/low ratio (module doc) and the

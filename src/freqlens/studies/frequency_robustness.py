@@ -50,6 +50,7 @@ from freqlens.studies.base import (
     study_runner,
 )
 from freqlens.training import Adversarial, evaluate
+from freqlens.utils.io import FlatRecord
 
 STUDY = "frequency-robustness"
 TITLE = "Frequency-based explanation of (robust) CNNs: attacks, robust datasets, Occluded Frequency"
@@ -206,7 +207,7 @@ class Twins:
 
 
 @dataclasses.dataclass(frozen=True)
-class AttackOutcome:
+class AttackOutcome(FlatRecord):
     """One attack on one model.
 
     Attributes:
@@ -222,10 +223,6 @@ class AttackOutcome:
     robust_accuracy: float
     mean_l2: float
     mean_linf: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``results.json`` form (``attacks`` entry)."""
-        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,6 +33,7 @@ from freqlens.studies.base import (
     study_runner,
 )
 from freqlens.training import evaluate
+from freqlens.utils.io import FlatRecord
 
 STUDY = "noise-tunnel"
 TITLE = "Noise tunnel: IG vs IG+SmoothGrad, IG+SmoothGrad², IG+VarGrad"
@@ -93,7 +94,7 @@ class Explained:
 
 
 @dataclasses.dataclass(frozen=True)
-class MapMeasures:
+class MapMeasures(FlatRecord):
     """High-frequency measures of one method's channel-summed maps, each the mean over the images.
 
     Attributes:
@@ -105,10 +106,6 @@ class MapMeasures:
     hf_power_ratio: float
     laplacian_energy: float
     compression_ratio: float
-
-    def to_dict(self) -> dict[str, float]:
-        """The ``results.json`` form: measure name -> value."""
-        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True)

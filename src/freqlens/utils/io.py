@@ -7,12 +7,13 @@ the complete new one, never half written. A failed write (full disk, read-only f
 
 :func:`prepare_output_dir` checks an output folder before a command does any work; inside
 :func:`removing_created_dirs_on_error` the folders it creates are removed again, when still empty, if the
-command fails.
+command fails. :class:`FlatRecord` gives a dataclass of numbers its JSON form.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import io
 import json
@@ -225,3 +226,11 @@ def removing_created_dirs_on_error() -> Iterator[list[Path]]:
     finally:
         popped = _created_dirs.pop()
         assert popped is created, "removing_created_dirs_on_error blocks must nest"
+
+
+class FlatRecord:
+    """Mixin of a dataclass of measured numbers: its JSON form (``to_dict``) is its fields."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: field name -> value (:func:`dataclasses.asdict`)."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
