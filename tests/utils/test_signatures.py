@@ -8,12 +8,29 @@ import pytest
 import torch
 
 from freqlens.attacks import PGD, LowFrequencyPGD
-from freqlens.attribution import FORGrad, HSICAttribution, Saliency, SobolAttribution, VarGrad, forgrad_filter
+from freqlens.attribution import (
+    FORGrad,
+    HSICAttribution,
+    IntegratedGradients,
+    Saliency,
+    SobolAttribution,
+    VarGrad,
+    forgrad_filter,
+    input_gradients,
+)
+from freqlens.attribution.integrated_gradients import integration_points
 from freqlens.attribution.noise_tunnel import NoiseTunnel
 from freqlens.attribution.registry import make_explainer, method_settings
 from freqlens.attribution.sobol import CellMaskExplainer
-from freqlens.metrics import deletion, insertion, linearization_curves, linearization_residual, vii, vii_per_image
-from freqlens.utils.signatures import forwards_options
+from freqlens.metrics import (
+    deletion,
+    insertion,
+    linearization_curves,
+    linearization_residual,
+    vii,
+    vii_per_image,
+)
+from freqlens.utils.signatures import bound_arguments, forwards_options
 
 KEYWORD_ONLY = inspect.Parameter.KEYWORD_ONLY
 
@@ -72,6 +89,26 @@ def test_args_stand_for_the_targets_required_positional_parameters():
         inspect.signature(variant).bind(None, 1, 2, 0.5, 4)  # a defaulted setting is keyword-only
 
 
+def test_bound_arguments_fill_in_the_defaults_and_refuse_unknown_ones():
+    assert bound_arguments(_target, 1) == {"a": 1, "b": 2.0, "c": "x"}
+    assert bound_arguments(_target, 1, c="y") == {"a": 1, "b": 2.0, "c": "y"}
+    with pytest.raises(TypeError):
+        bound_arguments(_target, 1, d=3)
+    with pytest.raises(TypeError):
+        bound_arguments(_target)  # a required one missing
+
+
+def test_integrated_gradients_reads_the_forwarded_rule():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    default = IntegratedGradients(model, steps=3)
+    assert default.method == inspect.signature(integration_points).parameters["method"].default
+    alphas, weights = integration_points(3, "riemann_left")
+    chosen = IntegratedGradients(model, steps=3, method="riemann_left")
+    assert chosen.method == "riemann_left" and torch.equal(chosen.alphas, alphas) and torch.equal(chosen.weights, weights)
+    with pytest.raises(TypeError):
+        IntegratedGradients(model, nope=1)
+
+
 def test_a_callable_without_options_is_refused():
     with pytest.raises(TypeError, match="no \\*\\*options"):
         forwards_options(_target)(lambda a, b: None)
@@ -87,6 +124,8 @@ def test_a_callable_without_options_is_refused():
     (insertion, None, ()),
     (linearization_residual, linearization_curves, ()),
     (vii, vii_per_image, ()),
+    (IntegratedGradients.__init__, integration_points, ()),
+    (input_gradients, Saliency.__init__, ("abs",)),
 ])
 def test_every_variant_shows_the_complete_parameter_list(variant, target, skip):
     """No ``**options`` left in the signature, and every parameter of the target is in it once."""

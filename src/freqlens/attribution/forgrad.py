@@ -16,14 +16,13 @@ masks on the centred spectrum, σ ≥ the Nyquist bound is the identity (an exac
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import torch
 from torch import Tensor
 
 from freqlens.spectral import SHAPES, lowpass, lowpass_each, noise_floor_sigma
-from freqlens.utils.signatures import forwards_options
+from freqlens.utils.signatures import bound_arguments, forwards_options
 from freqlens.utils.tensors import REDUCTIONS, reduce_channels
 
 from .base import WrapperExplainer, call_explainer
@@ -187,10 +186,9 @@ class FORGrad(WrapperExplainer):
     @forwards_options(forgrad_filter, skip=("maps",))
     def __init__(self, explainer: object, sigma: float | str, shape: str = "box", **options: str) -> None:
         super().__init__(explainer)
-        bound = inspect.signature(forgrad_filter).bind(None, sigma, shape, **options)  # TypeError: unknown one
-        bound.apply_defaults()
-        sigma, shape, mode, channel_reduction = _check_filter(**{k: v for k, v in bound.arguments.items()
-                                                                  if k != "maps"})
+        settings = bound_arguments(forgrad_filter, None, sigma, shape, **options)  # TypeError: an unknown one
+        del settings["maps"]
+        sigma, shape, mode, channel_reduction = _check_filter(**settings)
         self.sigma: float | str = sigma
         #: with ``sigma="auto"``: the per-image σ of the last call (``Tensor[B]``), else ``None``
         self.last_sigma: Tensor | None = None

@@ -9,12 +9,14 @@ Completeness: the map sums to ``f_t(x) − f_t(x₀)`` up to the quadrature erro
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from freqlens.utils.perturb import Baseline, check_baseline, resolve_baseline
+from freqlens.utils.signatures import bound_arguments, forwards_options
 
 from ._batching import segments
 from .base import (
@@ -76,7 +78,8 @@ class IntegratedGradients(Explainer):
             broadcastable to the inputs (``C×H×W``, ``1×C×H×W`` or ``B×C×H×W``): see
             :func:`freqlens.utils.perturb.resolve_baseline`.
         steps: quadrature points of ``method``.
-        method: one of :data:`METHODS` (Gauss–Legendre by default, as in Captum).
+        method: the quadrature rule, one of :data:`METHODS` (:func:`integration_points`; Gauss–Legendre
+            by default, as in Captum).
         batch_size: max interpolated images per forward + backward pass (``None``: automatic); results
             do not depend on it.
         score: ``"logit"`` (default), ``"prob"`` or ``"log_prob"``.
@@ -88,21 +91,23 @@ class IntegratedGradients(Explainer):
 
     name = "integrated_gradients"
 
+    @forwards_options(integration_points)
     def __init__(
         self,
         model: nn.Module,
         baseline: Baseline = 0.0,
         steps: int = 50,
-        method: str = "gausslegendre",
         batch_size: int | None = None,
         score: str = "logit",
         progress: bool = False,
+        **options: Any,
     ) -> None:
         super().__init__(model, batch_size=batch_size, progress=progress)
-        self.alphas, self.weights = integration_points(steps, method)
+        rule = bound_arguments(integration_points, steps, **options)  # the quadrature rule: steps, method
+        self.alphas, self.weights = integration_points(**rule)
         self.baseline = check_baseline(baseline)
         self.steps = steps
-        self.method = method
+        self.method = rule["method"]
         self.score = check_score(score)
 
     def attribute(

@@ -97,6 +97,38 @@ def check_attributions(attributions: object, inputs: Tensor, reduce: str) -> Ten
     return reduce_channels(maps.detach(), reduce)
 
 
+def _perturbed_inputs(
+    model: nn.Module,
+    inputs: Tensor,
+    attributions: Tensor,
+    score: str,
+    *,
+    baseline: Baseline = 0.0,
+    batch_size: int | None = None,
+    reduce: str = "sum",
+    blur_sigma: float | None = None,
+) -> tuple[Tensor, int, Tensor, Tensor]:
+    """What every perturbation metric checks and prepares first, with the settings they share.
+
+    Args:
+        model, inputs, batch_size: the classifier, the ``B×C×H×W`` images and the most perturbed images per
+            forward pass (:func:`~freqlens.utils.tensors.check_model_and_images`).
+        attributions, reduce: the maps and their channel reduction (:func:`check_attributions`).
+        score: the target score (:data:`SCORES`).
+        baseline, blur_sigma: what perturbed pixels become (:func:`~freqlens.utils.perturb.resolve_baseline`).
+
+    Returns:
+        The checked images, the chunk size, the ``B×H×W`` reduced maps and the baseline images.
+
+    Raises:
+        ValueError: any of the checks.
+    """
+    inputs, chunk = check_model_and_images(model, inputs, batch_size)
+    check_score(score)
+    saliency = check_attributions(attributions, inputs, reduce)
+    return inputs, chunk, saliency, resolve_baseline(baseline, inputs, blur_sigma)
+
+
 # --------------------------------------------------------------------------------------------------
 # Deletion / Insertion
 # --------------------------------------------------------------------------------------------------
@@ -113,6 +145,7 @@ def _pixel_counts(steps: int, pixels: int, device: torch.device | str | None = N
 
 
 @torch.no_grad()
+@forwards_options(_perturbed_inputs, skip=("model", "inputs", "attributions"))
 def _perturbation_curve(
     mode: str,
     model: nn.Module,
@@ -120,24 +153,18 @@ def _perturbation_curve(
     target: Tensor | int | None,
     attributions: Tensor,
     steps: int = 20,
-    baseline: Baseline = 0.0,
     score: str = "prob",
-    batch_size: int | None = None,
     *,
-    reduce: str = "sum",
-    blur_sigma: float | None = None,
     return_curves: bool = False,
     progress: bool = False,
+    **options: Any,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """The curve of :func:`deletion` (``mode="deletion"``) or :func:`insertion`; the settings and their
-    defaults of both are these."""
-    inputs, chunk = check_model_and_images(model, inputs, batch_size)
+    defaults of both are these (with those of every perturbation metric, ``options``)."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    check_score(score)
+    inputs, chunk, saliency, fill = _perturbed_inputs(model, inputs, attributions, score, **options)
     batch, _, height, width = inputs.shape
-    saliency = check_attributions(attributions, inputs, reduce)
-    fill = resolve_baseline(baseline, inputs, blur_sigma)
     pixels = height * width
 
     # Rank of every pixel in the (stable, descending) order of the map: rank 0 = most important;
@@ -272,6 +299,7 @@ def _cell_index(height: int, width: int, grid: int, device: torch.device) -> Ten
 
 
 @torch.no_grad()
+@forwards_options(_perturbed_inputs, skip=("model", "inputs", "attributions"))
 def mufidelity(
     model: nn.Module,
     inputs: Tensor,
@@ -281,14 +309,11 @@ def mufidelity(
     subset: float = 0.2,
     samples: int = 128,
     corr: str = "pearson",
-    baseline: Baseline = 0.0,
     score: str = "logit",
-    batch_size: int | None = None,
     generator: torch.Generator | None = None,
     *,
-    reduce: str = "sum",
-    blur_sigma: float | None = None,
     progress: bool = False,
+    **options: Any,
 ) -> Tensor:
     """MuFidelity (Bhatt et al. 2020), one correlation in ``[−1, 1]`` per image — higher is better.
 
@@ -329,8 +354,6 @@ def mufidelity(
         ValueError: an unknown ``corr`` / ``score``, a bad ``grid``, ``samples`` or ``subset``, or maps
             that do not match ``inputs``.
     """
-    inputs, chunk = check_model_and_images(model, inputs, batch_size)
-    check_score(score)
     if corr not in CORRELATIONS:
         raise ValueError(f"unknown correlation {corr!r}; expected one of {', '.join(CORRELATIONS)}")
     if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
@@ -339,10 +362,8 @@ def mufidelity(
         raise ValueError(f"samples must be an integer >= 2 (a correlation needs two points), got {samples!r}")
     if not isinstance(subset, (int, float)) or isinstance(subset, bool) or not 0.0 < float(subset) < 1.0:
         raise ValueError(f"subset must be a probability strictly between 0 and 1, got {subset!r}")
+    inputs, chunk, saliency, fill = _perturbed_inputs(model, inputs, attributions, score, **options)
     batch, _, height, width = inputs.shape
-    saliency = check_attributions(attributions, inputs, reduce)
-    fill = resolve_baseline(baseline, inputs, blur_sigma)
-
     cells = grid * grid
     rand_device = generator.device if generator is not None else torch.device("cpu")
     removed = torch.rand((batch, samples, cells), generator=generator, device=rand_device) < float(subset)

@@ -15,7 +15,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-__all__ = ["forwards_options"]
+__all__ = ["bound_arguments", "forwards_options"]
 
 _Function = TypeVar("_Function", bound=Callable[..., Any])
 _NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
@@ -73,3 +73,23 @@ def forwards_options(target: Callable[..., Any], *, skip: Iterable[str] = ()) ->
         return function
 
     return decorate
+
+
+def bound_arguments(target: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """The arguments ``target(*args, **kwargs)`` would receive, by name, with ``target``'s defaults for the
+    ones not given: how a variant reads the value of a setting it forwards (e.g. to store it).
+
+    Args:
+        target: the callable.
+        *args: positional arguments for ``target``.
+        **kwargs: keyword arguments for ``target``.
+
+    Returns:
+        Parameter name -> value, in ``target``'s order.
+
+    Raises:
+        TypeError: an argument ``target`` does not take, or a required one missing.
+    """
+    bound = inspect.signature(target).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return dict(bound.arguments)
