@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from freqlens.data.dataset import ImageDataset
-from freqlens.data.download import CIFAR10_FOLDER, download_cifar10
+from freqlens.data.download import CIFAR10_FOLDER, download_cifar10, missing_files_error
 from freqlens.errors import DataError
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -129,11 +129,8 @@ def load_cifar10(
     missing = needed if folder is None else [f for f in needed if not (folder / f).is_file()]
     if missing:
         if not download:
-            raise DataError(
-                f"CIFAR-10 {split} batches not found in {root} (missing {', '.join(missing)} of "
-                f"{CIFAR10_FOLDER}/); pass download=True (--download) to fetch them, or point "
-                f"--data-dir at the folder that holds {CIFAR10_FOLDER}/"
-            )
+            raise missing_files_error(f"CIFAR-10 {split} batches", root, f"{', '.join(missing)} of {CIFAR10_FOLDER}/",
+                                      f"{CIFAR10_FOLDER}/")
         folder = download_cifar10(root, progress=progress)
         still = [f for f in needed if not (folder / f).is_file()]
         if still:

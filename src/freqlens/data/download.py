@@ -122,6 +122,23 @@ def _open(url: str, offset: int, timeout: float):
         ) from exc
 
 
+def missing_files_error(what: str, root: Path, missing: str, holder: str) -> DataError:
+    """The error of a built-in dataset (MNIST, CIFAR-10) whose files are not under ``root``, with the two
+    ways out: ``download=True`` (``--download``) or ``--data-dir``.
+
+    Args:
+        what: what was looked for, e.g. ``"MNIST train files"``.
+        root: the data folder searched.
+        missing: the missing files, as shown.
+        holder: what the folder given to ``--data-dir`` must hold.
+
+    Returns:
+        The :class:`~freqlens.errors.DataError` to raise.
+    """
+    return DataError(f"{what} not found in {root} (missing {missing}); pass download=True (--download) to fetch "
+                     f"them, or point --data-dir at the folder that holds {holder}")
+
+
 def download_url(
     url: str,
     dest: str | os.PathLike,

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from freqlens.data.dataset import ImageDataset
-from freqlens.data.download import MNIST_SPLIT_FILES, download_mnist
+from freqlens.data.download import MNIST_SPLIT_FILES, download_mnist, missing_files_error
 from freqlens.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from freqlens.errors import DataError
 
@@ -99,11 +99,7 @@ def load_mnist(
             missing = ", ".join(
                 s + "[.gz]" for s, f in ((images_stem, images), (labels_stem, labels)) if f is None
             )
-            raise DataError(
-                f"MNIST {split} files not found in {root} (missing {missing}); pass "
-                f"download=True (--download) to fetch them, or point --data-dir at the folder "
-                f"that holds them"
-            )
+            raise missing_files_error(f"MNIST {split} files", root, missing, "them")
         download_mnist(root, [split], progress=progress)
         images, labels = root / (images_stem + ".gz"), root / (labels_stem + ".gz")
     return dataset_from_idx(images, labels, name="mnist", split=split)
