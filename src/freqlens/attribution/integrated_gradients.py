@@ -97,6 +97,7 @@ class IntegratedGradients(Explainer):
         model: nn.Module,
         baseline: Baseline = 0.0,
         steps: int = 50,
+        *,
         batch_size: int | None = None,
         score: str = "logit",
         progress: bool = False,
