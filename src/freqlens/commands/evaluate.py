@@ -191,11 +191,11 @@ def add_parser(commands) -> None:
     parser = commands.add_parser(
         "evaluate", help="faithfulness table + ranking of methods (and FORGrad*): OUT/results.json, OUT/table.md"
     )
+    parser.add_argument("--methods", default="all", help="all (every method that applies) or a comma list")
     add_method_run_flags(parser, several=True, n_images=32, n_images_help="evaluated images (a random set drawn from "
                          "--seed)", forgrad="auto", forgrad_help="σ* searched per method on held-out images (auto), "
                          "none, or a fixed σ", calibration=16,
                          calibration_help="held-out images (disjoint from the evaluated ones) for --forgrad auto")
-    parser.add_argument("--methods", default="all", help="all (every method that applies) or a comma list")
     parser.add_argument("--steps", type=positive_int, default=20, help="Deletion/Insertion steps")
     parser.add_argument("--samples", type=positive_int, default=128, help="MuFidelity samples")
     parser.set_defaults(run=distributed_command(_evaluate))

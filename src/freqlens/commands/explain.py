@@ -151,11 +151,11 @@ def add_parser(commands: Any) -> None:
     from freqlens.attribution.registry import METHOD_NAMES
 
     explain = commands.add_parser("explain", help="attribution maps (+ FORGrad) of N images: OUT/maps.pt, grids")
+    # the names of the registry; canonical_method() also takes their aliases (ig, gxi, ...) in any case
+    explain.add_argument("--method", required=True, help=", ".join(METHOD_NAMES))
     add_method_run_flags(explain, several=False, n_images=16, forgrad=None,
                          forgrad_help="low-pass the maps at σ (cycles per image), or search σ* on held-out images",
                          calibration=32, calibration_help="held-out images for --forgrad auto", shard_what="the maps")
-    # the names of the registry; canonical_method() also takes their aliases (ig, gxi, ...) in any case
-    explain.add_argument("--method", required=True, help=", ".join(METHOD_NAMES))
     explain.add_argument("--shape", default="box", choices=["box", "disk", "gaussian"], help="FORGrad filter shape")
     explain.add_argument("--target", default="predicted", choices=["predicted", "label"])
     explain.add_argument("--grid-size", type=positive_int, default=16, help="images per PNG grid")
