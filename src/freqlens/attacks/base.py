@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from freqlens.errors import InputError
 from freqlens.utils.scores import input_gradient
 from freqlens.utils.tensors import check_images as check_pixel_range
-from freqlens.utils.tensors import eval_mode
+from freqlens.utils.tensors import check_model, eval_mode
 
 __all__ = ["Attack", "check_budget", "check_images", "check_labels", "input_gradient", "per_image_norm", "rand"]
 
@@ -193,9 +193,7 @@ class Attack:
     """
 
     def __init__(self, model: nn.Module, targeted: bool = False) -> None:
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.model = model
+        self.model = check_model(model)
         self.targeted = bool(targeted)
 
     def __call__(self, inputs: Tensor, labels: Tensor) -> Tensor:

@@ -188,8 +188,7 @@ def bind_explainer(explainer: ExplainerSpec, model: nn.Module) -> object:
             return an explainer, or an instance without a ``.model`` to rebind.
         ValueError: the explainer's model and ``model`` differ in module structure.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_model(model)
     if isinstance(explainer, type) or not callable(getattr(explainer, "attribute", None)):
         if not callable(explainer):
             raise TypeError(
